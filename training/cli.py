@@ -1,0 +1,45 @@
+"""`ecg12 data|train|evaluate` commands (workstation side). Heavy imports happen inside."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.group()
+def data() -> None:
+    """Inspect the ECG corpora under ECG12_DATA (default ../shared/data)."""
+
+
+@data.command("summary")
+@click.option("--data-root", type=click.Path(path_type=Path), default=None,
+              help="Corpora folder (default: $ECG12_DATA or ../shared/data).")
+def data_summary(data_root: Path | None) -> None:
+    """Per corpus: records found/loaded/rejected by reason, rates, metadata coverage, splits."""
+    from training.data.summary import run_summary
+
+    run_summary(data_root)
+
+
+@click.command()
+@click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+              help="Run folder (default: runs/<config name>).")
+@click.option("--resume/--no-resume", default=True, help="Resume from the run folder's checkpoint.")
+def train(config: Path, out_dir: Path | None, resume: bool) -> None:
+    """Train a model from a config file; writes a run folder."""
+    from training.train import train_from_config
+
+    train_from_config(config, out_dir=out_dir, resume=resume)
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--mc-samples", default=30, show_default=True, help="MC dropout samples T.")
+@click.option("--quick", is_flag=True, help="Fewer records and bootstrap draws (smoke test).")
+def evaluate(run_dir: Path, mc_samples: int, quick: bool) -> None:
+    """Evaluate a run on the test split; writes report.md and figures into the run folder."""
+    from training.evaluate import evaluate_run
+
+    evaluate_run(run_dir, mc_samples=mc_samples, quick=quick)
