@@ -1,0 +1,109 @@
+"""Training configuration: one frozen dataclass, read from / written to JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A config file is unreadable or has an unknown or invalid field."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture. `kind`: 'edge' (our default), 'paper' (Hirata et al. 2026), 'unet'."""
+
+    kind: str = "edge"
+    outputs: str = "independent"  # 'independent' (II, V1-V6) or 'all11'
+    conv_filters: int = 32
+    conv_kernel: int = 7
+    down_filters: int = 64
+    lstm_units: int = 64
+    meta_units: tuple[int, ...] = (32, 16)
+    head_filters: int = 64
+    dropout_lstm: float = 0.2
+    dropout_meta: float = 0.1
+    dropout_head: float = 0.3
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    fs_hz: float = 100.0
+    window_s: float = 10.0
+    hop_s: float = 2.5  # gateway hop between windows (stored in the bundle)
+    sources: tuple[str, ...] = ("ptbxl", "ludb", "chapman", "cinc2021")
+    limit_per_source: int | None = None  # for tests / quick runs
+    # training-time augmentation (wearable reality)
+    aug_amplitude: float = 0.15  # +/- relative gain on all leads
+    aug_noise_mv: float = 0.02  # white noise added to Lead I only
+    aug_wander_mv: float = 0.1  # baseline wander added to Lead I before conditioning
+    meta_mask_prob: float = 0.5  # probability to drop each metadata field
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    name: str = "default"
+    seed: int = 0
+    epochs: int = 60
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    patience: int = 8
+    regime: str = "mixed"  # metadata during training: 'mixed' (random masking), or a regime
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+
+    @property
+    def window(self) -> int:
+        return int(round(self.data.fs_hz * self.data.window_s))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def sha256(self) -> str:
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], source: str = "<dict>") -> TrainConfig:
+        def build(kls: type, data: dict[str, Any], where: str) -> Any:
+            names = {f.name: f for f in dataclasses.fields(kls)}
+            unknown = sorted(set(data) - set(names))
+            if unknown:
+                raise ConfigError(f"{source}: unknown field(s) {unknown} in {where}; "
+                                  f"known: {sorted(names)}")
+            kwargs: dict[str, Any] = {}
+            for key, value in data.items():
+                if key == "model":
+                    value = build(ModelConfig, value, "model")
+                elif key == "data":
+                    value = build(DataConfig, value, "data")
+                elif isinstance(value, list):
+                    value = tuple(value)
+                kwargs[key] = value
+            return kls(**kwargs)
+
+        cfg = build(cls, raw, "top level")
+        if cfg.model.kind not in {"edge", "paper", "unet"}:
+            raise ConfigError(f"{source}: model.kind {cfg.model.kind!r} is not edge/paper/unet")
+        if cfg.model.outputs not in {"independent", "all11"}:
+            raise ConfigError(f"{source}: model.outputs {cfg.model.outputs!r} is not "
+                              "'independent' or 'all11'")
+        if cfg.window % 4:
+            raise ConfigError(f"{source}: window of {cfg.window} samples must be a multiple of 4")
+        return cfg
+
+    @classmethod
+    def load(cls, path: Path) -> TrainConfig:
+        try:
+            raw = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"cannot read config {path}: {exc}") from None
+        return cls.from_dict(raw, source=str(path))
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")

@@ -1,0 +1,221 @@
+"""Keras 3 models: the dual-branch reconstruction network and its baselines.
+
+Three kinds (``ModelConfig.kind``):
+
+* ``edge`` (our default): Lead I -> Conv1D (full rate) -> strided Conv1D (/4) -> BiLSTM, plus a
+  metadata MLP, fused in a small head that upsamples by sub-pixel reshape. It is written so MC
+  dropout can run the deterministic **trunk** once per window and only the stochastic **head**
+  T times: every dropout site sits after the BiLSTM (0.2, per channel), in the metadata layers
+  (0.1) or in the head (0.3). The full-rate skip path is linear and deterministic, so it is
+  folded into the trunk as ``skip`` and the head predicts a ``residual``:
+  ``prediction = skip + residual``.
+* ``paper``: the reference architecture as published (Hirata, Kubota, Nakanishi, Sensors 2026):
+  Conv1D 128 k7 -> BiLSTM 128 -> dropout 0.2; metadata FC 256-128-64-32-16 (dropout 0.1) on
+  one-hot binned ventricular rate, QRS duration, R axis, T axis, QRS count; concat -> dropout 0.3
+  -> Conv1D 8 k3 -> dense to the 11 leads. MSE, Adam 1e-3.
+* ``unet``: a 1-D U-Net baseline with the metadata injected at the bottleneck.
+
+Layer names are shared between the training model and the trunk/head models built for export
+(``build_trunk``, ``build_mc_head``), so ``copy_weights`` moves weights by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+from keras import layers
+
+from edge.leads import PREDICTED, RECONSTRUCTED
+from edge.metadata import ENCODED_SIZE
+from training.config import ModelConfig, TrainConfig
+from training.paper_meta import PAPER_META_SIZE
+
+DOWNSAMPLE = 4
+
+
+def n_outputs(cfg: ModelConfig) -> int:
+    return len(PREDICTED) if cfg.outputs == "independent" else len(RECONSTRUCTED)
+
+
+def meta_size(cfg: ModelConfig) -> int:
+    return PAPER_META_SIZE if cfg.kind == "paper" else ENCODED_SIZE
+
+
+@dataclass(frozen=True)
+class MaskSite:
+    """One MC-dropout site of the edge head: mask input name, channel count, drop rate."""
+
+    name: str
+    size: int
+    rate: float
+
+
+def mask_sites(cfg: ModelConfig) -> list[MaskSite]:
+    """Dropout sites of the edge head, in the order the head takes its mask inputs."""
+    sites = [MaskSite("mask_lstm", 2 * cfg.lstm_units, cfg.dropout_lstm)]
+    sites += [MaskSite(f"mask_meta{i + 1}", u, cfg.dropout_meta)
+              for i, u in enumerate(cfg.meta_units)]
+    sites.append(MaskSite("mask_head", cfg.head_filters, cfg.dropout_head))
+    return sites
+
+
+# ----------------------------------------------------------------------------- edge kind
+def _edge_trunk(cfg: ModelConfig, lead_i: keras.KerasTensor) -> tuple:
+    n_out = n_outputs(cfg)
+    s = layers.Conv1D(cfg.conv_filters, cfg.conv_kernel, padding="same", activation="relu",
+                      name="conv_in1")(lead_i)
+    s = layers.Conv1D(cfg.conv_filters, cfg.conv_kernel, padding="same", activation="relu",
+                      name="conv_in2")(s)
+    skip = layers.Conv1D(n_out, 1, name="skip_proj")(s)
+    d = layers.Conv1D(cfg.down_filters, 5, strides=2, padding="same", activation="relu",
+                      name="down1")(s)
+    d = layers.Conv1D(cfg.down_filters, 5, strides=2, padding="same", activation="relu",
+                      name="down2")(d)
+    feats = layers.Bidirectional(layers.LSTM(cfg.lstm_units, return_sequences=True),
+                                 name="bilstm")(d)
+    return feats, skip
+
+
+def _edge_head(cfg: ModelConfig, window: int, feats, meta, drop) -> keras.KerasTensor:
+    """Head layers; ``drop(x, site_index, sequence)`` applies dropout or a fed mask."""
+    n_out = n_outputs(cfg)
+    f = drop(feats, 0, True)
+    m = meta
+    for i, units in enumerate(cfg.meta_units):
+        m = layers.Dense(units, activation="relu", name=f"meta_dense{i + 1}")(m)
+        m = drop(m, i + 1, False)
+    m = layers.RepeatVector(window // DOWNSAMPLE, name="meta_repeat")(m)
+    h = layers.Concatenate(name="fuse")([f, m])
+    h = layers.Conv1D(cfg.head_filters, 3, padding="same", activation="relu",
+                      name="head_conv")(h)
+    h = drop(h, len(cfg.meta_units) + 1, True)
+    h = layers.Conv1D(n_out * DOWNSAMPLE, 3, padding="same", name="head_out")(h)
+    return layers.Reshape((window, n_out), name="subpixel")(h)
+
+
+def _build_edge(cfg: ModelConfig, window: int) -> keras.Model:
+    lead_i = keras.Input((window, 1), name="lead_i")
+    meta = keras.Input((ENCODED_SIZE,), name="meta")
+    feats, skip = _edge_trunk(cfg, lead_i)
+    sites = mask_sites(cfg)
+
+    def drop(x, k: int, sequence: bool):
+        shape = (None, 1, sites[k].size) if sequence else None
+        return layers.Dropout(sites[k].rate, noise_shape=shape, name=f"drop_{sites[k].name}")(x)
+
+    residual = _edge_head(cfg, window, feats, meta, drop)
+    out = layers.Add(name="prediction")([skip, residual])
+    return keras.Model([lead_i, meta], out, name="ecg12_edge")
+
+
+def build_trunk(cfg: ModelConfig, window: int, batch: int | None = None) -> keras.Model:
+    """Deterministic part of the edge model: lead_i -> (features, skip)."""
+    lead_i = keras.Input((window, 1), batch_size=batch, name="lead_i")
+    feats, skip = _edge_trunk(cfg, lead_i)
+    feats = layers.Identity(name="features")(feats)
+    skip = layers.Identity(name="skip")(skip)
+    return keras.Model(lead_i, [feats, skip], name="ecg12_trunk")
+
+
+def build_mc_head(cfg: ModelConfig, window: int, batch: int | None = None) -> keras.Model:
+    """Stochastic part with dropout masks as inputs: (features, meta, masks...) -> residual."""
+    sites = mask_sites(cfg)
+    feats = keras.Input((window // DOWNSAMPLE, 2 * cfg.lstm_units), batch_size=batch,
+                        name="features")
+    meta = keras.Input((ENCODED_SIZE,), batch_size=batch, name="meta")
+    masks = [keras.Input((s.size,), batch_size=batch, name=s.name) for s in sites]
+
+    def drop(x, k: int, sequence: bool):
+        mk = masks[k]
+        if sequence:
+            mk = layers.Reshape((1, sites[k].size), name=f"reshape_{sites[k].name}")(mk)
+        return layers.Multiply(name=f"apply_{sites[k].name}")([x, mk])
+
+    residual = _edge_head(cfg, window, feats, meta, drop)
+    residual = layers.Identity(name="residual")(residual)
+    return keras.Model([feats, meta, *masks], residual, name="ecg12_head")
+
+
+# ----------------------------------------------------------------------------- paper kind
+def _build_paper(cfg: ModelConfig, window: int) -> keras.Model:
+    n_out = n_outputs(cfg)
+    lead_i = keras.Input((window, 1), name="lead_i")
+    meta = keras.Input((PAPER_META_SIZE,), name="meta")
+    x = layers.Conv1D(128, 7, padding="same", activation="relu", name="conv")(lead_i)
+    x = layers.Bidirectional(layers.LSTM(128, return_sequences=True), name="bilstm")(x)
+    x = layers.Dropout(0.2, name="drop_lstm")(x)
+    m = meta
+    for units in (256, 128, 64, 32, 16):
+        m = layers.Dense(units, activation="relu", name=f"meta_dense{units}")(m)
+        m = layers.Dropout(0.1, name=f"drop_meta{units}")(m)
+    m = layers.RepeatVector(window, name="meta_repeat")(m)
+    h = layers.Concatenate(name="fuse")([x, m])
+    h = layers.Dropout(0.3, name="drop_head")(h)
+    h = layers.Conv1D(8, 3, padding="same", activation="relu", name="head_conv")(h)
+    out = layers.Dense(n_out, name="prediction")(h)
+    return keras.Model([lead_i, meta], out, name="ecg12_paper")
+
+
+# ----------------------------------------------------------------------------- U-Net kind
+def _build_unet(cfg: ModelConfig, window: int) -> keras.Model:
+    n_out = n_outputs(cfg)
+    lead_i = keras.Input((window, 1), name="lead_i")
+    meta = keras.Input((ENCODED_SIZE,), name="meta")
+    widths = (16, 32, 64)
+    x = lead_i
+    skips = []
+    for i, w in enumerate(widths):
+        x = layers.Conv1D(w, 9, padding="same", activation="relu", name=f"enc{i}_a")(x)
+        x = layers.Conv1D(w, 9, padding="same", activation="relu", name=f"enc{i}_b")(x)
+        skips.append(x)
+        x = layers.MaxPooling1D(2, name=f"pool{i}")(x)
+    x = layers.Conv1D(128, 9, padding="same", activation="relu", name="bottleneck")(x)
+    m = layers.Dense(16, activation="relu", name="meta_dense")(meta)
+    m = layers.Dropout(0.1, name="drop_meta")(m)
+    m = layers.RepeatVector(window // 2 ** len(widths), name="meta_repeat")(m)
+    x = layers.Concatenate(name="fuse")([x, m])
+    x = layers.Dropout(0.3, name="drop_bottleneck")(x)
+    for i, w in reversed(list(enumerate(widths))):
+        x = layers.UpSampling1D(2, name=f"up{i}")(x)
+        x = layers.Concatenate(name=f"cat{i}")([x, skips[i]])
+        x = layers.Conv1D(w, 9, padding="same", activation="relu", name=f"dec{i}_a")(x)
+        x = layers.Dropout(0.1, name=f"drop_dec{i}")(x)
+    out = layers.Conv1D(n_out, 1, name="prediction")(x)
+    return keras.Model([lead_i, meta], out, name="ecg12_unet")
+
+
+def build_model(cfg: TrainConfig) -> keras.Model:
+    """The training model (dropout layers active when called with training=True)."""
+    window = cfg.window
+    if cfg.model.kind == "edge":
+        model = _build_edge(cfg.model, window)
+    elif cfg.model.kind == "paper":
+        model = _build_paper(cfg.model, window)
+    else:
+        if window % 8:
+            raise ValueError(f"U-Net needs a window divisible by 8, got {window}")
+        model = _build_unet(cfg.model, window)
+    model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss="mse")
+    return model
+
+
+def copy_weights(src: keras.Model, dst: keras.Model) -> int:
+    """Copy weights layer by layer where names match; returns the number of layers copied."""
+    by_name = {layer.name: layer for layer in src.layers}
+    copied = 0
+    for layer in dst.layers:
+        if layer.weights and layer.name in by_name:
+            layer.set_weights(by_name[layer.name].get_weights())
+            copied += 1
+    return copied
+
+
+def sample_masks(cfg: ModelConfig, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Inverted-dropout masks for the edge head: values in {0, 1/(1-rate)}, float32."""
+    out = {}
+    for site in mask_sites(cfg):
+        keep = rng.random((n, site.size)) >= site.rate
+        out[site.name] = (keep / (1.0 - site.rate)).astype(np.float32)
+    return out
