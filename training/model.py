@@ -62,7 +62,7 @@ def mask_sites(cfg: ModelConfig) -> list[MaskSite]:
 
 
 # ----------------------------------------------------------------------------- edge kind
-def _edge_trunk(cfg: ModelConfig, lead_i: keras.KerasTensor) -> tuple:
+def _edge_trunk(cfg: ModelConfig, lead_i: keras.KerasTensor, unroll: bool = False) -> tuple:
     n_out = n_outputs(cfg)
     s = layers.Conv1D(cfg.conv_filters, cfg.conv_kernel, padding="same", activation="relu",
                       name="conv_in1")(lead_i)
@@ -73,7 +73,7 @@ def _edge_trunk(cfg: ModelConfig, lead_i: keras.KerasTensor) -> tuple:
                       name="down1")(s)
     d = layers.Conv1D(cfg.down_filters, 5, strides=2, padding="same", activation="relu",
                       name="down2")(d)
-    feats = layers.Bidirectional(layers.LSTM(cfg.lstm_units, return_sequences=True),
+    feats = layers.Bidirectional(layers.LSTM(cfg.lstm_units, return_sequences=True, unroll=unroll),
                                  name="bilstm")(d)
     return feats, skip
 
@@ -110,10 +110,14 @@ def _build_edge(cfg: ModelConfig, window: int) -> keras.Model:
     return keras.Model([lead_i, meta], out, name="ecg12_edge")
 
 
-def build_trunk(cfg: ModelConfig, window: int, batch: int | None = None) -> keras.Model:
-    """Deterministic part of the edge model: lead_i -> (features, skip)."""
+def build_trunk(cfg: ModelConfig, window: int, batch: int | None = None,
+                unroll: bool = False) -> keras.Model:
+    """Deterministic part of the edge model: lead_i -> (features, skip).
+
+    ``unroll=True`` unrolls the BiLSTM over time (for TFLite export without a WHILE loop).
+    """
     lead_i = keras.Input((window, 1), batch_size=batch, name="lead_i")
-    feats, skip = _edge_trunk(cfg, lead_i)
+    feats, skip = _edge_trunk(cfg, lead_i, unroll=unroll)
     feats = layers.Identity(name="features")(feats)
     skip = layers.Identity(name="skip")(skip)
     return keras.Model(lead_i, [feats, skip], name="ecg12_trunk")
