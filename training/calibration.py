@@ -1,0 +1,128 @@
+"""Post-hoc calibration of MC-dropout spread, fitted on the validation split.
+
+Method "scale": one factor ``s_k`` per predicted lead so that the nominal Gaussian interval
+``mean ± z · s_k · std`` (z = 1.645 for 90%) covers the nominal fraction of validation samples.
+That is ``s_k = quantile(|err| / std, nominal) / z`` — exact on the fitting data, whatever the
+error distribution. ``flag_std_mv`` is a per-lead threshold on the *calibrated* std above which
+the gateway raises a ``high_uncertainty`` flag (a high quantile of validation std).
+
+The stored form (``calibration.json`` in a run folder, ``uncertainty`` in a bundle manifest) is
+``{"method": "scale", "scale": [7 floats], "flag_std_mv": [7 floats]}`` in PREDICTED order.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from edge.leads import PREDICTED
+
+#: Floor on std (mV) so that a zero-spread sample does not make the ratio infinite.
+STD_FLOOR_MV = 1e-6
+CALIBRATION_FILE = "calibration.json"
+
+
+class CalibrationError(ValueError):
+    """Calibration inputs or a calibration file are unusable (message names the problem)."""
+
+
+def z_value(nominal: float) -> float:
+    """Two-sided Gaussian quantile for a central interval of probability ``nominal``."""
+    if not 0.0 < nominal < 1.0:
+        raise CalibrationError(f"nominal coverage {nominal!r} must lie strictly in (0, 1)")
+    return float(stats.norm.ppf(0.5 + nominal / 2.0))
+
+
+def _as_leads(name: str, a: Any) -> np.ndarray:
+    arr = np.asarray(a, dtype=np.float64)
+    if arr.ndim < 1 or arr.shape[-1] == 0:
+        raise CalibrationError(f"{name} must have a trailing lead axis; got shape {arr.shape}")
+    arr = arr.reshape(-1, arr.shape[-1])
+    if arr.shape[0] == 0:
+        raise CalibrationError(f"{name} holds no samples (shape {np.shape(a)})")
+    if not np.isfinite(arr).all():
+        raise CalibrationError(f"{name} has {int((~np.isfinite(arr)).sum())} non-finite values")
+    if (arr < 0).any():
+        raise CalibrationError(f"{name} has negative values; expected std / absolute error")
+    return arr
+
+
+def fit_scale_calibration(std: Any, abs_err: Any, nominal: float = 0.9) -> np.ndarray:
+    """Per-lead scale so that ``|err| <= z · scale · std`` holds for ``nominal`` of samples.
+
+    ``std`` and ``abs_err``: same shape ``(..., n_leads)`` (e.g. ``(N, L, 7)``), mV.
+    Returns float64 ``(n_leads,)``.
+    """
+    z = z_value(nominal)
+    s = _as_leads("std", std)
+    e = _as_leads("abs_err", abs_err)
+    if s.shape != e.shape:
+        raise CalibrationError(f"std shape {np.shape(std)} != abs_err shape {np.shape(abs_err)}")
+    ratio = e / np.maximum(s, STD_FLOOR_MV)
+    return np.quantile(ratio, nominal, axis=0) / z
+
+
+def coverage(std: Any, abs_err: Any, scale: Any = 1.0, nominal: float = 0.9) -> np.ndarray:
+    """Per-lead fraction of samples with ``|err| <= z · scale · std``."""
+    z = z_value(nominal)
+    s = _as_leads("std", std)
+    e = _as_leads("abs_err", abs_err)
+    if s.shape != e.shape:
+        raise CalibrationError(f"std shape {np.shape(std)} != abs_err shape {np.shape(abs_err)}")
+    sc = np.broadcast_to(np.asarray(scale, dtype=np.float64), (s.shape[1],))
+    return (e <= z * sc * s).mean(axis=0)
+
+
+def fit_flag_thresholds(std: Any, scale: Any = 1.0, quantile: float = 0.95) -> np.ndarray:
+    """Per-lead ``high_uncertainty`` threshold: the ``quantile`` of calibrated validation std."""
+    if not 0.0 < quantile < 1.0:
+        raise CalibrationError(f"flag quantile {quantile!r} must lie strictly in (0, 1)")
+    s = _as_leads("std", std)
+    sc = np.broadcast_to(np.asarray(scale, dtype=np.float64), (s.shape[1],))
+    return np.quantile(s * sc, quantile, axis=0)
+
+
+def calibration_dict(std: Any, abs_err: Any, nominal: float = 0.9,
+                     flag_quantile: float = 0.95) -> dict[str, Any]:
+    """Fit scale and flag thresholds; the JSON-ready ``calibration.json`` content."""
+    scale = fit_scale_calibration(std, abs_err, nominal)
+    flags = fit_flag_thresholds(std, scale, flag_quantile)
+    return {
+        "method": "scale",
+        "nominal": float(nominal),
+        "scale": [float(v) for v in scale],
+        "flag_std_mv": [float(v) for v in flags],
+        "coverage_before": [float(v) for v in coverage(std, abs_err, 1.0, nominal)],
+        "coverage_after": [float(v) for v in coverage(std, abs_err, scale, nominal)],
+    }
+
+
+def save_calibration(cal: dict[str, Any], run_dir: Path) -> Path:
+    """Write ``calibration.json`` into ``run_dir``; returns the path."""
+    path = Path(run_dir) / CALIBRATION_FILE
+    path.write_text(json.dumps(cal, indent=2) + "\n")
+    return path
+
+
+def load_calibration(run_dir: Path, n_leads: int = len(PREDICTED)) -> dict[str, Any] | None:
+    """Read a run's ``calibration.json``; None when absent, CalibrationError when malformed."""
+    path = Path(run_dir) / CALIBRATION_FILE
+    if not path.is_file():
+        return None
+    try:
+        cal = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CalibrationError(f"cannot read {path}: {exc}") from None
+    if not isinstance(cal, dict) or cal.get("method") != "scale":
+        raise CalibrationError(f"{path}: method must be 'scale'")
+    for key in ("scale", "flag_std_mv"):
+        vals = cal.get(key)
+        if (not isinstance(vals, list) or len(vals) != n_leads
+                or not all(isinstance(v, int | float) and np.isfinite(v) and v > 0 for v in vals)):
+            raise CalibrationError(f"{path}: {key!r} must be {n_leads} positive finite numbers; "
+                                   f"got {vals!r}")
+    return cal
