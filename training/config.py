@@ -34,8 +34,8 @@ class ModelConfig:
 @dataclass(frozen=True)
 class DataConfig:
     fs_hz: float = 100.0
-    window_s: float = 10.0
-    hop_s: float = 2.5  # gateway hop between windows (stored in the bundle)
+    window_s: float = 8.0
+    hop_s: float = 2.0  # gateway hop between windows (stored in the bundle)
     sources: tuple[str, ...] = ("ptbxl", "ludb", "chapman", "cinc2021")
     limit_per_source: int | None = None  # for tests / quick runs
     # training-time augmentation (wearable reality)

@@ -1,0 +1,215 @@
+"""From corpora to model arrays: conditioning, windows, metadata per regime, augmentation.
+
+Every record goes through `edge.conditioning.condition` (the gateway's own code) at the model
+rate, all 12 leads alike, so training sees exactly what the device will produce. A record
+yields one window for evaluation (the last `L` samples, clear of the filter start-up) and
+random crops for training.
+
+Metadata regimes (`edge.metadata.REGIMES`):
+* none — nothing;
+* wearable — age and sex from the record, rate / QRS count / QRS duration computed from the
+  conditioned Lead I by `edge.features.lead_i_features`, as on the gateway;
+* clinical — the corpus' machine measurements (Chapman: ventricular rate, QRS count, QRS
+  duration, R axis, T axis); where a corpus has none (PTB-XL, LUDB, CinC) they are computed
+  from the 12-lead ground truth by `training.measurements.twelve_lead_measurements`
+  (training/evaluation only: a gateway never sees the 12 leads).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.progress import Progress
+
+from edge.conditioning import condition
+from edge.features import lead_i_features
+from edge.leads import LEAD_INDEX, PREDICTED, RECONSTRUCTED
+from edge.metadata import FIELDS, LEAD_I_FIELDS, encode_metadata
+from training.config import TrainConfig
+from training.data import MISSING, Recording, dedupe_prefer_rate, load_corpus
+from training.data.loaders import cache_dir
+from training.data.splits import load_splits, split_hash
+from training.paper_meta import encode_paper_metadata
+
+#: samples dropped at the start of each conditioned record (filter/resampler settling), s
+SETTLE_S = 0.5
+
+
+@dataclass
+class Prepared:
+    """One conditioned record at the model rate with its metadata per regime."""
+
+    key: str
+    source: str
+    leads12: np.ndarray  # (n, 12) float32 mV, after settling
+    meta: dict[str, dict[str, Any]]  # regime -> metadata dict
+    rhythm: str
+
+
+@dataclass
+class WindowArrays:
+    lead_i: np.ndarray  # (N, L, 1)
+    meta: np.ndarray  # (N, M)
+    target: np.ndarray  # (N, L, n_out)
+    leads12: np.ndarray  # (N, L, 12)
+    keys: list[str]
+    sources: list[str]
+    rhythms: list[str]
+
+
+def target_indices(outputs: str) -> list[int]:
+    names = PREDICTED if outputs == "independent" else RECONSTRUCTED
+    return [LEAD_INDEX[n] for n in names]
+
+
+def _machine_meta(rec: Recording) -> dict[str, Any]:
+    return {k: v for k, v in rec.metadata.items() if k in FIELDS and v is not MISSING}
+
+
+def prepare_record(rec: Recording, fs_hz: float) -> Prepared:
+    """Condition a record and compute its metadata for each regime."""
+    from training.measurements import twelve_lead_measurements
+
+    sig = condition(rec.signal_mv, rec.fs_hz, fs_hz)
+    sig = sig[int(round(SETTLE_S * fs_hz)):]
+    base = _machine_meta(rec)
+    profile = {k: base[k] for k in ("age", "sex") if k in base}
+    lead_feats = lead_i_features(sig[:, 0], fs_hz)
+    wearable = {**profile, **{k: v for k, v in lead_feats.items() if k in LEAD_I_FIELDS}}
+    clinical = dict(base)
+    missing = [k for k in FIELDS if k not in clinical and k not in ("age", "sex")]
+    if missing:
+        try:
+            measured = twelve_lead_measurements(sig, fs_hz)
+        except Exception:  # noqa: BLE001 - a record without measurable beats keeps gaps
+            measured = {}
+        clinical.update({k: v for k, v in measured.items() if k in missing and v is not None})
+    rhythm = str(rec.metadata.get("rhythm", "") or "")
+    return Prepared(rec.key, rec.source, sig.astype(np.float32),
+                    {"none": {}, "wearable": wearable, "clinical": clinical}, rhythm)
+
+
+def _cache_key(cfg: TrainConfig, limit: int | None) -> str:
+    import edge.conditioning
+    import edge.features
+    import training.measurements
+
+    h = hashlib.sha256()
+    for mod in (edge.conditioning, edge.features, training.measurements):
+        h.update(Path(mod.__file__).read_bytes())
+    h.update(Path(__file__).read_bytes())
+    h.update(repr((cfg.data.fs_hz, cfg.data.sources, cfg.data.limit_per_source, limit)).encode())
+    h.update(split_hash().encode())
+    return h.hexdigest()[:16]
+
+
+def prepare_corpora(cfg: TrainConfig, limit: int | None = None, progress: bool = True
+                    ) -> dict[str, list[Prepared]]:
+    """All records of cfg's sources, conditioned, grouped by split. Cached on disk."""
+    limit = limit if limit is not None else cfg.data.limit_per_source
+    cache_file = cache_dir() / f"prepared-{_cache_key(cfg, limit)}.pkl"
+    if cache_file.is_file():
+        with cache_file.open("rb") as f:
+            return pickle.load(f)
+    splits = load_splits()
+    records: list[Recording] = []
+    for source in cfg.data.sources:
+        rep = load_corpus(source, progress=progress, limit=limit)
+        records.extend(rep.records)
+    records = dedupe_prefer_rate(records)
+    out: dict[str, list[Prepared]] = {"train": [], "val": [], "test": []}
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task("conditioning records", total=len(records))
+        for rec in records:
+            bar.advance(task)
+            split = splits.get(rec.key)
+            if split is None:
+                continue  # not in the versioned split file (e.g. a newer download)
+            prep = prepare_record(rec, cfg.data.fs_hz)
+            if prep.leads12.shape[0] >= cfg.window:
+                out[split].append(prep)
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache_file.with_suffix(".tmp")
+    with tmp.open("wb") as f:
+        pickle.dump(out, f, protocol=pickle.HIGHEST_PROTOCOL)
+    tmp.replace(cache_file)
+    return out
+
+
+def encode_for(cfg: TrainConfig, metadata: dict[str, Any]) -> np.ndarray:
+    if cfg.model.kind == "paper":
+        return encode_paper_metadata(metadata)
+    return encode_metadata(metadata)
+
+
+def eval_arrays(cfg: TrainConfig, preps: list[Prepared], regime: str) -> WindowArrays:
+    """One window per record: its last L samples; metadata of `regime` (Lead-I features are
+    recomputed on that window, as the gateway does)."""
+    L = cfg.window
+    idx = target_indices(cfg.model.outputs)
+    leads = np.stack([p.leads12[-L:] for p in preps]) if preps else np.zeros((0, L, 12))
+    metas = []
+    for p, w in zip(preps, leads, strict=True):
+        md = dict(p.meta[regime])
+        if regime == "wearable":
+            for k in LEAD_I_FIELDS:
+                md.pop(k, None)
+            md.update(lead_i_features(w[:, 0], cfg.data.fs_hz))
+        metas.append(encode_for(cfg, md))
+    meta = np.stack(metas) if metas else np.zeros((0, 1), np.float32)
+    return WindowArrays(leads[:, :, :1].astype(np.float32), meta.astype(np.float32),
+                        leads[:, :, idx].astype(np.float32), leads.astype(np.float32),
+                        [p.key for p in preps], [p.source for p in preps],
+                        [p.rhythm for p in preps])
+
+
+def load_split_arrays(cfg: TrainConfig, split: str, regime: str = "wearable",
+                      limit: int | None = None, progress: bool = True) -> WindowArrays:
+    """Evaluation arrays for one split ('train', 'val', 'test') under a metadata regime."""
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"split must be train, val or test, not {split!r}")
+    preps = prepare_corpora(cfg, limit=limit, progress=progress)[split]
+    return eval_arrays(cfg, preps, regime)
+
+
+REGIME_PROBS = {"none": 0.2, "wearable": 0.4, "clinical": 0.4}
+
+
+def training_batch_arrays(cfg: TrainConfig, preps: list[Prepared], rng: np.random.Generator
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One epoch of augmented training examples: random crop, gain, noise, metadata masking."""
+    L = cfg.window
+    idx = target_indices(cfg.model.outputs)
+    d = cfg.data
+    n = len(preps)
+    x = np.empty((n, L, 1), np.float32)
+    y = np.empty((n, L, len(idx)), np.float32)
+    metas = []
+    regimes = list(REGIME_PROBS)
+    probs = np.array(list(REGIME_PROBS.values()))
+    t = np.arange(L) / d.fs_hz
+    for i, p in enumerate(preps):
+        start = int(rng.integers(0, p.leads12.shape[0] - L + 1))
+        w = p.leads12[start:start + L]
+        gain = 1.0 + rng.uniform(-d.aug_amplitude, d.aug_amplitude)
+        lead_i = w[:, 0] * gain
+        lead_i = lead_i + rng.normal(0, d.aug_noise_mv * rng.uniform(0, 2), L)
+        if d.aug_wander_mv > 0:
+            f = rng.uniform(0.05, 0.4)
+            lead_i = lead_i + d.aug_wander_mv * rng.uniform(0, 1) * np.sin(
+                2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
+        x[i, :, 0] = lead_i
+        y[i] = w[:, idx] * gain
+        if cfg.regime == "mixed":
+            regime = regimes[int(rng.choice(len(regimes), p=probs))]
+        else:
+            regime = cfg.regime
+        md = {k: v for k, v in p.meta[regime].items()
+              if rng.random() >= d.meta_mask_prob * (regime != "none")}
+        metas.append(encode_for(cfg, md))
+    return x, np.stack(metas).astype(np.float32), y

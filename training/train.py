@@ -1,0 +1,147 @@
+"""Training: config in, run folder out (config, split hash, history, best weights, calibration).
+
+Readable top to bottom: prepare data -> build model -> epoch loop with fresh augmentation,
+validation, checkpointing and early stopping -> best weights -> MC calibration on validation.
+Resumable: the run folder keeps the last weights and the loop state after every epoch.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from training.config import TrainConfig
+from training.data.splits import split_hash
+from training.dataset import Prepared, eval_arrays, prepare_corpora, training_batch_arrays
+from training.model import build_model
+
+console = Console(stderr=True)
+CALIBRATION_T = 30
+
+
+class _BatchProgress(keras.callbacks.Callback):
+    def __init__(self, bar: Progress, task: Any) -> None:
+        super().__init__()
+        self.bar, self.task = bar, task
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        loss = (logs or {}).get("loss", float("nan"))
+        self.bar.update(self.task, advance=1, loss=f"{loss:.4f}")
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def train(cfg: TrainConfig, out_dir: Path, resume: bool = True, progress: bool = True,
+          data: dict[str, list[Prepared]] | None = None) -> Path:
+    """Train `cfg` into `out_dir`; returns the run folder."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cfg_file = out_dir / "config.json"
+    if cfg_file.exists() and resume:
+        old = TrainConfig.load(cfg_file)
+        if old.sha256() != cfg.sha256():
+            raise ValueError(f"{out_dir} holds a run of a different config; use another --out "
+                             "or --no-resume")
+    cfg.save(cfg_file)
+    keras.utils.set_random_seed(cfg.seed)
+    t_start = time.perf_counter()
+
+    data = data or prepare_corpora(cfg, progress=progress)
+    train_set, val_set = data["train"], data["val"]
+    if not train_set or not val_set:
+        raise ValueError(f"empty split: {len(train_set)} train / {len(val_set)} val records")
+    val = eval_arrays(cfg, val_set, "wearable")
+    console.print(f"[bold]{cfg.name}[/]: {len(train_set)} train / {len(val_set)} val records, "
+                  f"window {cfg.window} samples at {cfg.data.fs_hz:g} Hz, kind={cfg.model.kind}")
+
+    model = build_model(cfg)
+    state_file = out_dir / "state.json"
+    state = {"epoch": 0, "best_val": float("inf"), "wait": 0, "history": []}
+    if resume and state_file.exists() and (out_dir / "last.weights.h5").exists():
+        state = json.loads(state_file.read_text())
+        model.load_weights(out_dir / "last.weights.h5")
+        console.print(f"resuming at epoch {state['epoch']} (best val {state['best_val']:.5f})")
+
+    steps = int(np.ceil(len(train_set) / cfg.batch_size))
+    cols = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn()]
+    with Progress(*cols, console=console, disable=not progress) as bar:
+        epochs_task = bar.add_task("epochs", total=cfg.epochs, completed=state["epoch"], loss="-")
+        while state["epoch"] < cfg.epochs and state["wait"] < cfg.patience:
+            epoch = state["epoch"]
+            rng = np.random.default_rng([cfg.seed, epoch])
+            x, m, y = training_batch_arrays(cfg, train_set, rng)
+            batch_task = bar.add_task(f"epoch {epoch + 1}", total=steps, loss="-")
+            hist = model.fit([x, m], y, batch_size=cfg.batch_size, epochs=1, verbose=0,
+                             shuffle=True, callbacks=[_BatchProgress(bar, batch_task)])
+            bar.remove_task(batch_task)
+            val_loss = float(model.evaluate([val.lead_i, val.meta], val.target,
+                                            batch_size=128, verbose=0))
+            train_loss = float(hist.history["loss"][-1])
+            state["history"].append({"epoch": epoch + 1, "loss": train_loss,
+                                     "val_loss": val_loss})
+            if val_loss < state["best_val"]:
+                state["best_val"], state["wait"] = val_loss, 0
+                model.save_weights(out_dir / "best.weights.h5")
+            else:
+                state["wait"] += 1
+            state["epoch"] = epoch + 1
+            model.save_weights(out_dir / "last.weights.h5")
+            _write_json(state_file, state)
+            bar.update(epochs_task, advance=1, loss=f"{val_loss:.4f} (val)")
+            console.print(f"epoch {epoch + 1:3d}: loss {train_loss:.5f}  val {val_loss:.5f}"
+                          + ("  *" if state["wait"] == 0 else ""))
+
+    with (out_dir / "history.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["epoch", "loss", "val_loss"])
+        w.writeheader()
+        w.writerows(state["history"])
+    model.load_weights(out_dir / "best.weights.h5")
+    _calibrate(cfg, model, val, out_dir)
+    import tensorflow as tf
+
+    _write_json(out_dir / "run.json", {
+        "name": cfg.name, "config_sha256": cfg.sha256(), "split_sha256": split_hash(),
+        "epochs_run": state["epoch"], "best_val_loss": state["best_val"],
+        "n_train": len(train_set), "n_val": len(val_set),
+        "keras_version": keras.__version__, "tf_version": tf.__version__,
+        "train_seconds": round(time.perf_counter() - t_start, 1),
+    })
+    console.print(f"[green]done[/]: {state['epoch']} epochs, best val MSE "
+                  f"{state['best_val']:.5f} mV², run folder {out_dir}")
+    return out_dir
+
+
+def _calibrate(cfg: TrainConfig, model: keras.Model, val: Any, out_dir: Path) -> None:
+    """Fit the per-lead std scale on validation (MC T=CALIBRATION_T) and flag thresholds."""
+    from training.calibration import fit_scale_calibration
+    from training.mc import mc_predict
+
+    mean, std = mc_predict(model, val.lead_i, val.meta, CALIBRATION_T, seed=cfg.seed)
+    err = np.abs(mean - val.target)
+    scale = fit_scale_calibration(std, err, nominal=0.9)
+    cal_std = std * np.asarray(scale)[None, None, :]
+    # flag a stretch when calibrated std exceeds the 95th percentile seen on validation
+    flag = np.percentile(cal_std.reshape(-1, cal_std.shape[-1]), 95, axis=0)
+    _write_json(out_dir / "calibration.json", {
+        "method": "scale", "nominal": 0.9, "mc_samples": CALIBRATION_T,
+        "scale": [float(s) for s in scale], "flag_std_mv": [float(f) for f in flag],
+        "fitted_on": f"validation split, {len(val.keys)} records, wearable regime",
+    })
+
+
+def train_from_config(path: Path, out_dir: Path | None = None, resume: bool = True) -> Path:
+    cfg = TrainConfig.load(path)
+    return train(cfg, out_dir or Path("runs") / cfg.name, resume=resume)
