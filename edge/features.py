@@ -24,7 +24,7 @@ from scipy import ndimage, signal
 REFRACTORY_S = 0.2
 MIN_SECONDS = 1.0
 #: Slope-envelope fraction that defines QRS onset/offset on the median beat.
-QRS_EDGE_FRACTION = 0.12
+QRS_EDGE_FRACTION = 0.05
 _SLOPE_SMOOTH_S = 0.016
 _BEAT_PRE_S, _BEAT_POST_S = 0.25, 0.30
 
@@ -142,12 +142,15 @@ def qrs_bounds(beat: np.ndarray, r: int, fs: float,
     if core.size == 0 or core.max() <= 0:
         return None
     thr = fraction * core.max()
-    lim = int(round(0.15 * fs))
-    before = np.nonzero(slope[max(0, r - lim): r] < thr)[0]
-    after = np.nonzero(slope[r: r + lim] < thr)[0]
-    if len(before) == 0 or len(after) == 0:
+    lim = int(round(0.2 * fs))
+    pre, post = slope[max(0, r - lim): r], slope[r: r + lim]
+    if len(pre) == 0 or len(post) == 0:
         return None
-    return max(0, r - lim) + int(before[-1]), r + int(after[0])
+    # first crossing below threshold; if none (very wide or noisy QRS), the slope minimum
+    below_pre, below_post = np.nonzero(pre < thr)[0], np.nonzero(post < thr)[0]
+    on = int(below_pre[-1]) if len(below_pre) else int(np.argmin(pre))
+    off = int(below_post[0]) if len(below_post) else int(np.argmin(post))
+    return max(0, r - lim) + on, r + off
 
 
 def rhythm_features(peaks: np.ndarray, n: int, fs: float) -> dict[str, float]:

@@ -30,7 +30,7 @@ from edge.leads import LEADS
 
 _I, _AVF = LEADS.index("I"), LEADS.index("aVF")
 #: Slope fraction for the global (12-lead) QRS onset/offset.
-GLOBAL_EDGE_FRACTION = 0.10
+GLOBAL_EDGE_FRACTION = 0.07
 
 
 def frontal_axis(area_i: float, area_avf: float) -> float:

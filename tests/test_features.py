@@ -1,0 +1,157 @@
+"""Lead-I features and 12-lead measurements: synthetic truths, errors, real-data agreement."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from edge.conditioning import StreamConditioner
+from edge.features import FeatureError, detect_r_peaks, lead_i_features
+from training.measurements import frontal_axis, twelve_lead_measurements
+
+
+def _qrs(t: np.ndarray, width_s: float = 0.1) -> np.ndarray:
+    """Biphasic-ish QRS of about width_s total duration centred at 0."""
+    s = width_s / 6
+    return np.exp(-0.5 * (t / s) ** 2) - 0.3 * np.exp(-0.5 * ((t - 2.2 * s) / (0.8 * s)) ** 2)
+
+
+def _synthetic(fs: float, beats_s: np.ndarray, seconds: float = 10.0, sign: float = 1.0,
+               amp: float = 1.0, seed: int = 0) -> np.ndarray:
+    t = np.arange(int(round(seconds * fs))) / fs
+    x = np.zeros_like(t)
+    for b in beats_s:
+        x += sign * amp * _qrs(t - b)
+        x += 0.2 * amp * np.exp(-0.5 * ((t - b - 0.3) / 0.05) ** 2)  # T wave
+    rng = np.random.default_rng(seed)
+    return x + 0.2 * np.sin(2 * np.pi * 0.3 * t) + 0.01 * amp * rng.standard_normal(len(t))
+
+
+@pytest.mark.parametrize("fs", [100, 130, 250, 500, 1000])
+@pytest.mark.parametrize("sign,amp", [(1.0, 1.0), (-1.0, 0.15)])
+def test_peaks_rate_count_duration_on_synthetic(fs: int, sign: float, amp: float) -> None:
+    beats = np.arange(0.4, 9.8, 0.75)  # 80 bpm
+    x = _synthetic(fs, beats, sign=sign, amp=amp)
+    peaks = detect_r_peaks(x, fs)
+    assert len(peaks) == len(beats)
+    assert np.abs(peaks / fs - beats).max() <= 0.02
+    f = lead_i_features(x, fs)
+    assert f["ventricular_rate"] == pytest.approx(80, abs=2)
+    assert f["qrs_count"] == pytest.approx(len(beats), abs=0.5)
+    assert 80 <= f["qrs_duration"] <= 150  # QRS spans ~-50..+70 ms
+
+
+def test_irregular_rhythm_and_missing_beat_search_back() -> None:
+    rng = np.random.default_rng(3)
+    beats = np.cumsum(rng.uniform(0.45, 1.1, 14)) + 0.2
+    beats = beats[beats < 9.8]
+    fs = 250
+    x = _synthetic(fs, beats)
+    x += 1.2 * _qrs(np.arange(len(x)) / fs - 5.05)  # one larger beat must not mask the others
+    peaks = detect_r_peaks(x, fs)
+    truth = np.sort(np.append(beats, 5.05))
+    truth = truth[np.concatenate([[True], np.diff(truth) > 0.2])]
+    assert len(peaks) >= len(truth) - 1
+
+
+def test_flat_short_and_noise_free_cases_have_absent_fields() -> None:
+    assert lead_i_features(np.zeros(5000), 500) == {}
+    assert len(detect_r_peaks(np.zeros(5000), 500)) == 0
+    assert lead_i_features(np.ones(100), 500) == {}
+    two_beats = _synthetic(500, np.array([1.0, 2.2]), seconds=4.0)
+    f = lead_i_features(two_beats, 500)
+    assert f["qrs_count"] == pytest.approx(5.0)
+    assert f["ventricular_rate"] == pytest.approx(50.0, abs=1)
+
+
+def test_errors_are_named() -> None:
+    x = np.zeros(1000)
+    x[42] = np.nan
+    with pytest.raises(FeatureError, match="sample 42"):
+        lead_i_features(x, 500)
+    with pytest.raises(FeatureError, match="fs_hz"):
+        detect_r_peaks(np.zeros(1000), 10)
+    with pytest.raises(FeatureError, match="shape"):
+        detect_r_peaks(np.zeros((100, 2)), 500)
+    with pytest.raises(FeatureError, match="12 leads"):
+        twelve_lead_measurements(np.zeros((5000, 8)), 500)
+
+
+def _twelve_from_dipole(fs: float, r_deg: float, t_deg: float) -> np.ndarray:
+    t = np.arange(int(10 * fs)) / fs
+    qrs = np.zeros_like(t)
+    tw = np.zeros_like(t)
+    for b in np.arange(0.5, 9.6, 0.9):
+        qrs += np.exp(-0.5 * ((t - b) / 0.015) ** 2)
+        tw += 0.3 * np.exp(-0.5 * ((t - b - 0.3) / 0.05) ** 2)
+    r, th = math.radians(r_deg), math.radians(t_deg)
+    ex = math.cos(r) * qrs + math.cos(th) * tw
+    ey = math.sin(r) * qrs + math.sin(th) * tw  # frontal plane, +y = inferior
+    lead_i = ex
+    lead_ii = 0.5 * ex + math.sqrt(3) / 2 * ey
+    lead_iii = lead_ii - lead_i
+    avr, avl, avf = -(lead_i + lead_ii) / 2, lead_i - lead_ii / 2, lead_ii - lead_i / 2
+    v = [(k - 2.5) / 3 * qrs + tw for k in range(6)]
+    return np.stack([lead_i, lead_ii, lead_iii, avr, avl, avf, *v], axis=1)
+
+
+@pytest.mark.parametrize("r_deg,t_deg", [(60.0, 40.0), (-30.0, 10.0), (120.0, 150.0)])
+def test_twelve_lead_axes_rate_from_dipole(r_deg: float, t_deg: float) -> None:
+    m = twelve_lead_measurements(_twelve_from_dipole(500, r_deg, t_deg), 500)
+    assert m["ventricular_rate"] == pytest.approx(60 / 0.9, abs=1)
+    assert abs((m["r_axis"] - r_deg + 180) % 360 - 180) <= 5
+    assert abs((m["t_axis"] - t_deg + 180) % 360 - 180) <= 8
+
+
+def test_frontal_axis_hexaxial() -> None:
+    assert frontal_axis(1.0, 0.0) == pytest.approx(0.0)
+    assert frontal_axis(0.0, 1.0) == pytest.approx(90.0)
+    assert frontal_axis(0.5, math.sqrt(3) / 2 * math.sin(math.radians(60)) / 1.0) == (
+        pytest.approx(60.0))
+
+
+@pytest.mark.needs_data
+def test_agreement_with_ludb_experts(data_root) -> None:
+    from training.validate_features import validate_ludb
+
+    r = validate_ludb(data_root)
+    assert r["ludb_sensitivity"] >= 0.97
+    assert r["ludb_ppv"] >= 0.97
+    assert r["ludb_qrs_duration_mae_ms"] <= 20
+
+
+@pytest.mark.needs_data
+def test_ludb_after_conditioning_to_model_rate(data_root) -> None:
+    """The gateway path: condition Lead I to 100 Hz, then detect; peaks shift by delay_s."""
+    from training.validate_features import TOL_S, ludb_records, match
+
+    tp = fn = fp = 0
+    for _rid, x, fs, ann in ludb_records(data_root, limit=40):
+        sc = StreamConditioner(fs, 100)
+        y = sc.process(x)
+        det = detect_r_peaks(y, 100) - sc.delay_s(10.0) * 100
+        ref = ann["peak"] / fs * 100
+        lo, hi = ann["span"][0] / fs * 100, ann["span"][1] / fs * 100
+        det = det[(det >= lo - 8) & (det <= hi + 8)]
+        a, b, c = match(ref, det, TOL_S * 100)
+        tp, fn, fp = tp + a, fn + b, fp + c
+    assert tp / (tp + fn) >= 0.97
+    assert tp / (tp + fp) >= 0.97
+
+
+@pytest.mark.needs_data
+def test_agreement_with_chapman_machine_measurements(data_root) -> None:
+    from training.validate_features import validate_chapman
+
+    r = validate_chapman(data_root)
+    assert r["chapman_records"] == 35
+    assert r["chapman_lead_i_ventricular_rate_mae"] <= 5
+    assert r["chapman_lead_i_qrs_count_mae"] <= 1
+    assert r["chapman_lead_i_qrs_duration_mae"] <= 20
+    assert r["chapman_12lead_ventricular_rate_mae"] <= 5
+    assert r["chapman_12lead_qrs_duration_mae"] <= 15
+    assert r["chapman_12lead_r_axis_mae"] <= 25
+    assert r["chapman_12lead_t_axis_mae"] <= 25
+    assert r["chapman_12lead_t_axis_n"] >= 33
