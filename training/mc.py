@@ -1,35 +1,84 @@
-"""Monte Carlo dropout prediction with a Keras model (training-mode dropout, T passes)."""
+"""MC-dropout prediction with a Keras training model, and assembly into 12 leads.
+
+``mc_predict`` runs T stochastic passes (``training=True``) of every window as one repeated
+batch and returns the mean and std over passes in model-output space ``(N, L, n_out)``.
+``to_12_lead`` turns model outputs into ``(N, L, 12)`` leads and stds: for "independent"
+models the limb leads are derived from I and II (``edge.leads``); for "all11" the 11 outputs
+are the reconstructed leads themselves. Lead I is the measured input (std 0).
+"""
 
 from __future__ import annotations
 
 import keras
 import numpy as np
 
+from edge.leads import assemble_12_lead, derived_std
 
-def mc_predict(model: keras.Model, lead_i: np.ndarray, meta: np.ndarray, samples: int = 30,
-               seed: int = 0, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and std over `samples` stochastic passes; `samples=0` = one deterministic pass.
 
-    Returns float32 arrays shaped like the model output, (N, L, n_out).
+class PredictionError(ValueError):
+    """Model inputs have unexpected shapes or a bad sample count."""
+
+
+def _check(lead_i: np.ndarray, meta: np.ndarray) -> None:
+    if lead_i.ndim != 3 or lead_i.shape[2] != 1:
+        raise PredictionError(f"lead_i must be (N, L, 1); got {lead_i.shape}")
+    if meta.ndim != 2 or meta.shape[0] != lead_i.shape[0]:
+        raise PredictionError(f"meta must be (N, M) with N={lead_i.shape[0]}; got {meta.shape}")
+
+
+def predict(model: keras.Model, lead_i: np.ndarray, meta: np.ndarray, batch: int = 64
+            ) -> np.ndarray:
+    """Deterministic prediction (dropout off) -> ``(N, L, n_out)`` float32."""
+    _check(lead_i, meta)
+    if lead_i.shape[0] == 0:
+        return np.zeros((0, lead_i.shape[1], model.output_shape[-1]), np.float32)
+    return np.asarray(model.predict([lead_i, meta], batch_size=batch, verbose=0), np.float32)
+
+
+def mc_predict(model: keras.Model, lead_i: np.ndarray, meta: np.ndarray, T: int,
+               seed: int = 0, batch: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std over ``T`` dropout passes -> two ``(N, L, n_out)`` float32 arrays.
+
+    ``batch`` bounds windows x passes per forward call.
     """
+    _check(lead_i, meta)
+    if T < 2:
+        raise PredictionError(f"MC dropout needs T >= 2 samples; got {T}")
     keras.utils.set_random_seed(seed)
-    n = len(lead_i)
-    means, stds = [], []
-    for s in range(0, n, batch_size):
-        x, m = lead_i[s:s + batch_size], meta[s:s + batch_size]
-        if samples <= 0:
-            y = np.asarray(model([x, m], training=False))
-            means.append(y)
-            stds.append(np.zeros_like(y))
-            continue
-        acc = np.zeros((len(x), *model.output_shape[1:]), np.float64)
-        acc2 = np.zeros_like(acc)
-        for _ in range(samples):
-            y = np.asarray(model([x, m], training=True), dtype=np.float64)
-            acc += y
-            acc2 += y * y
-        mean = acc / samples
-        var = np.maximum(acc2 / samples - mean * mean, 0.0)
-        means.append(mean.astype(np.float32))
-        stds.append(np.sqrt(var).astype(np.float32))
-    return np.concatenate(means), np.concatenate(stds)
+    n, L = lead_i.shape[:2]
+    k = model.output_shape[-1]
+    mean = np.zeros((n, L, k), np.float32)
+    std = np.zeros((n, L, k), np.float32)
+    per = max(1, batch // T)
+    for s in range(0, n, per):
+        e = min(n, s + per)
+        x = np.repeat(lead_i[s:e], T, axis=0)
+        m = np.repeat(meta[s:e], T, axis=0)
+        out = keras.ops.convert_to_numpy(model([x, m], training=True))
+        out = out.reshape(e - s, T, L, k).astype(np.float64)
+        mean[s:e] = out.mean(axis=1)
+        std[s:e] = out.std(axis=1, ddof=1)
+    return mean, std
+
+
+def to_12_lead(lead_i: np.ndarray, out: np.ndarray, outputs: str,
+               std: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Model outputs (and their std) -> ``(N, L, 12)`` leads (and std; Lead I std = 0)."""
+    n, L = lead_i.shape[:2]
+    if outputs == "independent":
+        leads = np.stack([assemble_12_lead(lead_i[i, :, 0], out[i]) for i in range(n)]) \
+            if n else np.zeros((0, L, 12), np.float32)
+    elif outputs == "all11":
+        leads = np.concatenate([lead_i, out], axis=2).astype(np.float32)
+    else:
+        raise PredictionError(f"model outputs {outputs!r} is not 'independent' or 'all11'")
+    if std is None:
+        return leads, None
+    s12 = np.zeros((n, L, 12), np.float32)
+    if outputs == "independent":
+        s12[:, :, 1] = std[:, :, 0]
+        s12[:, :, 2:6] = derived_std(std[:, :, 0])
+        s12[:, :, 6:] = std[:, :, 1:]
+    else:
+        s12[:, :, 1:] = std
+    return leads, s12
