@@ -86,25 +86,28 @@ def record_paths(root: Path) -> list[Path]:
                   for p in (root / d).glob("*/*.hea"))
 
 
+def load_record(path: Path, db: dict[int, dict[str, Any]]) -> Recording:
+    """One WFDB record (path without extension) joined with its database row, if any."""
+    name = path.name  # e.g. 00001_lr / 00001_hr
+    try:
+        ecg_id = int(name.split("_")[0])
+    except ValueError:
+        raise RecordRejected(str(path), f"record name: no ecg_id in {name!r}") from None
+    signal, fs, _ = read_wfdb(path)
+    md = dict(db.get(ecg_id, {}))
+    pid = md.pop("patient_id", MISSING)
+    if ecg_id not in db:
+        md["note"] = "no ptbxl_database.csv row: patient unknown, pseudo patient id"
+    md["ecg_id"] = ecg_id
+    return Recording(signal, fs, name, patient_key(pid, ecg_id), SOURCE, md)
+
+
 def iter_records(root: Path) -> Iterator[tuple[str, Any]]:
     """Yields (name, Recording | RecordRejected) per WFDB record (unchecked)."""
     db = read_database(root)
     for path in record_paths(root):
-        name = path.name  # e.g. 00001_lr / 00001_hr
         try:
-            ecg_id = int(name.split("_")[0])
-        except ValueError:
-            yield str(path), RecordRejected(str(path), f"record name: no ecg_id in {name!r}")
-            continue
-        try:
-            signal, fs, _ = read_wfdb(path)
-            md = dict(db.get(ecg_id, {"ecg_id": ecg_id}))
-            pid = md.pop("patient_id", MISSING)
-            if ecg_id not in db:
-                md["note"] = "no ptbxl_database.csv row: patient unknown, pseudo patient id"
-            md["ecg_id"] = ecg_id
-            rec = Recording(signal, fs, name, patient_key(pid, ecg_id), SOURCE, md)
-            yield str(path), rec
+            yield str(path), load_record(path, db)
         except RecordRejected as exc:
             yield str(path), exc
 

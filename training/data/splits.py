@@ -39,7 +39,7 @@ def assign_patients(records: Iterable[Recording]) -> dict[str, str]:
     out: dict[str, str] = {}
     for pid, fs in folds.items():
         if len(fs) > 1:
-            raise DataError(f"patient {pid}: records carry different strat_fold values {sorted(fs)}")
+            raise DataError(f"patient {pid}: records carry different strat_fold {sorted(fs)}")
         out[pid] = _fold_split(next(iter(fs)))
     groups: dict[str, list[str]] = defaultdict(list)
     for pid, srcs in sources.items():
