@@ -1,0 +1,135 @@
+"""`serial:` — the ecg12 framed protocol or AD8232 one-value-per-line ASCII over a serial port."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
+
+from edge.sources.base import DeviceSource
+from edge.sources.errors import SourceURIError
+from edge.sources.frames import FrameChunker
+
+FORMATS = ("ecg12", "ascii")
+
+
+class ByteTransport(Protocol):
+    def open(self) -> None: ...
+    def read(self, max_bytes: int = 4096) -> bytes | None: ...
+    def close(self) -> None: ...
+
+
+class SerialSource(DeviceSource):
+    """Reads bytes in a worker thread, decodes them in the event loop, queues Chunks.
+
+    ecg12 frames carry sequence numbers and device timestamps (-> exact gaps); ASCII has
+    neither: lead-off lines (`!`) and garbled lines after the first sample become gaps of one
+    sample each, the sample counter is the device clock.
+    """
+
+    def __init__(self, port: str, *, baud: int = 115200, format: str = "ecg12",
+                 fs: float = 250.0, queue: float = 30.0, reconnect: float = 60.0,
+                 adc_bits: int = 10, vref: float = 3.3, gain: float = 1100.0,
+                 transport_factory: Callable[[str, int], ByteTransport] | None = None,
+                 backoff_base_s: float = 0.5) -> None:
+        if format not in FORMATS:
+            raise SourceURIError(f"serial: format={format!r}; use one of {', '.join(FORMATS)}")
+        if baud <= 0 or not fs > 0:
+            raise SourceURIError(f"serial: need baud > 0 and fs > 0 (got {baud}, {fs})")
+        super().__init__(queue_s=queue, reconnect_s=reconnect, backoff_base_s=backoff_base_s)
+        self.uri = f"serial:{port}?baud={baud}&format={format}"
+        self.port, self.baud, self.format = port, baud, format
+        self.fs_hz = float(fs)
+        if transport_factory is None:
+            from edge.transports.serial import SerialTransport
+
+            transport_factory = SerialTransport
+        self._factory = transport_factory
+        self._transport: ByteTransport | None = None
+        self._adc = (adc_bits, vref, gain)
+        self._decoder: Any = None
+        self._first_connect = True
+
+    async def _connect(self) -> None:
+        t = self._factory(self.port, self.baud)
+        await asyncio.to_thread(t.open)
+        self._transport = t
+        self._make_decoder(skip_partial=not self._first_connect)
+        self._first_connect = False
+
+    def _make_decoder(self, skip_partial: bool) -> None:
+        if self.format == "ecg12":
+            self._decoder = FrameChunker(self, nominal_fs_hz=self.fs_hz)
+        else:
+            self._decoder = AsciiChunker(self, self.fs_hz, *self._adc, skip_partial=skip_partial)
+
+    async def _pump(self) -> None:
+        assert self._transport is not None
+        while True:
+            data = await asyncio.to_thread(self._transport.read)
+            if data is None:
+                self._decoder.finish(time.monotonic())
+                return
+            if data:
+                self._decoder.feed(data, time.monotonic())
+
+    async def _disconnect(self) -> None:
+        t, self._transport = self._transport, None
+        if t is not None:
+            await asyncio.to_thread(t.close)
+
+
+class AsciiChunker:
+    """AD8232 ASCII lines -> Chunks on `source._put`; the sample count is the clock."""
+
+    def __init__(self, source: DeviceSource, fs_hz: float, bits: int, vref: float,
+                 gain: float, skip_partial: bool = False) -> None:
+        from edge.sources.clock import ClockMapper
+        from firmware_bridge.ascii import AdcScale, AsciiDecoder
+
+        self.source, self.fs_hz = source, fs_hz
+        self.scale = AdcScale(bits, vref, gain)
+        self.decoder = AsciiDecoder(valid_range=(0, self.scale.full_scale),
+                                    skip_first_line=skip_partial)
+        self.clock = ClockMapper()
+        self.index = 0  # samples (incl. missing ones) since the segment start
+        self._gap_n = 0
+        self._noise_seen = 0
+        self._started = False
+
+    def feed(self, data: bytes, arrival_s: float) -> None:
+        values = self.decoder.feed(data)
+        noise = self.decoder.noise_lines - self._noise_seen
+        self._noise_seen = self.decoder.noise_lines
+        if self._started and noise:  # a garbled line mid-stream stood for a sample
+            self._gap_n += noise
+            self.index += noise
+            self.source.stats.bad_frames += noise
+        if not len(values):
+            return
+        if not self._started:
+            self._started = True
+        self.clock.update((self.index + len(values)) / self.fs_hz, arrival_s)
+        status = frozenset({"lead_off"}) if np.isnan(values).any() else frozenset()
+        mv = self.scale.counts_to_mv(values)
+        ok = np.isfinite(mv)
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], ok.astype(np.int8), [0]])))
+        pos = 0
+        for a, b in zip(edges[::2], edges[1::2], strict=True):
+            self._gap_n += int(a - pos)
+            self._emit(mv[a:b], self.index + int(a), status)
+            pos = int(b)
+        self._gap_n += len(mv) - pos
+        self.index += len(mv)
+
+    def _emit(self, mv: np.ndarray, start_index: int, status: frozenset[str]) -> None:
+        t0 = self.clock.to_host(start_index / self.fs_hz)
+        gap = self._gap_n / self.fs_hz
+        self._gap_n = 0
+        self.source._put(mv.astype(np.float32), t0, self.fs_hz, gap_s=gap, status=status)
+
+    def finish(self, arrival_s: float) -> None:
+        self.decoder.finish()

@@ -1,0 +1,1 @@
+"""Transports only move bytes / notifications (pyserial, bleak); sources give them meaning."""
