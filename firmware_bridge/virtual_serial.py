@@ -4,9 +4,13 @@ injected faults. Open `device.port` with pyserial as if it were /dev/ttyUSB0."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import select
+import struct
+import termios
 import threading
+import time
 import tty
 from collections.abc import Iterator
 from typing import Literal
@@ -101,13 +105,20 @@ class VirtualSerialDevice:
     def stats(self) -> FaultStats:
         return self.injector.stats
 
+    def open(self) -> str:
+        """Create the pty (no data yet) and return its path, so a reader can attach first."""
+        if self._master is None:
+            self._master, self._slave = os.openpty()
+            tty.setraw(self._slave)
+            os.set_blocking(self._master, False)
+            self.port = os.ttyname(self._slave)
+        return self.port
+
     def start(self) -> VirtualSerialDevice:
+        """Open the pty if needed and start streaming from a background thread."""
         if self._thread is not None:
             raise FirmwareBridgeError("virtual serial device already started")
-        self._master, self._slave = os.openpty()
-        tty.setraw(self._slave)
-        os.set_blocking(self._master, False)
-        self.port = os.ttyname(self._slave)
+        self.open()
         self._thread = threading.Thread(target=self._run, name="ecg12-vserial", daemon=True)
         self._thread.start()
         return self
@@ -147,6 +158,17 @@ class VirtualSerialDevice:
             view = view[n:]
         return not view
 
+    def _drain(self, timeout_s: float) -> None:
+        """Let a reader take what was sent before hanging up (a pty hangup discards it)."""
+        end = time.monotonic() + timeout_s
+        empty_polls = 0  # the pty moves data to the reader's queue asynchronously
+        while self._slave is not None and time.monotonic() < end and not self._stop.is_set():
+            queued = struct.unpack("i", fcntl.ioctl(self._slave, termios.FIONREAD, b"\0" * 4))[0]
+            empty_polls = empty_polls + 1 if queued == 0 else 0
+            if empty_polls >= 5:
+                return
+            time.sleep(0.01)
+
     def _run(self) -> None:
         pacer = Pacer(*self._pacer_args)
         try:
@@ -154,6 +176,7 @@ class VirtualSerialDevice:
                 if self._stop.is_set():
                     return
                 if self.injector.should_disconnect():
+                    self._drain(timeout_s=2.0)
                     self.stats.disconnected = True
                     master, self._master = self._master, None
                     if master is not None:
