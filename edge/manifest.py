@@ -5,7 +5,8 @@ raises ``BundleInvalid`` naming the offending key path (e.g. ``model.fs_hz``) an
 Compatibility: the major part of ``schema_version`` must equal ours; a newer minor version is
 accepted (unknown extra keys are ignored). Tensor entries in ``files.*.inputs/outputs`` are
 either a name or ``{"name", "shape", "dtype"}`` (shape: ints, -1 for a free dimension).
-``files.head.batch`` (optional int) marks a head converted with a fixed MC batch.
+``files.head.batch`` (optional int) marks a head converted with a fixed MC batch;
+``files.<f>.reset_state`` (optional bool) a stateful graph whose variables must be reset.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class FileSpec:
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
     batch: int | None = None  # fixed batch size of the converted graph, None = resizable
+    reset_state: bool = False  # stateful (fused LSTM) graph: reset variables before invoke
 
 
 @dataclass(frozen=True)
@@ -237,6 +239,9 @@ def _file(files: dict, which: str, where: str, bundle_dir: Path | None) -> FileS
     if batch is not None and (not isinstance(batch, int) or isinstance(batch, bool)
                               or batch < 1):
         raise _fail(f"{p}.batch", f"expected a positive int or null, got {batch!r}", where)
+    reset = f.get("reset_state", False)
+    if not isinstance(reset, bool):
+        raise _fail(f"{p}.reset_state", f"expected true/false, got {reset!r}", where)
     if bundle_dir is not None:
         target = bundle_dir / path
         if not target.is_file():
@@ -245,7 +250,7 @@ def _file(files: dict, which: str, where: str, bundle_dir: Path | None) -> FileS
         if digest != sha:
             raise _fail(f"{p}.sha256", f"mismatch for {target}: manifest {sha[:12]}..., "
                         f"file {digest[:12]}... (file changed or corrupted)", where)
-    return FileSpec(path, sha, ins, outs, batch)
+    return FileSpec(path, sha, ins, outs, batch, reset)
 
 
 def _metadata(data: dict, where: str) -> MetadataSpec:

@@ -1,0 +1,211 @@
+"""A loaded bundle: validated manifest + LiteRT trunk/head sessions; MC dropout per window.
+
+The trunk (deterministic) runs once per window; the head runs T times as one batch with
+dropout masks drawn here with numpy (values {0, 1/(1-rate)}). Tensors are matched by name
+through the signature runner's input/output details (falling back to the graph's tensor
+names), never by index. LiteRT is imported lazily: ``ai_edge_litert`` then ``tflite_runtime``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.errors import BundleInvalid, BundleNotFound, InputInvalid, RuntimeUnavailable
+from edge.leads import PREDICTED
+from edge.manifest import FileSpec, Manifest, load_manifest
+
+DEFAULT_BUNDLE = Path(__file__).parent / "bundles" / "default"
+
+
+def interpreter_class() -> type:
+    """The LiteRT ``Interpreter`` class (ai-edge-litert, else tflite-runtime)."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        try:
+            from tflite_runtime.interpreter import Interpreter
+        except ImportError:
+            raise RuntimeUnavailable("no TFLite runtime: neither ai_edge_litert nor "
+                                     "tflite_runtime can be imported") from None
+    return Interpreter
+
+
+def _canonical(name: str) -> str:
+    name = re.sub(r":\d+$", "", name)
+    return re.sub(r"^serving_default_", "", name)
+
+
+class _Session:
+    """One interpreter with its tensors resolved by name (``{name: detail}``)."""
+
+    def __init__(self, path: Path, spec: FileSpec, which: str, num_threads: int | None) -> None:
+        self.which, self.spec = which, spec
+        try:
+            self.interp = interpreter_class()(model_path=str(path), num_threads=num_threads)
+        except (ValueError, RuntimeError) as e:
+            raise BundleInvalid(f"{path}: LiteRT cannot load the {which} model: {e}") from None
+        ins, outs = self._details()
+        want_in = [t.name for t in spec.inputs]
+        want_out = [t.name for t in spec.outputs]
+        self.inputs = self._match(ins, want_in, "input", path)
+        self.outputs = self._match(outs, want_out, "output", path)
+        if self.runner is None:
+            self.interp.allocate_tensors()
+
+    def _details(self) -> tuple[dict[str, dict], dict[str, dict]]:
+        sigs = self.interp.get_signature_list() if hasattr(self.interp,
+                                                          "get_signature_list") else {}
+        self.runner = None
+        if len(sigs) == 1:
+            self.runner = self.interp.get_signature_runner(next(iter(sigs)))
+            return self.runner.get_input_details(), self.runner.get_output_details()
+        ins = {_canonical(d["name"]): d for d in self.interp.get_input_details()}
+        outs = {_canonical(d["name"]): d for d in self.interp.get_output_details()}
+        return ins, outs
+
+    def _match(self, got: dict[str, dict], want: list[str], kind: str, path: Path) -> dict:
+        out = {}
+        for i, name in enumerate(want):
+            if name in got:
+                out[name] = dict(got[name], key=name)
+            elif kind == "output" and f"output_{i}" in got:  # Keras default naming
+                out[name] = dict(got[f"output_{i}"], key=f"output_{i}")
+            else:
+                raise BundleInvalid(f"{path}: {self.which} model has no {kind} named {name!r} "
+                                    f"(found {sorted(got)})")
+        return out
+
+    def run(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Feed inputs by name (resizing the batch when it changes), invoke, read outputs."""
+        if self.spec.reset_state:
+            self.interp.reset_all_variables()
+        q = {name: _quantize(arr, self.inputs[name]) for name, arr in feed.items()}
+        if self.runner is not None:  # the runner resizes + allocates when shapes change
+            res = self.runner(**{self.inputs[n]["key"]: a for n, a in q.items()})
+            return {name: _dequantize(res[d["key"]], d) for name, d in self.outputs.items()}
+        resized = False
+        for name, arr in q.items():
+            d = self.inputs[name]
+            if tuple(d["shape"]) != arr.shape:
+                self.interp.resize_tensor_input(d["index"], list(arr.shape), strict=True)
+                d["shape"] = np.asarray(arr.shape)
+                resized = True
+        if resized:
+            self.interp.allocate_tensors()
+        for name, arr in q.items():
+            self.interp.set_tensor(self.inputs[name]["index"], arr)
+        self.interp.invoke()
+        return {name: _dequantize(self.interp.get_tensor(d["index"]), d)
+                for name, d in self.outputs.items()}
+
+
+def _quantize(x: np.ndarray, d: dict[str, Any]) -> np.ndarray:
+    dtype = np.dtype(d["dtype"])
+    if dtype.kind == "f":
+        return np.ascontiguousarray(x, dtype=dtype)
+    scale, zero = d.get("quantization", (0.0, 0))
+    info = np.iinfo(dtype)
+    q = np.round(x / (scale or 1.0)) + zero
+    return np.clip(q, info.min, info.max).astype(dtype)
+
+
+def _dequantize(x: np.ndarray, d: dict[str, Any]) -> np.ndarray:
+    if x.dtype.kind == "f":
+        return x.astype(np.float32, copy=True)
+    scale, zero = d.get("quantization", (1.0, 0))
+    return ((x.astype(np.float32) - zero) * (scale or 1.0)).astype(np.float32)
+
+
+class Bundle:
+    """Manifest + trunk/head interpreters. ``predict_window`` gives MC mean/std per window."""
+
+    def __init__(self, manifest: Manifest, num_threads: int | None = None) -> None:
+        self.manifest = manifest
+        self.trunk = _Session(manifest.file_path("trunk"), manifest.trunk, "trunk", num_threads)
+        self.head = _Session(manifest.file_path("head"), manifest.head, "head", num_threads)
+        u = manifest.uncertainty
+        self.scale = np.asarray(u.scale, dtype=np.float32)
+        self.flag_std_mv = np.asarray(u.flag_std_mv, dtype=np.float32)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, num_threads: int | None = None) -> Bundle:
+        """Load the bundle at ``path`` (default: the shipped ``edge/bundles/default``)."""
+        p = Path(path) if path is not None else DEFAULT_BUNDLE
+        if path is None and not (p / "manifest.json").is_file():
+            raise BundleNotFound(f"the default bundle is not installed ({p} has no "
+                                 "manifest.json)", advice="pass a bundle path explicitly")
+        return cls(load_manifest(p), num_threads=num_threads)
+
+    @property
+    def window(self) -> int:
+        return self.manifest.model.window
+
+    @property
+    def hop(self) -> int:
+        return self.manifest.model.hop
+
+    @property
+    def fs_hz(self) -> float:
+        return self.manifest.model.fs_hz
+
+    def masks(self, n: int, rng: np.random.Generator | None) -> dict[str, np.ndarray]:
+        """Inverted-dropout masks ``(n, C)`` per site; ``rng=None`` gives all ones."""
+        out = {}
+        for site in self.manifest.mc.masks:
+            if rng is None:
+                out[site.name] = np.ones((n, site.size), np.float32)
+            else:
+                keep = rng.random((n, site.size)) >= site.rate
+                out[site.name] = (keep / (1.0 - site.rate)).astype(np.float32)
+        return out
+
+    def _head(self, feats: np.ndarray, meta: np.ndarray, masks: dict[str, np.ndarray]
+              ) -> np.ndarray:
+        t = len(next(iter(masks.values())))
+        fixed = self.manifest.head.batch
+        step = fixed or t
+        parts = []
+        for s in range(0, t, step):
+            m = {k: v[s:s + step] for k, v in masks.items()}
+            n = len(next(iter(m.values())))
+            if fixed and n < fixed:  # pad a fixed-batch head with ones, drop afterwards
+                m = {k: np.concatenate([v, np.ones((fixed - n, v.shape[1]), np.float32)])
+                     for k, v in m.items()}
+            b = len(next(iter(m.values())))
+            feed = dict(m, features=np.repeat(feats, b, axis=0),
+                        meta=np.repeat(meta[None], b, axis=0))
+            parts.append(self.head.run(feed)["residual"][:n])
+        return np.concatenate(parts)
+
+    def predict_window(self, lead_i: np.ndarray, meta: np.ndarray, mc_samples: int,
+                       rng: np.random.Generator | None = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """``lead_i (L,)`` mV at the model rate -> (mean, calibrated std), each ``(L, 7)``.
+
+        ``mc_samples = 0``: deterministic (masks of ones, std 0).
+        """
+        L = self.window
+        x = np.asarray(lead_i, dtype=np.float32)
+        if x.shape != (L,):
+            raise InputInvalid(f"window must have shape ({L},), got {x.shape}")
+        meta = np.asarray(meta, dtype=np.float32)
+        if meta.shape != (self.manifest.metadata.encoded_size,):
+            raise InputInvalid(f"meta vector must have shape "
+                               f"({self.manifest.metadata.encoded_size},), got {meta.shape}")
+        if not isinstance(mc_samples, int | np.integer) or mc_samples < 0:
+            raise InputInvalid(f"mc_samples must be an integer >= 0, got {mc_samples!r}")
+        scaled = (x * self.manifest.model.input_scale)[None, :, None]
+        out = self.trunk.run({"lead_i": scaled})
+        feats, skip = out["features"], out["skip"][0]
+        if mc_samples == 0:
+            res = self._head(feats, meta, self.masks(1, None))
+            return (skip + res[0]).astype(np.float32), np.zeros((L, len(PREDICTED)), np.float32)
+        if rng is None:
+            raise InputInvalid("mc_samples > 0 needs an rng (numpy Generator)")
+        pred = skip[None] + self._head(feats, meta, self.masks(int(mc_samples), rng))
+        std = pred.std(axis=0, ddof=1) if mc_samples > 1 else np.zeros_like(pred[0])
+        return pred.mean(axis=0).astype(np.float32), (std * self.scale).astype(np.float32)
