@@ -35,6 +35,16 @@ def predict(model: keras.Model, lead_i: np.ndarray, meta: np.ndarray, batch: int
     return np.asarray(model.predict([lead_i, meta], batch_size=batch, verbose=0), np.float32)
 
 
+def _reseed(model: keras.Model, seed: int) -> None:
+    """Reset every dropout layer's seed generator so that a seed gives the same masks."""
+    keras.utils.set_random_seed(seed)
+    for i, layer in enumerate(model.layers):
+        gen = getattr(layer, "seed_generator", None)
+        if gen is not None:
+            dtype = keras.backend.standardize_dtype(gen.state.dtype)
+            gen.state.assign(np.array([seed, i + 1], dtype=dtype))
+
+
 def mc_predict(model: keras.Model, lead_i: np.ndarray, meta: np.ndarray, T: int,
                seed: int = 0, batch: int = 512) -> tuple[np.ndarray, np.ndarray]:
     """Mean and std over ``T`` dropout passes -> two ``(N, L, n_out)`` float32 arrays.
@@ -44,7 +54,7 @@ def mc_predict(model: keras.Model, lead_i: np.ndarray, meta: np.ndarray, T: int,
     _check(lead_i, meta)
     if T < 2:
         raise PredictionError(f"MC dropout needs T >= 2 samples; got {T}")
-    keras.utils.set_random_seed(seed)
+    _reseed(model, seed)
     n, L = lead_i.shape[:2]
     k = model.output_shape[-1]
     mean = np.zeros((n, L, k), np.float32)
