@@ -1,0 +1,1 @@
+"""Small single-job stages of the reconstruction pipeline (see ``edge.pipeline``)."""

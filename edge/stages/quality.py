@@ -1,0 +1,63 @@
+"""Per-window signal quality: flat / lead-off / saturated (not reconstructed) and noisy.
+
+Works on one model-rate window of conditioned Lead I plus a per-sample "bad" mask carried from
+the raw input (device ``lead_off`` status, |raw| at or above the saturation level). A window
+depends only on its own samples, so the verdict is the same however the input was chunked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    """Thresholds. ``flat_ptp_mv``: a 1-s block with a smaller peak-to-peak is flat.
+    ``max_bad_fraction``: above this fraction of flat/lead-off/saturated samples the window is
+    not reconstructed. ``noise_ratio``: median |first difference| over the robust range above
+    which a window is noisy (clean ECG ~0.01-0.03, white noise ~0.2)."""
+
+    flat_ptp_mv: float = 0.02
+    saturation_mv: float = 8.0
+    max_bad_fraction: float = 0.2
+    noise_ratio: float = 0.08
+
+
+@dataclass(frozen=True)
+class Verdict:
+    reconstruct: bool
+    problem: str | None  # None = good; else 'flat or lead-off', 'saturated', 'noisy'
+    value: float
+    threshold: float
+
+
+def raw_bad_mask(raw_mv: np.ndarray, lead_off: bool, cfg: QualityConfig) -> np.ndarray:
+    """Per raw input sample: lead-off or saturated."""
+    if lead_off:
+        return np.ones(len(raw_mv), dtype=bool)
+    return np.abs(raw_mv) >= cfg.saturation_mv
+
+
+def assess(x_mv: np.ndarray, bad: np.ndarray, saturated: np.ndarray, fs_hz: float,
+           cfg: QualityConfig) -> Verdict:
+    """Quality verdict for one window ``x_mv`` (conditioned, model rate)."""
+    n = len(x_mv)
+    block = max(1, int(round(fs_hz)))
+    flat = np.zeros(n, dtype=bool)
+    for s in range(0, n, block):
+        seg = x_mv[s:s + block]
+        if np.ptp(seg) < cfg.flat_ptp_mv:
+            flat[s:s + block] = True
+    sat_frac = float(np.mean(saturated))
+    if sat_frac > cfg.max_bad_fraction:
+        return Verdict(False, "saturated", sat_frac, cfg.max_bad_fraction)
+    bad_frac = float(np.mean(flat | bad))
+    if bad_frac > cfg.max_bad_fraction:
+        return Verdict(False, "flat or lead-off", bad_frac, cfg.max_bad_fraction)
+    lo, hi = np.percentile(x_mv, [1, 99])
+    ratio = float(np.median(np.abs(np.diff(x_mv))) / max(hi - lo, 1e-6))
+    if ratio > cfg.noise_ratio:
+        return Verdict(True, "noisy", ratio, cfg.noise_ratio)
+    return Verdict(True, None, ratio, cfg.noise_ratio)
