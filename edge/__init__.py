@@ -1,0 +1,114 @@
+"""ecg12 gateway: single-lead (Lead I) ECG -> 12-lead ECG with a TFLite bundle.
+
+>>> import edge
+>>> model = edge.load_bundle()            # or edge.load_bundle("path/to/bundle")
+>>> rec = model.reconstruct(lead_i_mv, fs=130, metadata={"age": 54, "sex": "F"})
+>>> rec.leads.shape, rec.std.shape        # (n, 12) at the input rate, mV
+
+Importing ``edge`` is light: LiteRT, scipy-heavy stages and the pipeline load on first use.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from edge.chunk import Chunk
+from edge.errors import (
+    BundleInvalid,
+    BundleNotFound,
+    EdgeError,
+    InputInvalid,
+    InputTooShort,
+    RuntimeUnavailable,
+)
+from edge.leads import LEADS
+
+if TYPE_CHECKING:
+    from edge.bundle import Bundle
+    from edge.pipeline import Flag, StreamingReconstructor
+
+__all__ = [
+    "LEADS", "Chunk", "StreamingReconstructor", "load_bundle", "ReconstructionModel",
+    "Reconstruction", "EdgeError", "BundleInvalid", "BundleNotFound", "InputInvalid",
+    "InputTooShort", "RuntimeUnavailable", "MIN_FS_HZ", "MAX_FS_HZ",
+]
+
+MIN_FS_HZ, MAX_FS_HZ = 100.0, 1000.0
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("StreamingReconstructor", "Block", "Flag"):
+        from edge import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module 'edge' has no attribute {name!r}")
+
+
+@dataclass(frozen=True)
+class Reconstruction:
+    """12 leads and their std, ``(n, 12)`` float32 mV at the input rate, plus flags."""
+
+    leads: np.ndarray
+    std: np.ndarray
+    flags: list[Flag]
+    fs_hz: float
+
+
+class ReconstructionModel:
+    """A loaded bundle with a one-call ``reconstruct``."""
+
+    def __init__(self, bundle: Bundle) -> None:
+        self.bundle = bundle
+
+    @property
+    def manifest(self) -> Any:
+        return self.bundle.manifest
+
+    def streaming(self, fs_hz: float, metadata: dict[str, Any] | None = None,
+                  mc_samples: int | None = None, seed: int = 0) -> StreamingReconstructor:
+        """A ``StreamingReconstructor`` on this bundle."""
+        from edge.pipeline import StreamingReconstructor
+
+        return StreamingReconstructor(self.bundle, fs_hz, metadata, mc_samples, seed)
+
+    def reconstruct(self, lead_i: Any, fs: float, metadata: dict[str, Any] | None = None,
+                    mc_samples: int = 30, seed: int = 0) -> Reconstruction:
+        """Lead I ``(n,)`` mV at ``fs`` (100-1000 Hz) -> ``Reconstruction`` at ``fs``."""
+        try:
+            fs = float(fs)
+        except (TypeError, ValueError):
+            raise InputInvalid(f"fs={fs!r} is not a number") from None
+        if not (math.isfinite(fs) and MIN_FS_HZ <= fs <= MAX_FS_HZ):
+            raise InputInvalid(f"fs={fs!r} Hz outside the supported {MIN_FS_HZ:g}-"
+                               f"{MAX_FS_HZ:g} Hz")
+        try:
+            x = np.asarray(lead_i, dtype=np.float64)
+        except (TypeError, ValueError) as e:
+            raise InputInvalid(f"lead_i is not numeric: {e}") from None
+        if x.ndim == 2 and x.shape[1] == 1:
+            x = x[:, 0]
+        if x.ndim != 1:
+            raise InputInvalid(f"lead_i must be 1-D (n,) in mV, got shape {x.shape}")
+        bad = ~np.isfinite(x)
+        if bad.any():
+            raise InputInvalid(f"lead_i has {int(bad.sum())} non-finite value(s) (NaN/inf); "
+                               f"first at sample {int(np.argmax(bad))}")
+        rec = self.streaming(fs, metadata, mc_samples, seed)
+        blocks = rec.push(Chunk(x.astype(np.float32), t0_s=0.0, fs_hz=fs)) + rec.flush()
+        leads = np.concatenate([b.leads for b in blocks]) if blocks else np.zeros((0, 12))
+        std = np.concatenate([b.std for b in blocks]) if blocks else np.zeros((0, 12))
+        flags = [f for b in blocks for f in b.flags]
+        return Reconstruction(leads.astype(np.float32), std.astype(np.float32), flags, fs)
+
+
+def load_bundle(path: str | Path | None = None,
+                num_threads: int | None = None) -> ReconstructionModel:
+    """Load a bundle folder (default: the shipped ``edge/bundles/default``)."""
+    from edge.bundle import Bundle
+
+    return ReconstructionModel(Bundle.load(path, num_threads=num_threads))
