@@ -3,6 +3,7 @@ P/QRS/T annotation files and `ludb.csv` metadata."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,10 @@ def read_annotations(path: Path) -> dict[str, dict[str, np.ndarray]]:
     out: dict[str, dict[str, np.ndarray]] = {}
     for lead in LEADS:
         try:
-            ann = wfdb.rdann(str(path), lead.lower())
+            with warnings.catch_warnings():  # wfdb's own pandas deprecation noise
+                warnings.simplefilter("ignore", category=FutureWarning)
+                warnings.simplefilter("ignore", category=DeprecationWarning)
+                ann = wfdb.rdann(str(path), lead.lower())
         except Exception as exc:
             raise RecordRejected(
                 str(path), f"annotations: lead {lead}: {type(exc).__name__}: {exc}") from None
