@@ -2,7 +2,7 @@
 
 ``write_tiny_bundle(dir)`` converts a small edge trunk/head (window 200 at 100 Hz, hop 50,
 LSTM 8) to TFLite and writes ``manifest.json``. ``tiny_manifest(...)`` gives the manifest dict
-alone (no files) for schema tests. Reuse: ``from tests.bundle_fixture import tiny_bundle_dir``.
+alone (no files) for schema tests. Reuse (tests/ is on sys.path under pytest): ``from bundle_fixture import write_tiny_bundle``.
 """
 
 from __future__ import annotations
