@@ -102,8 +102,6 @@ class FrameChunker:
                 gap_s = max(gap_us, sample_us) / 1e6
             elif gap_us < -1.5 * sample_us:  # time overlaps: restart the segment
                 reset = True
-            else:  # contiguous: stay on the sample grid
-                start = self._next_us
         self._last_raw_us = raw
         self._start_us = start
         self._next_us = start + n * sample_us

@@ -68,7 +68,7 @@ class SerialSource(DeviceSource):
 
     async def _pump(self) -> None:
         assert self._transport is not None
-        while True:
+        while not self._closed:
             data = await asyncio.to_thread(self._transport.read)
             if data is None:
                 self._decoder.finish(time.monotonic())

@@ -1,0 +1,30 @@
+"""`ble:ADDR` — the project's own GATT profile: ecg12 frames (firmware_bridge SPEC) sent as
+notifications on ECG12_DATA_UUID; a frame may span notifications (the decoder resyncs)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edge.sources.frames import FrameChunker
+from edge.sources.notify import NotifySource
+
+ECG12_SERVICE_UUID = "ec120000-6c3e-4d2a-9b57-3f1e5a0c8d41"
+ECG12_DATA_UUID = "ec120001-6c3e-4d2a-9b57-3f1e5a0c8d41"
+
+
+class Ecg12BleSource(NotifySource):
+    name_prefix = "ecg12"
+
+    def __init__(self, address: str, **kwargs: Any) -> None:
+        super().__init__(address, **kwargs)
+        self.uri = f"ble:{address}"
+        self._chunker = FrameChunker(self)
+
+    def _on_new_segment(self) -> None:
+        self._chunker = FrameChunker(self)
+
+    async def _start(self) -> None:
+        await self.transport.start_notify(ECG12_DATA_UUID, self._on_data)
+
+    def _decode(self, data: bytes, arrival_s: float) -> None:
+        self._chunker.feed(data, arrival_s)
