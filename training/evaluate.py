@@ -50,11 +50,13 @@ CHEST = ("V1", "V2", "V3", "V4", "V5", "V6")
 QUICK_LIMIT = 20
 #: Training records used to fit the linear baseline (random subset).
 LINEAR_MAX = 400
+#: Largest conditioning delay searched when aligning LUDB annotations (s).
+MAX_DELAY_S = 0.5
 SEGMENTS_NOTE = (
-    "QRS and T segments: LUDB from its expert per-lead annotations (mapped to the model rate; "
-    "the causal conditioning delay is not compensated); other corpora from R peaks detected on "
-    "the true Lead I (edge.features.detect_r_peaks): QRS = [R-50 ms, R+50 ms], "
-    "T = [R+150 ms, R+400 ms] capped at the next QRS.")
+    "QRS and T segments: LUDB from its expert per-lead annotations (mapped to the model rate "
+    "and aligned to the conditioned window by cross-correlation with the raw record); other "
+    "corpora from R peaks detected on the true Lead I (edge.features.detect_r_peaks): "
+    "QRS = [R-50 ms, R+50 ms], T = [R+150 ms, R+400 ms] capped at the next QRS.")
 
 
 class EvaluationError(RuntimeError):
@@ -75,32 +77,56 @@ def load_run(run_dir: Path) -> tuple[TrainConfig, Any]:
     return cfg, model
 
 
-def _ludb_annotations(keys: list[str], limit: int | None) -> dict[str, tuple[dict, int, float]]:
-    """key -> (lead annotations, original length, original rate) for LUDB keys."""
+def _ludb_annotations(keys: list[str], limit: int | None, fs_hz: float
+                      ) -> dict[str, tuple[dict, float, np.ndarray]]:
+    """key -> (lead annotations, fs / fs_record, raw record resampled to fs) for LUDB keys."""
     if not any(k.startswith("ludb/") for k in keys):
         return {}
+    from fractions import Fraction
+
+    from scipy.signal import resample_poly
+
     from training.data import load_corpus
 
     rep = load_corpus("ludb", progress=False, limit=limit)
-    return {r.key: (r.annotations, r.signal_mv.shape[0], r.fs_hz)
-            for r in rep.records if r.annotations}
+    out = {}
+    for r in rep.records:
+        if r.annotations and r.key in keys:
+            ratio = Fraction(fs_hz / r.fs_hz).limit_denominator(1000)
+            raw = resample_poly(r.signal_mv, ratio.numerator, ratio.denominator, axis=0)
+            out[r.key] = (r.annotations, fs_hz / r.fs_hz, raw)
+    return out
+
+
+def align_window(window: np.ndarray, raw: np.ndarray, max_delay: int) -> int:
+    """Start of ``window`` (L, c) in ``raw`` (n, c): it is near the end, delayed by the causal
+    conditioning by 0..max_delay samples; picks the best-correlating start."""
+    L = window.shape[0]
+    w = window - window.mean(axis=0)
+    best, best_c = max(0, raw.shape[0] - L), -np.inf
+    for start in range(max(0, raw.shape[0] - L - max_delay), raw.shape[0] - L + 1):
+        seg = raw[start:start + L]
+        c = float(((seg - seg.mean(axis=0)) * w).sum())
+        if c > best_c:
+            best, best_c = start, c
+    return best
 
 
 def segment_masks(leads12: np.ndarray, keys: list[str], fs_hz: float,
-                  ludb: dict[str, tuple[dict, int, float]]) -> tuple[np.ndarray, np.ndarray]:
+                  ludb: dict[str, tuple[dict, float, np.ndarray]]
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """QRS and T masks ``(N, L, 12)``: expert annotations where known, else R-peak windows.
 
-    A window is the last L samples of its record, so a record sample ``s`` maps to
-    ``s · fs / fs_record - (n_record · fs / fs_record - L)``.
+    An annotated record is aligned to its window (the end of the conditioned record, delayed
+    by the causal filters) by cross-correlation with the raw record resampled to ``fs_hz``.
     """
     n, L = leads12.shape[:2]
     qrs = np.zeros((n, L, 12), bool)
     t = np.zeros((n, L, 12), bool)
     for i, key in enumerate(keys):
         if key in ludb:
-            ann, n_rec, fs_rec = ludb[key]
-            scale = fs_hz / fs_rec
-            offset = int(round(n_rec * scale)) - L
+            ann, scale, raw = ludb[key]
+            offset = align_window(leads12[i], raw, int(round(MAX_DELAY_S * fs_hz)))
             for lead, waves in ann.items():
                 k = LEADS.index(canonical_lead_name(lead))
                 qrs[i, :, k], t[i, :, k] = segment_masks_from_annotations(waves, L, scale, offset)
@@ -215,7 +241,7 @@ def evaluate_run(run_dir: Path, mc_samples: int = 30, quick: bool = False,
             arrays[regime] = arr
             if regime == "none":
                 qrs, tm = segment_masks(arr.leads12, arr.keys, fs,
-                                        _ludb_annotations(arr.keys, limit))
+                                        _ludb_annotations(arr.keys, limit, fs))
                 masks = {"whole": None, "qrs": qrs, "t": tm}
             pred12, _ = to_12_lead(arr.lead_i, predict(model, arr.lead_i, arr.meta),
                                    cfg.model.outputs)
