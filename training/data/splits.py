@@ -73,8 +73,8 @@ def make_splits(records: Iterable[Recording], path: Path | None = SPLIT_FILE
 
 def _read(path: Path) -> dict[str, list[str]]:
     if not path.is_file():
-        raise DataError(f"split file {path} not found; create it with `ecg12 data summary "
-                        "--write-splits` or training.data.splits.make_splits")
+        raise DataError(f"split file {path} not found; create it with "
+                        "training.data.splits.make_splits(records)")
     try:
         data = json.loads(path.read_text())
         return data["records"]
