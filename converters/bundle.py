@@ -1,0 +1,160 @@
+"""``convert_run``: a training run folder -> a gateway bundle (trunk, head, manifest.json)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from converters.errors import ConversionError
+from converters.export import LSTMS, QUANTS, Representative, convert_head, convert_trunk
+from converters.run import Run, load_run
+from edge.conditioning import ConditioningConfig
+from edge.leads import DERIVED, LEADS, PREDICTED
+from edge.metadata import ENCODED_SIZE, ENCODING_VERSION, FIELDS, LEAD_I_FIELDS
+from training.model import DOWNSAMPLE, build_trunk, copy_weights, mask_sites, sample_masks
+
+SCHEMA_VERSION = "1.0"
+REP_WINDOWS = 100  # representative windows for full-integer calibration
+
+
+@dataclass
+class Calib:
+    """Representative inputs for int8 calibration: training windows and their metadata."""
+
+    lead_i: np.ndarray  # (N, L, 1)
+    meta: np.ndarray  # (N, M)
+
+
+def split_arrays(run: Run, split: str, limit: int | None = None) -> Any:
+    """``training.dataset.load_split_arrays`` for the run's config (wearable regime)."""
+    try:
+        from training.dataset import load_split_arrays
+    except ImportError as exc:
+        raise ConversionError(f"cannot load the {split} split: {exc}") from None
+    arrays = load_split_arrays(run.cfg, split, "wearable", limit=limit)
+    if len(arrays.lead_i) == 0:
+        raise ConversionError(f"the {split} split of {run.path} has no windows")
+    return arrays
+
+
+def representative(run: Run, calib: Calib, seed: int = 0) -> tuple[Representative, ...]:
+    """Representative-dataset generators for the trunk and the head (masks sampled)."""
+    n = min(len(calib.lead_i), REP_WINDOWS)
+    x, meta = calib.lead_i[:n].astype(np.float32), calib.meta[:n].astype(np.float32)
+    trunk = build_trunk(run.cfg.model, run.cfg.window)
+    copy_weights(run.model, trunk)
+    feats = np.asarray(trunk.predict(x, verbose=0)[0], np.float32)
+    masks = sample_masks(run.cfg.model, n, np.random.default_rng(seed))
+    names = [s.name for s in mask_sites(run.cfg.model)]
+
+    def trunk_rep():  # dicts keyed by signature input name (list order is not guaranteed)
+        for i in range(n):
+            yield {"lead_i": x[i:i + 1]}
+
+    def head_rep():
+        for i in range(n):
+            yield {"features": feats[i:i + 1], "meta": meta[i:i + 1],
+                   **{k: masks[k][i:i + 1] for k in names}}
+
+    return trunk_rep, head_rep
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def build_manifest(run: Run, files: dict[str, Path], quant: str, lstm: str, mc_samples: int,
+                   name: str, metrics: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Manifest dict per docs/CONTRACTS.md (validated with ``edge.manifest`` before writing)."""
+    cfg, L = run.cfg, run.cfg.window
+    F = 2 * cfg.model.lstm_units
+    sites = mask_sites(cfg.model)
+
+    def t(name: str, *shape: int) -> dict[str, Any]:
+        return {"name": name, "shape": list(shape), "dtype": "float32"}
+
+    head_inputs = [t("features", -1, L // DOWNSAMPLE, F), t("meta", -1, ENCODED_SIZE)]
+    head_inputs += [t(s.name, -1, s.size) for s in sites]
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "name": name,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "model": {"fs_hz": cfg.data.fs_hz, "window": L,
+                  "hop": int(round(cfg.data.hop_s * cfg.data.fs_hz)), "input_scale": 1.0,
+                  "lead_order": list(LEADS), "predicted_leads": list(PREDICTED),
+                  "derived_leads": list(DERIVED), "output_units": "mV"},
+        "files": {
+            "trunk": {"path": files["trunk"].name, "sha256": sha256(files["trunk"]),
+                      "inputs": [t("lead_i", 1, L, 1)],
+                      "outputs": [t("features", 1, L // DOWNSAMPLE, F), t("skip", 1, L, 7)],
+                      "batch": 1, "lstm": lstm, "reset_state": lstm == "fused"},
+            "head": {"path": files["head"].name, "sha256": sha256(files["head"]),
+                     "inputs": head_inputs, "outputs": [t("residual", -1, L, 7)],
+                     "batch": None},
+        },
+        "metadata": {"fields": list(FIELDS), "encoding_version": ENCODING_VERSION,
+                     "encoded_size": ENCODED_SIZE, "derive_from_lead_i": list(LEAD_I_FIELDS)},
+        "conditioning": ConditioningConfig().to_dict(),
+        "mc": {"default_samples": mc_samples,
+               "masks": [{"name": s.name, "size": s.size, "rate": s.rate} for s in sites]},
+        "uncertainty": {"calibration": {"method": run.calibration.get("method", "scale"),
+                                        "scale": [float(v) for v in run.calibration["scale"]]},
+                        "flag_std_mv": [float(v) for v in run.calibration["flag_std_mv"]]},
+        "quantization": quant,
+        "provenance": {"config_sha256": run.info.get("config_sha256", cfg.sha256()),
+                       "split_sha256": run.info.get("split_sha256"), "run": str(run.path),
+                       "keras_version": keras.__version__, "tf_version": tf.__version__,
+                       "lstm": lstm},
+        "metrics": {"best_val_loss": run.info.get("best_val_loss"), **(metrics or {})},
+    }
+
+
+def write_bundle(run: Run, out_dir: str | Path, quant: str = "float32", lstm: str = "unrolled",
+                 mc_samples: int = 30, calib: Calib | None = None,
+                 metrics: dict[str, Any] | None = None) -> Path:
+    """Convert a loaded run and write ``trunk.tflite``, ``head.tflite``, ``manifest.json``."""
+    if quant not in QUANTS:
+        raise ConversionError(f"unknown quantization {quant!r}; use one of {list(QUANTS)}")
+    if lstm not in LSTMS:
+        raise ConversionError(f"unknown LSTM option {lstm!r}; use one of {list(LSTMS)}")
+    if mc_samples < 1:
+        raise ConversionError(f"mc_samples must be >= 1, got {mc_samples}")
+    reps: tuple[Representative | None, ...] = (None, None)
+    if quant == "int8":
+        if calib is None:
+            train = split_arrays(run, "train", limit=None)
+            calib = Calib(train.lead_i, train.meta)
+        reps = representative(run, calib)
+    mc = run.cfg.model
+    trunk = convert_trunk(run.model, mc, run.cfg.window, lstm, quant, reps[0])
+    head = convert_head(run.model, mc, run.cfg.window, quant, reps[1])
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"trunk": out / "trunk.tflite", "head": out / "head.tflite"}
+    files["trunk"].write_bytes(trunk)
+    files["head"].write_bytes(head)
+    manifest = build_manifest(run, files, quant, lstm, mc_samples,
+                              name=f"{run.cfg.name}-{quant}-{lstm}", metrics=metrics)
+    from edge.manifest import validate_manifest
+
+    validate_manifest(manifest, out, where=f"{out}/manifest.json (as written)")
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return out
+
+
+def convert_run(run_dir: str | Path, out_dir: str | Path, quant: str = "float32",
+                lstm: str = "unrolled", mc_samples: int = 30,
+                calib: Calib | None = None) -> Path:
+    """Convert the run folder's best model into a bundle folder; returns ``out_dir``.
+
+    ``calib`` (int8 only) defaults to windows of the training split.
+    """
+    return write_bundle(load_run(run_dir), out_dir, quant, lstm, mc_samples, calib)

@@ -1,0 +1,132 @@
+"""Keras -> TFLite for the edge model split: trunk (once per window) and MC head (T at once).
+
+LSTM options for the trunk (the head has no LSTM):
+
+* ``unrolled`` — Keras 3 BiLSTM with ``unroll=True``: plain ops, XNNPACK-delegated.
+* ``while`` — Keras 3 BiLSTM as converted by default: a WHILE loop, fixed batch 1.
+* ``fused`` — a ``tf_keras`` twin with copied weights, giving the fused
+  UNIDIRECTIONAL_SEQUENCE_LSTM op; its state persists across ``invoke()``, so the runtime
+  must call ``reset_all_variables()`` before every window (manifest ``files.trunk.reset_state``).
+
+Quantizations: ``float32``, ``float16`` (weights), ``dynamic_int8`` (weights, dynamic-range
+activations), ``int8`` (full-integer kernels from a representative dataset; float I/O).
+Inputs/outputs keep float32 so the gateway code is the same for every variant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import tensorflow as tf
+
+from converters.errors import ConversionError
+from training.config import ModelConfig
+from training.model import DOWNSAMPLE, build_mc_head, build_trunk, copy_weights, mask_sites
+
+QUANTS = ("float32", "float16", "dynamic_int8", "int8")
+LSTMS = ("unrolled", "fused", "while")
+Representative = Callable[[], Iterator[dict[str, np.ndarray]]]
+
+
+def _quantize(conv: tf.lite.TFLiteConverter, quant: str, rep: Representative | None) -> None:
+    if quant not in QUANTS:
+        raise ConversionError(f"unknown quantization {quant!r}; use one of {list(QUANTS)}")
+    if quant == "float32":
+        return
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quant == "float16":
+        conv.target_spec.supported_types = [tf.float16]
+    elif quant == "int8":
+        if rep is None:
+            raise ConversionError("int8 needs a representative dataset (training windows)")
+        conv.representative_dataset = rep
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+
+
+def _convert(conv: tf.lite.TFLiteConverter, what: str) -> bytes:
+    try:
+        return conv.convert()
+    except Exception as exc:  # the converter raises many types; report, don't hide
+        reason = str(exc).strip().splitlines()
+        short = next((r for r in reason if "error" in r.lower()), reason[0] if reason else "")
+        raise ConversionError(f"{what}: conversion failed: {type(exc).__name__}: "
+                              f"{short[:300]}") from exc
+
+
+def _from_function(fn, model) -> tf.lite.TFLiteConverter:
+    """Converter for a tf.function over a Keras 3 model; a tf.Module holds its variables
+    (passing the Keras model itself as the trackable leaves them unfrozen: NaN outputs)."""
+    holder = tf.Module()
+    holder.variables_ = [v.value for v in model.variables]
+    holder.serve = fn
+    return tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], holder)
+
+
+def _fused_twin(cfg: ModelConfig, window: int, trunk) -> object:
+    """tf_keras copy of the trunk (same layer names and weights) for the fused LSTM op."""
+    try:
+        import tf_keras
+    except ImportError:
+        raise ConversionError("lstm='fused' needs tf_keras: pip install 'tf-keras==2.21.*' "
+                              "(part of the [train] extra)") from None
+    L = tf_keras.layers
+    n_out = trunk.get_layer("skip_proj").filters
+    x_in = tf_keras.Input((window, 1), batch_size=1, name="lead_i")
+    s = L.Conv1D(cfg.conv_filters, cfg.conv_kernel, padding="same", activation="relu",
+                 name="conv_in1")(x_in)
+    s = L.Conv1D(cfg.conv_filters, cfg.conv_kernel, padding="same", activation="relu",
+                 name="conv_in2")(s)
+    skip = L.Conv1D(n_out, 1, name="skip_proj")(s)
+    d = L.Conv1D(cfg.down_filters, 5, strides=2, padding="same", activation="relu",
+                 name="down1")(s)
+    d = L.Conv1D(cfg.down_filters, 5, strides=2, padding="same", activation="relu",
+                 name="down2")(d)
+    f = L.Bidirectional(L.LSTM(cfg.lstm_units, return_sequences=True), name="bilstm")(d)
+    f = L.Activation("linear", name="features")(f)
+    skip = L.Activation("linear", name="skip")(skip)
+    twin = tf_keras.Model(x_in, {"features": f, "skip": skip}, name="ecg12_trunk_fused")
+    src = {layer.name: layer for layer in trunk.layers}
+    for layer in twin.layers:
+        if layer.weights:
+            layer.set_weights(src[layer.name].get_weights())
+    return twin
+
+
+def convert_trunk(model, cfg: ModelConfig, window: int, lstm: str = "unrolled",
+                  quant: str = "float32", rep: Representative | None = None) -> bytes:
+    """Trunk ``lead_i (1, L, 1) -> features (1, L/4, 2U), skip (1, L, 7)`` as TFLite bytes."""
+    if lstm not in LSTMS:
+        raise ConversionError(f"unknown LSTM option {lstm!r}; use one of {list(LSTMS)}")
+    trunk = build_trunk(cfg, window, batch=1, unroll=lstm == "unrolled")
+    copy_weights(model, trunk)
+    if lstm == "fused":
+        conv = tf.lite.TFLiteConverter.from_keras_model(_fused_twin(cfg, window, trunk))
+    else:
+        @tf.function(input_signature=[tf.TensorSpec((1, window, 1), tf.float32, "lead_i")])
+        def serve(lead_i):
+            feats, skip = trunk(lead_i)
+            return {"features": feats, "skip": skip}
+
+        conv = _from_function(serve, trunk)
+    _quantize(conv, quant, rep)
+    return _convert(conv, f"trunk ({lstm}, {quant})")
+
+
+def convert_head(model, cfg: ModelConfig, window: int, quant: str = "float32",
+                 rep: Representative | None = None) -> bytes:
+    """MC head with a free batch dimension T: (features, meta, masks...) -> residual."""
+    head = build_mc_head(cfg, window, batch=None)
+    copy_weights(model, head)
+    specs = [tf.TensorSpec((None, window // DOWNSAMPLE, 2 * cfg.lstm_units), tf.float32,
+                           "features"),
+             tf.TensorSpec((None, head.inputs[1].shape[-1]), tf.float32, "meta")]
+    specs += [tf.TensorSpec((None, s.size), tf.float32, s.name) for s in mask_sites(cfg)]
+
+    @tf.function(input_signature=specs)
+    def serve(*inputs):
+        return {"residual": head(list(inputs))}
+
+    conv = _from_function(serve, head)
+    _quantize(conv, quant, rep)
+    return _convert(conv, f"head ({quant})")
