@@ -38,8 +38,14 @@ def train(config: Path, out_dir: Path | None, resume: bool) -> None:
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--mc-samples", default=30, show_default=True, help="MC dropout samples T.")
 @click.option("--quick", is_flag=True, help="Fewer records and bootstrap draws (smoke test).")
-def evaluate(run_dir: Path, mc_samples: int, quick: bool) -> None:
+@click.option("--compare", "compare", multiple=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Other evaluated run(s): also write RUN_DIR/comparison.md (repeatable).")
+def evaluate(run_dir: Path, mc_samples: int, quick: bool, compare: tuple[Path, ...]) -> None:
     """Evaluate a run on the test split; writes report.md and figures into the run folder."""
-    from training.evaluate import evaluate_run
+    from training.evaluate import compare_runs, evaluate_run
 
     evaluate_run(run_dir, mc_samples=mc_samples, quick=quick)
+    if compare:
+        out = compare_runs([run_dir, *compare], run_dir / "comparison.md")
+        click.echo(f"comparison table: {out}")
