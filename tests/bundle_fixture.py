@@ -2,7 +2,8 @@
 
 ``write_tiny_bundle(dir)`` converts a small edge trunk/head (window 200 at 100 Hz, hop 50,
 LSTM 8) to TFLite and writes ``manifest.json``. ``tiny_manifest(...)`` gives the manifest dict
-alone (no files) for schema tests. Reuse (tests/ is on sys.path under pytest): ``from bundle_fixture import write_tiny_bundle``.
+alone (no files) for schema tests. Reuse (tests/ is on sys.path under pytest):
+``from bundle_fixture import write_tiny_bundle, synthetic_lead_i``.
 """
 
 from __future__ import annotations
@@ -97,3 +98,14 @@ def write_tiny_bundle(directory: Path, seed: int = 0, **manifest_kw: Any) -> Pat
 def tiny_bundle_dir(tmp_path_factory: Any, name: str = "tiny", **manifest_kw: Any) -> Path:
     """Session-cached helper for pytest fixtures: a tiny bundle under a fresh temp folder."""
     return write_tiny_bundle(tmp_path_factory.mktemp(name), **manifest_kw)
+
+
+def synthetic_lead_i(n: int, fs_hz: float, seed: int = 0, noise_mv: float = 0.01):
+    """ECG-like Lead I (mV): narrow R waves at ~72 bpm, a T wave, a little noise."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / fs_hz
+    phase = (t * 1.2) % 1.0
+    x = 1.0 * np.exp(-((phase - 0.3) / 0.012) ** 2) + 0.25 * np.exp(-((phase - 0.6) / 0.05) ** 2)
+    return (x + noise_mv * rng.standard_normal(n)).astype(np.float32)
