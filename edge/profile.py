@@ -1,0 +1,47 @@
+"""The wearer's profile file (JSON or TOML): age, sex and optionally axes from a clinic 12-lead.
+
+Example (TOML): `age = 54` / `sex = "F"` / `r_axis = 35`. Absent fields stay absent; rate,
+QRS count and QRS duration are computed live from Lead I and are not accepted here.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from edge.metadata import MetadataError, clean_metadata
+
+PROFILE_FIELDS: tuple[str, ...] = ("age", "sex", "r_axis", "t_axis")
+
+
+class ProfileError(ValueError):
+    """The profile file is missing, unparsable or holds an unknown/implausible field."""
+
+
+def load_profile(path: str | Path) -> dict[str, Any]:
+    """Read and validate a profile; returns clean metadata (edge.metadata.clean_metadata)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ProfileError(f"profile file not found: {p}")
+    text = p.read_text(encoding="utf-8")
+    try:
+        if p.suffix.lower() == ".toml":
+            data: Any = tomllib.loads(text)
+        else:
+            data = json.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ProfileError(f"profile {p}: cannot parse ({exc})") from None
+    if not isinstance(data, dict):
+        raise ProfileError(f"profile {p}: expected a table/object of fields, got {type(data)}")
+    if isinstance(data.get("patient"), dict):
+        data = data["patient"]
+    for key in data:
+        if key not in PROFILE_FIELDS:
+            raise ProfileError(f"profile {p}: unknown field {key!r}; allowed: "
+                               f"{', '.join(PROFILE_FIELDS)} (rate and QRS come from Lead I)")
+    try:
+        return clean_metadata(data)
+    except MetadataError as exc:
+        raise ProfileError(f"profile {p}: {exc}") from None

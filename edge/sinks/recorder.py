@@ -1,0 +1,151 @@
+"""One session's outputs: CSV (default; WFDB added at the end on request), NDJSON events,
+live Lead-I features, the report figure and summary.json. Times in events and files are
+seconds since the first sample (`t_s`)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from edge.chunk import Chunk
+from edge.sinks.csv import CsvSink, SinkError
+from edge.sinks.events import EventWriter
+
+FORMATS = ("csv", "wfdb")
+
+
+class Recorder:
+    """Feed it chunks (`on_chunk`) and pipeline blocks (`on_blocks`); `close()` finishes
+    every file (also after Ctrl-C) and returns the summary."""
+
+    def __init__(self, out_dir: str | Path, *, fmt: str = "csv",
+                 events: str | Path | TextIO | None = None, figure: bool = True,
+                 title: str = "", source: str = "", window_s: float = 10.0,
+                 feature_every_s: float = 10.0) -> None:
+        if fmt not in FORMATS:
+            raise SinkError(f"output format {fmt!r} unknown; use one of {', '.join(FORMATS)}")
+        self.out = Path(out_dir)
+        self.fmt, self.figure, self.title, self.source = fmt, figure, title, source
+        self.window_s, self.feature_every_s = window_s, feature_every_s
+        self.csv = CsvSink(self.out / "leads.csv")
+        self.events = EventWriter(self.out / "events.ndjson" if events is None else events)
+        self.origin_s: float | None = None
+        self.flags: list[dict[str, Any]] = []
+        self.gaps: list[dict[str, Any]] = []
+        self.chunks = 0
+        self.samples_in = 0
+        self.features: dict[str, float] = {}
+        self.status: frozenset[str] = frozenset()
+        self.errors: list[str] = []
+        self._tail: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._lead_i: list[np.ndarray] = []
+        self._fs: float | None = None
+        self._last_end: float | None = None
+        self._next_feat_s = feature_every_s
+        self._started = time.monotonic()
+        self._closed = False
+
+    def rel(self, t_s: float) -> float:
+        return t_s - (self.origin_s or 0.0)
+
+    def on_chunk(self, chunk: Chunk) -> None:
+        if self.origin_s is None:
+            self.origin_s, self._fs = chunk.t0_s, chunk.fs_hz
+            self.events.emit("start", source=self.source, fs_hz=chunk.fs_hz)
+        if chunk.gap_before_s > 0:
+            start = self._last_end if self._last_end is not None else chunk.t0_s
+            gap = {"kind": "gap", "start_s": self.rel(start), "end_s": self.rel(chunk.t0_s),
+                   "duration_s": chunk.gap_before_s, "leads": [], "seq": chunk.seq}
+            self.gaps.append(gap)
+            self.events.emit("gap", **gap)
+            self._lead_i.clear()
+        if chunk.status != self.status:
+            self.events.emit("device_status", t_s=self.rel(chunk.t0_s), status=chunk.status)
+            self.status = chunk.status
+        self.chunks += 1
+        self.samples_in += chunk.n
+        self._last_end = chunk.t_end_s
+        self._features(chunk)
+
+    def _features(self, chunk: Chunk) -> None:
+        """Lead-I rate / QRS count / QRS duration over the last 10 s, every 10 s of signal."""
+        from edge.features import lead_i_features
+
+        self._lead_i.append(chunk.samples[:, 0])
+        keep = int(10.0 * chunk.fs_hz)
+        x = np.concatenate(self._lead_i)[-keep:]
+        self._lead_i = [x]
+        if self.rel(chunk.t_end_s) < self._next_feat_s or len(x) < keep:
+            return
+        self._next_feat_s = self.rel(chunk.t_end_s) + self.feature_every_s
+        try:
+            self.features = lead_i_features(x.astype(np.float64), chunk.fs_hz)
+        except ValueError as exc:
+            self.features = {}
+            self.errors.append(f"features: {exc}")
+        self.events.emit("features", t_s=self.rel(chunk.t_end_s), **self.features)
+
+    def on_blocks(self, blocks: list[Any]) -> None:
+        for block in blocks:
+            if getattr(block, "n", len(block.leads)):
+                t, leads, std = self.csv.write(block)
+                self._tail.append((t, leads, std))
+                self._trim()
+            for f in block.flags:
+                flag = {"kind": f.kind, "start_s": self.rel(f.start_s), "end_s": self.rel(f.end_s),
+                        "leads": list(f.leads), "value": f.value, "threshold": f.threshold,
+                        "detail": f.detail}
+                self.flags.append(flag)
+                self.events.emit("flag", **flag)
+
+    def _trim(self) -> None:
+        end = self._tail[-1][0][-1] if len(self._tail[-1][0]) else 0.0
+        while len(self._tail) > 1 and self._tail[1][0][:1].size and \
+                self._tail[1][0][0] <= end - self.window_s:
+            self._tail.pop(0)
+
+    def tail(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if not self._tail:
+            return np.zeros(0), np.zeros((0, 12), np.float32), np.zeros((0, 12), np.float32)
+        return tuple(np.concatenate([p[i] for p in self._tail]) for i in range(3))  # type: ignore[return-value]
+
+    def close(self, **extra: Any) -> dict[str, Any]:
+        """Close the CSV, write WFDB (if asked), the figure and summary.json. Idempotent."""
+        if self._closed:
+            return self.summary
+        self._closed = True
+        self.csv.close()
+        files = {"csv": str(self.csv.path)}
+        if self.fmt == "wfdb" and self.csv.rows >= 2:
+            from edge.sinks.wfdb import write_wfdb
+
+            try:
+                files["wfdb"] = str(write_wfdb(self.csv.path, self.out, "ecg12", self._fs)[0])
+            except SinkError as exc:
+                self.errors.append(str(exc))
+        if self.figure and self.csv.rows:
+            from edge.sinks.figure import report_figure
+
+            t, leads, std = self.tail()
+            report_figure(self.out / "report.png", t, leads, std, self.flags + self.gaps,
+                          title=self.title, window_s=self.window_s)
+            files["figure"] = str(self.out / "report.png")
+        kinds: dict[str, int] = {}
+        for f in self.flags:
+            kinds[f["kind"]] = kinds.get(f["kind"], 0) + 1
+        self.summary = {
+            "source": self.source, "fs_hz": self._fs, "chunks": self.chunks,
+            "samples_in": self.samples_in, "rows_out": self.csv.rows,
+            "signal_s": self.csv.rows / self._fs if self._fs else 0.0,
+            "gaps": len(self.gaps), "gap_s": float(sum(g["duration_s"] for g in self.gaps)),
+            "flags": kinds, "features": self.features, "files": files,
+            "wall_s": time.monotonic() - self._started, "errors": self.errors, **extra,
+        }
+        ev = self.events.emit("summary", **self.summary)
+        (self.out / "summary.json").write_text(json.dumps(ev, indent=2) + "\n")
+        self.events.close()
+        return self.summary
