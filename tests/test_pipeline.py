@@ -1,0 +1,180 @@
+"""StreamingReconstructor: chunk invariance, seeds, quality gate, flags, gaps, timing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from bundle_fixture import synthetic_lead_i, write_tiny_bundle
+
+from edge.bundle import Bundle
+from edge.chunk import Chunk
+from edge.errors import InputInvalid, InputTooShort
+from edge.pipeline import Block, StreamingReconstructor
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
+    return Bundle.load(write_tiny_bundle(tmp_path_factory.mktemp("tiny")))
+
+
+def run(bundle: Bundle, x: np.ndarray, fs: float, sizes: list[int] | None = None,
+        gaps: dict[int, float] | None = None, status: dict[int, frozenset] | None = None,
+        **kw: object) -> list[Block]:
+    """Push ``x`` in chunks of ``sizes`` (cycled); ``gaps`` keyed by start index; ``status``
+    keyed by the index from which it holds (until the next key)."""
+    rec = StreamingReconstructor(bundle, fs, **kw)
+    sizes = sizes or [len(x)]
+    gaps, status = gaps or {}, status or {}
+    cuts = sorted(set(gaps) | set(status))
+    out, i, c, t, st = [], 0, 0, 0.0, frozenset()
+    while i < len(x):
+        m = sizes[c % len(sizes)]
+        c += 1
+        nxt = [k for k in cuts if i < k < i + m]
+        m = nxt[0] - i if nxt else m
+        g = gaps.get(i, 0.0)
+        t = i / fs + sum(v for k, v in gaps.items() if k <= i)
+        st = status.get(i, st)
+        out += rec.push(Chunk(x[i:i + m], t0_s=t, fs_hz=fs, seq=c, gap_before_s=g, status=st))
+        i += m
+    return out + rec.flush()
+
+
+def cat(blocks: list[Block]) -> tuple[np.ndarray, np.ndarray, list]:
+    return (np.concatenate([b.leads for b in blocks]), np.concatenate([b.std for b in blocks]),
+            [f for b in blocks for f in b.flags])
+
+
+@pytest.mark.parametrize(("fs", "seed"), [(130.0, 1), (100.0, 2), (250.0, 3)])
+def test_chunk_invariance_with_gaps(bundle: Bundle, fs: float, seed: int) -> None:
+    n = int(fs * 11)
+    x = synthetic_lead_i(n, fs, seed)
+    x[int(fs * 8):int(fs * 9.5)] = 0.3  # flat stretch after the gap
+    gaps = {int(fs * 6.5): 1.25}
+    status = {int(fs * 2): frozenset({"lead_off"}), int(fs * 3): frozenset()}
+    whole = cat(run(bundle, x, fs, gaps=gaps, status=status, mc_samples=3, seed=7))
+    rng = np.random.default_rng(seed)
+    sizes = [int(s) for s in rng.integers(1, int(fs * 1.5), size=40)]
+    parts = cat(run(bundle, x, fs, sizes=sizes, gaps=gaps, status=status, mc_samples=3,
+                    seed=7))
+    assert whole[0].shape == (n, 12)
+    np.testing.assert_array_equal(whole[0], parts[0])
+    np.testing.assert_array_equal(whole[1], parts[1])
+    assert whole[2] == parts[2]
+    assert {f.kind for f in whole[2]} == {"gap", "poor_quality"}
+    gap_flags = [f for f in whole[2] if f.kind == "gap"]
+    assert len(gap_flags) == 1
+    assert gap_flags[0].start_s == pytest.approx(6.5 * fs // 1 / fs)
+    assert gap_flags[0].end_s - gap_flags[0].start_s == pytest.approx(1.25)
+
+
+def test_block_times_and_lead_consistency(bundle: Bundle) -> None:
+    fs = 130.0
+    x = synthetic_lead_i(int(fs * 8), fs)
+    blocks = run(bundle, x, fs, sizes=[97], gaps={int(fs * 5): 2.0}, mc_samples=2)
+    t = 0.0
+    for b in blocks:
+        if b.n:
+            assert b.fs_hz == fs and b.t0_s == pytest.approx(t if b.t0_s < 5 else b.t0_s)
+            t = b.t0_s + b.n / fs
+    after = [b for b in blocks if b.n and b.t0_s >= 5.0]
+    assert after[0].t0_s == pytest.approx(7.0)  # 5 s of data, then a 2 s gap
+    leads, std, _ = cat(blocks)
+    ok = ~np.isnan(leads[:, 1])
+    np.testing.assert_allclose(leads[ok, 2], leads[ok, 1] - leads[ok, 0], atol=1e-5)  # III
+    np.testing.assert_allclose(std[ok, 2], std[ok, 1])
+    assert np.all(std[:, 0] == 0)
+
+
+def test_seed_determinism(bundle: Bundle) -> None:
+    x = synthetic_lead_i(500, 100.0)
+    a = cat(run(bundle, x, 100.0, mc_samples=4, seed=1))
+    b = cat(run(bundle, x, 100.0, mc_samples=4, seed=1))
+    c = cat(run(bundle, x, 100.0, mc_samples=4, seed=2))
+    np.testing.assert_array_equal(a[1], b[1])
+    assert not np.array_equal(a[1], c[1])
+
+
+def test_deterministic_mode(bundle: Bundle) -> None:
+    x = synthetic_lead_i(600, 100.0)
+    leads, std, _ = cat(run(bundle, x, 100.0, sizes=[33], mc_samples=0))
+    assert np.isfinite(leads).all()
+    assert np.all(std == 0)
+
+
+def test_lead_i_is_conditioned_input(bundle: Bundle) -> None:
+    from edge.conditioning import ConditioningConfig, condition
+
+    fs = 250.0
+    x = synthetic_lead_i(int(fs * 4), fs)
+    leads, _, _ = cat(run(bundle, x, fs, sizes=[64], mc_samples=0))
+    ref = condition(x, fs, fs, ConditioningConfig(highpass_hz=0.5, lowpass_hz=40.0))
+    np.testing.assert_allclose(leads[:, 0], ref, atol=1e-5)
+
+
+def test_flat_stretch_not_reconstructed(bundle: Bundle) -> None:
+    fs = 100.0
+    x = synthetic_lead_i(int(fs * 12), fs)
+    x[400:800] = 0.0  # 4 s flat (electrode off)
+    leads, std, flags = cat(run(bundle, x, fs, sizes=[50], mc_samples=2))
+    poor = [f for f in flags if f.kind == "poor_quality"]
+    assert poor and "flat or lead-off" in poor[0].detail and "not reconstructed" in poor[0].detail
+    assert 2.0 <= poor[0].start_s <= 4.1 and 8.0 <= poor[0].end_s <= 10.5
+    assert np.isnan(leads[550:650, 1:]).all() and np.isnan(std[550:650, 1:]).all()
+    assert np.isfinite(leads[:150]).all() and np.isfinite(leads[-100:]).all()
+
+
+def test_lead_off_status(bundle: Bundle) -> None:
+    fs = 100.0
+    x = synthetic_lead_i(int(fs * 10), fs)
+    off = frozenset({"lead_off"})
+    status = {400: off, 600: frozenset()}
+    leads, _, flags = cat(run(bundle, x, fs, sizes=[100], status=status, mc_samples=0))
+    assert any(f.kind == "poor_quality" and "lead-off" in f.detail for f in flags)
+    assert np.isnan(leads[450:550, 1]).all()
+
+
+def test_noisy_window_reconstructed_and_flagged(bundle: Bundle) -> None:
+    fs = 100.0
+    x = np.random.default_rng(0).standard_normal(int(fs * 5)).astype(np.float32)
+    leads, _, flags = cat(run(bundle, x, fs, mc_samples=0))
+    assert np.isfinite(leads).all()
+    assert [f.detail for f in flags if f.kind == "poor_quality"] == ["noisy"]
+
+
+def test_high_uncertainty_flags(tmp_path: Path) -> None:
+    fs = 100.0
+    x = synthetic_lead_i(int(fs * 6), fs)
+    low = Bundle.load(write_tiny_bundle(tmp_path / "low", flag_std_mv=[0.0] * 7))
+    _, _, flags = cat(run(low, x, fs, sizes=[41], mc_samples=3))
+    hu = [f for f in flags if f.kind == "high_uncertainty"]
+    assert {f.leads[0] for f in hu} == {"II", "V1", "V2", "V3", "V4", "V5", "V6"}
+    assert all(f.end_s - f.start_s >= 0.2 - 1e-9 and f.value > f.threshold for f in hu)
+    high = Bundle.load(write_tiny_bundle(tmp_path / "high", flag_std_mv=[1e3] * 7))
+    _, _, flags = cat(run(high, x, fs, mc_samples=3))
+    assert not [f for f in flags if f.kind == "high_uncertainty"]
+
+
+def test_input_too_short(bundle: Bundle) -> None:
+    with pytest.raises(InputTooShort, match=r"input has 150 samples at 130 Hz.*needs 200"):
+        run(bundle, synthetic_lead_i(150, 130.0), 130.0)
+
+
+def test_short_segment_between_gaps_is_flagged(bundle: Bundle) -> None:
+    fs = 100.0
+    x = synthetic_lead_i(700, fs)
+    leads, _, flags = cat(run(bundle, x, fs, gaps={300: 1.0, 400: 1.0}, mc_samples=0))
+    assert np.isnan(leads[300:400, 1:]).all() and np.isfinite(leads[:300]).all()
+    assert any("shorter than one window" in f.detail for f in flags)
+
+
+def test_bad_chunks(bundle: Bundle) -> None:
+    rec = StreamingReconstructor(bundle, 130.0)
+    with pytest.raises(InputInvalid, match="fs_hz=100 differs"):
+        rec.push(Chunk(np.zeros(10), 0.0, 100.0))
+    with pytest.raises(InputInvalid, match="non-finite"):
+        rec.push(Chunk(np.array([0.0, np.nan]), 0.0, 130.0))
+    with pytest.raises(InputInvalid, match="1 channel"):
+        rec.push(Chunk(np.zeros((10, 2)), 0.0, 130.0))
