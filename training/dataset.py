@@ -29,7 +29,7 @@ from rich.progress import Progress
 from edge.conditioning import condition
 from edge.features import lead_i_features
 from edge.leads import LEAD_INDEX, PREDICTED, RECONSTRUCTED
-from edge.metadata import FIELDS, LEAD_I_FIELDS, encode_metadata
+from edge.metadata import FIELDS, LEAD_I_FIELDS, MetadataError, clean_metadata, encode_metadata
 from training.config import TrainConfig
 from training.data import MISSING, Recording, dedupe_prefer_rate, load_corpus
 from training.data.loaders import cache_dir
@@ -67,6 +67,18 @@ def target_indices(outputs: str) -> list[int]:
     return [LEAD_INDEX[n] for n in names]
 
 
+def plausible(metadata: dict[str, Any]) -> dict[str, Any]:
+    """Keep the fields with plausible values; a measurement outside the range (e.g. a
+    delineator's 340 ms QRS) is treated as absent, never clipped."""
+    out: dict[str, Any] = {}
+    for key, value in metadata.items():
+        try:
+            out.update(clean_metadata({key: value}))
+        except MetadataError:
+            continue
+    return out
+
+
 def _machine_meta(rec: Recording) -> dict[str, Any]:
     return {k: v for k, v in rec.metadata.items() if k in FIELDS and v is not MISSING}
 
@@ -91,7 +103,8 @@ def prepare_record(rec: Recording, fs_hz: float) -> Prepared:
         clinical.update({k: v for k, v in measured.items() if k in missing and v is not None})
     rhythm = str(rec.metadata.get("rhythm", "") or "")
     return Prepared(rec.key, rec.source, sig.astype(np.float32),
-                    {"none": {}, "wearable": wearable, "clinical": clinical}, rhythm)
+                    {"none": {}, "wearable": plausible(wearable),
+                     "clinical": plausible(clinical)}, rhythm)
 
 
 def _cache_key(cfg: TrainConfig, limit: int | None) -> str:
@@ -159,7 +172,7 @@ def eval_arrays(cfg: TrainConfig, preps: list[Prepared], regime: str) -> WindowA
         if regime == "wearable":
             for k in LEAD_I_FIELDS:
                 md.pop(k, None)
-            md.update(lead_i_features(w[:, 0], cfg.data.fs_hz))
+            md.update(plausible(lead_i_features(w[:, 0], cfg.data.fs_hz)))
         metas.append(encode_for(cfg, md))
     meta = np.stack(metas) if metas else np.zeros((0, 1), np.float32)
     return WindowArrays(leads[:, :, :1].astype(np.float32), meta.astype(np.float32),
