@@ -1,0 +1,47 @@
+"""``ecg12 convert RUN``: a training run -> a gateway bundle, or a comparison of variants."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+QUANTS = ("float32", "float16", "dynamic_int8", "int8")
+LSTMS = ("unrolled", "fused", "while")
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--quant", type=click.Choice(QUANTS), default="float32", show_default=True)
+@click.option("--lstm", type=click.Choice(LSTMS), default="unrolled", show_default=True,
+              help="BiLSTM export: unrolled ops, fused LSTM op (tf_keras twin), WHILE loop.")
+@click.option("--mc-samples", default=30, show_default=True, help="Default MC samples T.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Bundle folder to write.")
+@click.option("--compare", is_flag=True, help="Convert and measure every quant x LSTM option.")
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path),
+              help="With --compare: write the table as PATH (.md) and PATH.json.")
+@click.option("--records", default=200, show_default=True,
+              help="With --compare: test windows used for parity.")
+def convert(run_dir: Path, quant: str, lstm: str, mc_samples: int, out_dir: Path | None,
+            compare: bool, report: Path | None, records: int) -> None:
+    """Convert a training run folder to a TFLite bundle (trunk, MC head, manifest)."""
+    from converters.errors import ConversionError, RunFolderError
+
+    try:
+        if compare:
+            from converters.compare import compare_variants
+
+            compare_variants(run_dir, samples=mc_samples, records=records, report=report)
+            return
+        if out_dir is None:
+            raise click.UsageError("--out BUNDLE is required (or use --compare)")
+        from converters.bundle import convert_run, sha256
+
+        out = convert_run(run_dir, out_dir, quant, lstm, mc_samples)
+        for name in ("trunk.tflite", "head.tflite"):
+            p = out / name
+            click.echo(f"{p}: {p.stat().st_size / 1024:.1f} KB sha256 {sha256(p)[:12]}")
+        click.echo(f"bundle written: {out} ({quant}, {lstm} LSTM, T={mc_samples})")
+    except (ConversionError, RunFolderError) as exc:
+        raise click.ClickException(str(exc)) from None
