@@ -101,19 +101,26 @@ class AsciiChunker:
         self._started = False
 
     def feed(self, data: bytes, arrival_s: float) -> None:
-        values = self.decoder.feed(data)
-        noise = self.decoder.noise_lines - self._noise_seen
-        self._noise_seen = self.decoder.noise_lines
-        if self._started and noise:  # a garbled line mid-stream stood for a sample
-            self._gap_n += noise
-            self.index += noise
-            self.source.stats.bad_frames += noise
+        vals: list[float] = []
+        lead_off_before = self.decoder.lead_off
+        for piece in data.splitlines(keepends=True):  # line by line: noise has a position
+            got = self.decoder.feed(piece)
+            noise = self.decoder.noise_lines - self._noise_seen
+            self._noise_seen = self.decoder.noise_lines
+            if self._started and noise:  # a garbled line mid-stream stood for a sample
+                vals.extend([np.nan] * noise)
+                self.source.stats.bad_frames += noise
+            if len(got):
+                self._started = True
+                vals.extend(got.tolist())
+        lead_off = self.decoder.lead_off > lead_off_before
+        self._emit_values(np.asarray(vals, dtype=np.float64), arrival_s, lead_off)
+
+    def _emit_values(self, values: np.ndarray, arrival_s: float, lead_off: bool) -> None:
         if not len(values):
             return
-        if not self._started:
-            self._started = True
         self.clock.update((self.index + len(values)) / self.fs_hz, arrival_s)
-        status = frozenset({"lead_off"}) if np.isnan(values).any() else frozenset()
+        status = frozenset({"lead_off"}) if lead_off else frozenset()
         mv = self.scale.counts_to_mv(values)
         ok = np.isfinite(mv)
         edges = np.flatnonzero(np.diff(np.concatenate([[0], ok.astype(np.int8), [0]])))
