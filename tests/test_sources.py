@@ -139,7 +139,8 @@ def test_wfdb_and_edf_replay(tmp_path) -> None:
 
 
 # ---------------------------------------------------------------- serial (pty)
-def _frames(n_frames: int, per: int = 25, fs: int = 250, skip=(), status=None) -> tuple[bytes, np.ndarray]:
+def _frames(n_frames: int, per: int = 25, fs: int = 250, skip=(),
+            status=None) -> tuple[bytes, np.ndarray]:
     enc = FrameEncoder(fs)
     x = np.rint(np.sin(np.arange(n_frames * per) / 9) * 800).astype(int)
     out = b""

@@ -1,0 +1,151 @@
+"""Sinks: CSV with NaN gap rows, WFDB read-back, NDJSON, report figure, profile file."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+
+from edge.chunk import Chunk
+from edge.profile import ProfileError, load_profile
+from edge.sinks import CsvSink, EventWriter, SinkError, read_csv
+from edge.sinks.recorder import Recorder
+
+
+@dataclass
+class FakeFlag:
+    kind: str
+    start_s: float
+    end_s: float
+    leads: tuple[str, ...] = ()
+    value: float = 0.0
+    threshold: float = 0.0
+    detail: str = ""
+
+
+@dataclass
+class FakeBlock:
+    t0_s: float
+    fs_hz: float
+    leads: np.ndarray
+    std: np.ndarray
+    flags: list = field(default_factory=list)
+
+
+def block(t0: float, n: int, fs: float = 100.0, v: float = 0.5) -> FakeBlock:
+    leads = np.full((n, 12), v, np.float32) + np.arange(n)[:, None] / 1000
+    return FakeBlock(t0, fs, leads.astype(np.float32), np.full((n, 12), 0.05, np.float32))
+
+
+def test_csv_fills_gaps_with_nan_rows_and_reads_back(tmp_path) -> None:
+    sink = CsvSink(tmp_path / "o.csv")
+    sink.write(block(10.0, 100))
+    sink.write(block(11.0, 50))
+    sink.write(block(12.0, 100))  # 0.5 s missing -> 50 NaN rows
+    sink.close()
+    t, leads, std = read_csv(tmp_path / "o.csv")
+    assert len(t) == 300 and sink.nan_rows == 50
+    assert np.allclose(np.diff(t), 0.01, atol=1e-4)  # row index <-> time stays true
+    assert np.isnan(leads[150:200]).all() and np.isfinite(leads[:150]).all()
+    assert np.allclose(leads[200:], block(12.0, 100).leads, atol=1e-4)
+    with pytest.raises(SinkError, match="closed"):
+        sink.write(block(13.0, 1))
+
+
+def test_csv_rejects_bad_blocks(tmp_path) -> None:
+    sink = CsvSink(tmp_path / "o.csv")
+    with pytest.raises(SinkError, match=r"\(n, 12\)"):
+        sink.write(FakeBlock(0, 100, np.zeros((5, 11)), np.zeros((5, 11))))
+    sink.write(block(0, 10))
+    with pytest.raises(SinkError, match="differs"):
+        sink.write(block(0.1, 10, fs=250))
+
+
+def test_wfdb_written_from_csv_reads_back_with_nan(tmp_path) -> None:
+    import wfdb
+
+    from edge.sinks.wfdb import write_wfdb
+
+    sink = CsvSink(tmp_path / "o.csv")
+    sink.write(block(0.0, 100))
+    sink.write(block(1.5, 100))
+    sink.close()
+    write_wfdb(tmp_path / "o.csv", tmp_path, "rec", 100.0)
+    rec = wfdb.rdrecord(str(tmp_path / "rec"))
+    assert rec.sig_name[1] == "II" and rec.fs == 100 and rec.p_signal.shape == (250, 12)
+    _, leads, _ = read_csv(tmp_path / "o.csv")
+    assert np.allclose(rec.p_signal, leads, atol=1e-3, equal_nan=True)
+    assert np.isnan(rec.p_signal[100:150]).all()
+    assert wfdb.rdrecord(str(tmp_path / "rec_std")).p_signal[0, 3] == pytest.approx(0.05)
+
+
+def test_events_are_valid_ndjson_with_nan_as_null(tmp_path) -> None:
+    w = EventWriter(tmp_path / "e.ndjson")
+    w.emit("flag", value=float("nan"), leads=("II",), n=np.int64(3), s=frozenset({"b", "a"}))
+    w.close()
+    ev = json.loads((tmp_path / "e.ndjson").read_text())
+    assert ev == {"type": "flag", "value": None, "leads": ["II"], "n": 3, "s": ["a", "b"]}
+
+
+def test_recorder_session_outputs(tmp_path) -> None:
+    rec = Recorder(tmp_path / "run", fmt="wfdb", source="test")
+    rng = np.random.default_rng(0)
+    for k in range(12):  # 12 s of 1-s chunks; chunk 7 missing
+        if k == 7:
+            continue
+        c = Chunk(rng.standard_normal(100).astype(np.float32), 100.0 + k, 100.0, seq=k,
+                  gap_before_s=1.0 if k == 8 else 0.0)
+        rec.on_chunk(c)
+        b = block(100.0 + k, 100)
+        if k == 3:
+            b.flags = [FakeFlag("high_uncertainty", 103.2, 103.6, ("V1",), 0.3, 0.2)]
+        rec.on_blocks([b])
+    summary = rec.close()
+    out = tmp_path / "run"
+    assert {p.name for p in out.iterdir()} >= {"leads.csv", "events.ndjson", "report.png",
+                                               "summary.json", "ecg12.hea", "ecg12_std.hea"}
+    events = [json.loads(line) for line in (out / "events.ndjson").read_text().splitlines()]
+    kinds = [e["type"] for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "summary" and "gap" in kinds
+    gap = next(e for e in events if e["type"] == "gap")
+    assert gap["start_s"] == pytest.approx(7.0) and gap["duration_s"] == 1.0
+    flag = next(e for e in events if e["type"] == "flag")
+    assert flag["start_s"] == pytest.approx(3.2) and flag["leads"] == ["V1"]
+    assert summary["rows_out"] == 1200 and summary["gaps"] == 1
+    assert summary["flags"] == {"high_uncertainty": 1}
+    assert json.loads((out / "summary.json").read_text())["rows_out"] == 1200
+
+
+def test_report_figure_writes_png(tmp_path) -> None:
+    from edge.sinks.figure import report_figure
+
+    t = np.arange(1500) / 100
+    leads = np.sin(t)[:, None].repeat(12, 1).astype(np.float32)
+    std = np.full_like(leads, 0.1)
+    leads[300:400] = np.nan
+    p = report_figure(tmp_path / "f.png", t, leads, std,
+                      [{"kind": "poor_quality", "start_s": 8, "end_s": 9, "leads": ["II"]}])
+    assert p.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_profile_json_and_toml(tmp_path) -> None:
+    (tmp_path / "p.toml").write_text('age = 54\nsex = "female"\nr_axis = 35\n')
+    assert load_profile(tmp_path / "p.toml") == {"age": 54.0, "sex": "F", "r_axis": 35.0}
+    (tmp_path / "p.json").write_text('{"patient": {"age": 30, "sex": null}}')
+    assert load_profile(tmp_path / "p.json") == {"age": 30.0}  # absent stays absent
+
+
+@pytest.mark.parametrize("text, needle", [
+    ('{"age": 300}', "outside plausible range"),
+    ('{"ventricular_rate": 70}', "unknown field 'ventricular_rate'"),
+    ('{"sex": "x"}', "sex"),
+    ("{nope", "cannot parse"),
+])
+def test_profile_errors_name_the_field(tmp_path, text: str, needle: str) -> None:
+    (tmp_path / "p.json").write_text(text)
+    with pytest.raises(ProfileError, match=needle):
+        load_profile(tmp_path / "p.json")
+    with pytest.raises(ProfileError, match="not found"):
+        load_profile(tmp_path / "missing.json")
