@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
+from bundle_fixture import WINDOW, tiny_manifest
 
 from edge.errors import BundleInvalid, BundleNotFound
 from edge.manifest import SCHEMA_VERSION, load_manifest, validate_manifest
-from bundle_fixture import WINDOW, tiny_manifest
 
 
 def _set(d: dict, path: str, value: object) -> dict:

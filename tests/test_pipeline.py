@@ -178,3 +178,18 @@ def test_bad_chunks(bundle: Bundle) -> None:
         rec.push(Chunk(np.array([0.0, np.nan]), 0.0, 130.0))
     with pytest.raises(InputInvalid, match="1 channel"):
         rec.push(Chunk(np.zeros((10, 2)), 0.0, 130.0))
+
+
+def test_long_stream_buffers_trimmed(bundle: Bundle) -> None:
+    """Long enough that internal buffers are trimmed; still identical to one-shot."""
+    fs = 130.0
+    x = synthetic_lead_i(int(fs * 75), fs, seed=4)
+    rec = StreamingReconstructor(bundle, fs, mc_samples=2)
+    blocks = []
+    for i in range(0, len(x), 509):
+        blocks += rec.push(Chunk(x[i:i + 509], t0_s=i / fs, fs_hz=fs))
+    assert len(rec._seg.xm.data) < 4096 + 2000  # bounded memory
+    blocks += rec.flush()
+    whole = cat(run(bundle, x, fs, mc_samples=2))
+    np.testing.assert_array_equal(cat(blocks)[0], whole[0])
+    np.testing.assert_array_equal(cat(blocks)[1], whole[1])
