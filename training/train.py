@@ -110,13 +110,18 @@ def train(cfg: TrainConfig, out_dir: Path, resume: bool = True, progress: bool =
         w.writerows(state["history"])
     model.load_weights(out_dir / "best.weights.h5")
     _calibrate(cfg, model, val, out_dir)
-    import tensorflow as tf
+    try:
+        import tensorflow as tf
 
+        tf_version = tf.__version__
+    except ImportError:  # trained on another Keras backend (e.g. JAX on a GPU box)
+        tf_version = None
     _write_json(out_dir / "run.json", {
         "name": cfg.name, "config_sha256": cfg.sha256(), "split_sha256": split_hash(),
         "epochs_run": state["epoch"], "best_val_loss": state["best_val"],
         "n_train": len(train_set), "n_val": len(val_set),
-        "keras_version": keras.__version__, "tf_version": tf.__version__,
+        "keras_version": keras.__version__, "keras_backend": keras.backend.backend(),
+        "tf_version": tf_version,
         "train_seconds": round(time.perf_counter() - t_start, 1),
     })
     console.print(f"[green]done[/]: {state['epoch']} epochs, best val MSE "
