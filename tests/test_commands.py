@@ -1,0 +1,149 @@
+"""Commands: session loop (fake model), clean shutdown on cancel and SIGINT, demo CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+
+from edge.commands import run_session
+from edge.sinks import read_csv
+from edge.sinks.recorder import Recorder
+from edge.sources import open_source
+
+
+@dataclass
+class Blk:
+    t0_s: float
+    fs_hz: float
+    leads: np.ndarray
+    std: np.ndarray
+    flags: list = field(default_factory=list)
+
+
+class EchoModel:
+    """Stands in for the bundle: Lead I copied to 12 leads, std 0.1, flush emits nothing."""
+
+    def streaming(self, fs, metadata, mc_samples, seed):
+        class Rec:
+            def push(self, c):
+                x = c.samples[:, :1].repeat(12, 1)
+                return [Blk(c.t0_s, c.fs_hz, x, np.full_like(x, 0.1))]
+
+            def flush(self):
+                return []
+
+        return Rec()
+
+
+def test_session_writes_every_received_sample_and_marks_gaps(tmp_path) -> None:
+    src = open_source("sim:?duration=8&speed=0&drop=0.2&seed=2&chunk=0.25")
+    rec = Recorder(tmp_path, figure=False)
+    summary = asyncio.run(run_session(src, EchoModel(), rec))
+    t, leads, _ = read_csv(tmp_path / "leads.csv")
+    n_nan = int(np.isnan(leads[:, 0]).sum())
+    assert summary["gaps"] > 0 and n_nan == round(summary["gap_s"] * 250)
+    assert len(t) == summary["samples_in"] + n_nan
+    assert not summary["interrupted"]
+
+
+def test_cancel_mid_stream_leaves_complete_valid_outputs(tmp_path) -> None:
+    src = open_source("sim:?duration=60&speed=20&chunk=0.1")
+    rec = Recorder(tmp_path, figure=False)
+
+    async def main():
+        task = asyncio.create_task(run_session(src, EchoModel(), rec))
+        await asyncio.sleep(0.5)
+        task.cancel()
+        return await task
+
+    summary = asyncio.run(main())
+    assert summary["interrupted"]
+    t, leads, std = read_csv(tmp_path / "leads.csv")
+    assert len(t) == summary["samples_in"] > 0 and np.isfinite(leads).all()
+    last = json.loads((tmp_path / "events.ndjson").read_text().splitlines()[-1])
+    assert last["type"] == "summary" and last["rows_out"] == len(t)
+
+
+@pytest.fixture(scope="module")
+def tiny_bundle(tmp_path_factory):
+    pytest.importorskip("tensorflow")
+    from bundle_fixture import write_tiny_bundle
+
+    return write_tiny_bundle(tmp_path_factory.mktemp("bundle"))
+
+
+def test_demo_cli_with_bundle(tiny_bundle, tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from edge.cli import main
+
+    out = tmp_path / "demo"
+    res = CliRunner().invoke(main, ["demo", "--bundle", str(tiny_bundle), "--out", str(out),
+                                    "--seconds", "12", "--format", "wfdb", "--quiet"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["rows_out"] == 12 * 250 and summary["errors"] == []
+    assert (out / "report.png").is_file() and (out / "ecg12.hea").is_file()
+    _, leads, std = read_csv(out / "leads.csv")
+    assert np.isfinite(leads).all() and np.isfinite(std[:, 1:]).all()
+
+
+def test_stream_flat_signal_and_drops_are_flagged(tiny_bundle, tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from edge.cli import main
+
+    res = CliRunner().invoke(main, [
+        "stream", "--source", "sim:?duration=20&speed=0&flat=8:12&drop=0.05&seed=5",
+        "--bundle", str(tiny_bundle), "--out", str(tmp_path), "--quiet", "--events", "-"])
+    assert res.exit_code == 0, res.output
+    events = [json.loads(line) for line in res.output.splitlines() if line.startswith("{")]
+    kinds = {e["type"] for e in events}
+    assert {"start", "gap", "summary"} <= kinds
+    flags = [e for e in events if e["type"] == "flag"]
+    assert any(f["kind"] == "gap" for f in flags)
+    assert any(f["kind"] == "poor_quality" and f["start_s"] < 12 and f["end_s"] > 8
+               for f in flags)
+
+
+def test_bad_source_and_profile_are_click_errors(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from edge.cli import main
+
+    res = CliRunner().invoke(main, ["stream", "--source", "sim:?hr=abc", "--out", str(tmp_path)])
+    assert res.exit_code != 0 and "bad value for hr" in res.output
+    (tmp_path / "p.json").write_text('{"age": -4}')
+    res = CliRunner().invoke(main, ["stream", "--profile", str(tmp_path / "p.json")])
+    assert res.exit_code != 0 and "age" in res.output
+
+
+def test_sigint_stops_cleanly(tiny_bundle, tmp_path) -> None:
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edge.cli", "stream", "--source", "sim:?speed=4",
+         "--bundle", str(tiny_bundle), "--out", str(out), "--quiet"],
+        cwd=os.path.dirname(os.path.dirname(__file__)),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    csv = out / "leads.csv"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if csv.is_file() and csv.stat().st_size > 20000:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode in (0, 130, -signal.SIGINT), err.decode()[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["interrupted"]
+    t, leads, _ = read_csv(csv)
+    assert len(t) == summary["rows_out"] == summary["samples_in"] > 0
