@@ -76,9 +76,9 @@ def test_cancel_mid_stream_leaves_complete_valid_outputs(tmp_path) -> None:
 @pytest.fixture(scope="module")
 def tiny_bundle(tmp_path_factory):
     pytest.importorskip("tensorflow")
-    from bundle_fixture import write_tiny_bundle
+    from bundle_fixture import tiny_bundle_dir
 
-    return write_tiny_bundle(tmp_path_factory.mktemp("bundle"))
+    return tiny_bundle_dir(tmp_path_factory)  # cached: shared with the other edge tests
 
 
 def test_demo_cli_with_bundle(tiny_bundle, tmp_path) -> None:
