@@ -76,7 +76,7 @@ def _table(variants: list[Variant], samples: int, best: Variant | None) -> Table
     table = Table(title=f"TFLite variants (latency: median, 1 thread, head T={samples})")
     for col in ("variant", "size KB", "trunk ms", "head ms", "max |err| mV", "worst Δr",
                 "status"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col == "variant")
     for v in variants:
         def f(x: float | None, fmt: str) -> str:
             return "—" if x is None else format(x, fmt)
