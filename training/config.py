@@ -29,6 +29,11 @@ class ModelConfig:
     dropout_lstm: float = 0.2
     dropout_meta: float = 0.1
     dropout_head: float = 0.3
+    # leaky: with plain ReLU the head's units all died early in training (measured: every
+    # head_conv activation 0, MC std 0, the model collapsed to its linear skip path)
+    activation: str = "leaky_relu"
+    # a deterministic full-rate linear path from Lead I to the output (folded into the trunk)
+    skip: bool = True
 
 
 @dataclass(frozen=True)

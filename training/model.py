@@ -64,14 +64,18 @@ def mask_sites(cfg: ModelConfig) -> list[MaskSite]:
 # ----------------------------------------------------------------------------- edge kind
 def _edge_trunk(cfg: ModelConfig, lead_i: keras.KerasTensor, unroll: bool = False) -> tuple:
     n_out = n_outputs(cfg)
-    s = layers.Conv1D(cfg.conv_filters, cfg.conv_kernel, padding="same", activation="relu",
+    s = layers.Conv1D(cfg.conv_filters, cfg.conv_kernel, padding="same", activation=cfg.activation,
                       name="conv_in1")(lead_i)
-    s = layers.Conv1D(cfg.conv_filters, cfg.conv_kernel, padding="same", activation="relu",
+    s = layers.Conv1D(cfg.conv_filters, cfg.conv_kernel, padding="same", activation=cfg.activation,
                       name="conv_in2")(s)
-    skip = layers.Conv1D(n_out, 1, name="skip_proj")(s)
-    d = layers.Conv1D(cfg.down_filters, 5, strides=2, padding="same", activation="relu",
+    if cfg.skip:
+        skip = layers.Conv1D(n_out, 1, name="skip_proj")(s)
+    else:  # keeps the trunk/head contract (prediction = skip + residual) with skip == 0
+        skip = layers.Conv1D(n_out, 1, use_bias=False, kernel_initializer="zeros",
+                             trainable=False, name="skip_proj")(s)
+    d = layers.Conv1D(cfg.down_filters, 5, strides=2, padding="same", activation=cfg.activation,
                       name="down1")(s)
-    d = layers.Conv1D(cfg.down_filters, 5, strides=2, padding="same", activation="relu",
+    d = layers.Conv1D(cfg.down_filters, 5, strides=2, padding="same", activation=cfg.activation,
                       name="down2")(d)
     feats = layers.Bidirectional(layers.LSTM(cfg.lstm_units, return_sequences=True, unroll=unroll),
                                  name="bilstm")(d)
@@ -84,11 +88,11 @@ def _edge_head(cfg: ModelConfig, window: int, feats, meta, drop) -> keras.KerasT
     f = drop(feats, 0, True)
     m = meta
     for i, units in enumerate(cfg.meta_units):
-        m = layers.Dense(units, activation="relu", name=f"meta_dense{i + 1}")(m)
+        m = layers.Dense(units, activation=cfg.activation, name=f"meta_dense{i + 1}")(m)
         m = drop(m, i + 1, False)
     m = layers.RepeatVector(window // DOWNSAMPLE, name="meta_repeat")(m)
     h = layers.Concatenate(name="fuse")([f, m])
-    h = layers.Conv1D(cfg.head_filters, 3, padding="same", activation="relu",
+    h = layers.Conv1D(cfg.head_filters, 3, padding="same", activation=cfg.activation,
                       name="head_conv")(h)
     h = drop(h, len(cfg.meta_units) + 1, True)
     h = layers.Conv1D(n_out * DOWNSAMPLE, 3, padding="same", name="head_out")(h)

@@ -147,6 +147,17 @@ def _calibrate(cfg: TrainConfig, model: keras.Model, val: Any, out_dir: Path) ->
     })
 
 
+def calibrate_run(run_dir: Path, progress: bool = True) -> None:
+    """(Re)fit calibration.json of a run folder, e.g. one trained on another machine."""
+    run_dir = Path(run_dir)
+    cfg = TrainConfig.load(run_dir / "config.json")
+    model = build_model(cfg)
+    model.load_weights(run_dir / "best.weights.h5")
+    val = eval_arrays(cfg, prepare_corpora(cfg, progress=progress)["val"], "wearable")
+    _calibrate(cfg, model, val, run_dir)
+    console.print(f"calibration written to {run_dir / 'calibration.json'}")
+
+
 def train_from_config(path: Path, out_dir: Path | None = None, resume: bool = True) -> Path:
     cfg = TrainConfig.load(path)
     return train(cfg, out_dir or Path("runs") / cfg.name, resume=resume)
