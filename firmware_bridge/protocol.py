@@ -33,6 +33,9 @@ HEADER_LEN = HEADER.size  # 15
 CRC_LEN = 4
 MAX_SAMPLES = 255
 SEQ_MOD = 1 << 16
+#: GATT profile of the ecg12 protocol over BLE (SPEC.md; the ESP32 sketch advertises these)
+GATT_SERVICE_UUID = "ec120000-5a1e-4c0d-9f6e-6ec9d2a4b001"
+GATT_FRAME_UUID = "ec120001-5a1e-4c0d-9f6e-6ec9d2a4b001"
 _FLAG_RESERVED = 0xFC
 
 

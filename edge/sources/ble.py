@@ -7,9 +7,10 @@ from typing import Any
 
 from edge.sources.frames import FrameChunker
 from edge.sources.notify import NotifySource
+from firmware_bridge.protocol import GATT_FRAME_UUID as ECG12_DATA_UUID
+from firmware_bridge.protocol import GATT_SERVICE_UUID as ECG12_SERVICE_UUID
 
-ECG12_SERVICE_UUID = "ec120000-6c3e-4d2a-9b57-3f1e5a0c8d41"
-ECG12_DATA_UUID = "ec120001-6c3e-4d2a-9b57-3f1e5a0c8d41"
+__all__ = ["ECG12_DATA_UUID", "ECG12_SERVICE_UUID", "Ecg12BleSource"]
 
 
 class Ecg12BleSource(NotifySource):
