@@ -133,7 +133,9 @@ def compare_variants(run_dir: str | Path, quants: tuple[str, ...] = QUANTS,
     if calib is None and "int8" in quants:
         train = split_arrays(run, "train", limit=None)
         calib = Calib(train.lead_i, train.meta)
-    keras_pred = np.asarray(run.model.predict([test.lead_i, test.meta], verbose=0))
+    from training.mc import predict as keras_predict
+
+    keras_pred = keras_predict(run.model, test.lead_i, test.meta)
     variants: list[Variant] = []
     mc: dict[str, Any] | None = None
     with tempfile.TemporaryDirectory() as tmp, Progress(console=console) as bar:

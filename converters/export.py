@@ -129,7 +129,10 @@ def convert_head(model, cfg: ModelConfig, window: int, quant: str = "float32",
 
     @tf.function(input_signature=specs)
     def serve(*inputs):
-        return {"residual": head(list(inputs))}
+        out = head(list(inputs))
+        if cfg.aleatoric:  # heteroscedastic head: [residual, log_var]
+            return {"residual": out[0], "log_var": out[1]}
+        return {"residual": out}
 
     conv = _from_function(serve, head)
     _quantize(conv, quant, rep)

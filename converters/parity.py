@@ -78,7 +78,7 @@ def mc_statistics(keras_model, lite: LiteMC, lead_i: np.ndarray, meta: np.ndarra
     """
     from training.mc import mc_predict
 
-    k_mean, k_std = mc_predict(keras_model, lead_i, meta, samples, seed=seed)
+    k_mean, k_std = mc_predict(keras_model, lead_i, meta, samples, seed=seed, aleatoric=False)
     rng = np.random.default_rng(seed)
     draws = [lite.mc(x, m, cfg, samples, rng) for x, m in zip(lead_i, meta, strict=True)]
     l_mean = np.stack([d.mean(0) for d in draws])

@@ -18,6 +18,9 @@ from edge.errors import BundleInvalid, BundleNotFound, InputInvalid, RuntimeUnav
 from edge.leads import PREDICTED
 from edge.manifest import FileSpec, Manifest, load_manifest
 
+#: clip range of a heteroscedastic head's log-variance (same as training.model)
+LOGVAR_MIN, LOGVAR_MAX = -12.0, 4.0
+
 DEFAULT_BUNDLE = Path(__file__).parent / "bundles" / "default"
 
 
@@ -164,8 +167,11 @@ class Bundle:
         return out
 
     def _head(self, feats: np.ndarray, meta: np.ndarray, masks: dict[str, np.ndarray]
-              ) -> np.ndarray:
+              ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Residuals ``(T, L, 7)`` and, for a heteroscedastic head, their variances."""
         t = len(next(iter(masks.values())))
+        aleatoric = self.manifest.uncertainty.aleatoric
+        variances = []
         fixed = self.manifest.head.batch
         step = fixed or t
         parts = []
@@ -178,8 +184,12 @@ class Bundle:
             b = len(next(iter(m.values())))
             feed = dict(m, features=np.repeat(feats, b, axis=0),
                         meta=np.repeat(meta[None], b, axis=0))
-            parts.append(self.head.run(feed)["residual"][:n])
-        return np.concatenate(parts)
+            out = self.head.run(feed)
+            parts.append(out["residual"][:n])
+            if aleatoric:
+                lv = np.clip(out["log_var"][:n], LOGVAR_MIN, LOGVAR_MAX)
+                variances.append(np.exp(lv))
+        return np.concatenate(parts), (np.concatenate(variances) if aleatoric else None)
 
     def predict_window(self, lead_i: np.ndarray, meta: np.ndarray, mc_samples: int,
                        rng: np.random.Generator | None = None
@@ -201,11 +211,16 @@ class Bundle:
         scaled = (x * self.manifest.model.input_scale)[None, :, None]
         out = self.trunk.run({"lead_i": scaled})
         feats, skip = out["features"], out["skip"][0]
-        if mc_samples == 0:
-            res = self._head(feats, meta, self.masks(1, None))
-            return (skip + res[0]).astype(np.float32), np.zeros((L, len(PREDICTED)), np.float32)
+        if mc_samples == 0:  # deterministic: no MC spread (only a predicted variance, if any)
+            res, var = self._head(feats, meta, self.masks(1, None))
+            std = np.sqrt(var[0]) if var is not None else np.zeros((L, len(PREDICTED)))
+            return (skip + res[0]).astype(np.float32), (std * self.scale).astype(np.float32)
         if rng is None:
             raise InputInvalid("mc_samples > 0 needs an rng (numpy Generator)")
-        pred = skip[None] + self._head(feats, meta, self.masks(int(mc_samples), rng))
-        std = pred.std(axis=0, ddof=1) if mc_samples > 1 else np.zeros_like(pred[0])
+        res, var = self._head(feats, meta, self.masks(int(mc_samples), rng))
+        pred = skip[None] + res
+        total = pred.var(axis=0, ddof=1) if mc_samples > 1 else np.zeros_like(pred[0])
+        if var is not None:  # total variance = MC variance of the mean + mean predicted variance
+            total = total + var.mean(axis=0)
+        std = np.sqrt(total)
         return pred.mean(axis=0).astype(np.float32), (std * self.scale).astype(np.float32)

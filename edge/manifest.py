@@ -84,6 +84,7 @@ class UncertaintySpec:
     method: str
     scale: tuple[float, ...]  # per predicted lead
     flag_std_mv: tuple[float, ...]  # per predicted lead, after calibration
+    aleatoric: bool = False  # head also outputs log_var (per-sample predicted variance)
 
 
 @dataclass(frozen=True)
@@ -327,7 +328,17 @@ def _uncertainty(data: dict, where: str) -> UncertaintySpec:
     n = len(PREDICTED)
     scale = _floats(cal, "scale", "uncertainty.calibration", where, n)
     flag = _floats(u, "flag_std_mv", "uncertainty", where, n)
-    return UncertaintySpec(method, scale, flag)
+    aleatoric = u.get("aleatoric", False)
+    if not isinstance(aleatoric, bool):
+        raise _fail("uncertainty.aleatoric", f"expected true/false, got {aleatoric!r}", where)
+    return UncertaintySpec(method, scale, flag, aleatoric)
+
+
+def _aleatoric_output(u: UncertaintySpec, head: FileSpec, where: str) -> UncertaintySpec:
+    if u.aleatoric and "log_var" not in {t.name for t in head.outputs}:
+        raise _fail("files.head.outputs", "uncertainty.aleatoric is true but the head has no "
+                    "'log_var' output", where)
+    return u
 
 
 def _check_names(spec: FileSpec, which: str, ins: tuple, outs: tuple, where: str) -> None:
@@ -346,7 +357,8 @@ def _check_names(spec: FileSpec, which: str, ins: tuple, outs: tuple, where: str
 def _check_shapes(man_model: ModelSpec, trunk: FileSpec, head: FileSpec, where: str) -> None:
     L, n = man_model.window, len(PREDICTED)
     wanted = {("trunk", "lead_i"): (1, L, 1), ("trunk", "skip"): (1, L, n),
-              ("head", "meta"): (-1, ENCODED_SIZE), ("head", "residual"): (-1, L, n)}
+              ("head", "meta"): (-1, ENCODED_SIZE), ("head", "residual"): (-1, L, n),
+              ("head", "log_var"): (-1, L, n)}
     for (which, name), want in wanted.items():
         spec = trunk if which == "trunk" else head
         for t in spec.inputs + spec.outputs:
@@ -391,7 +403,7 @@ def validate_manifest(data: dict[str, Any], bundle_dir: Path | None = None,
         metadata=_metadata(data, where),
         conditioning=_conditioning(data, where),
         mc=_mc(data, head, where),
-        uncertainty=_uncertainty(data, where),
+        uncertainty=_aleatoric_output(_uncertainty(data, where), head, where),
         quantization=quant, provenance=dict(prov), metrics=dict(metrics), bundle_dir=bdir,
     )
 

@@ -34,6 +34,10 @@ class ModelConfig:
     activation: str = "leaky_relu"
     # a deterministic full-rate linear path from Lead I to the output (folded into the trunk)
     skip: bool = True
+    # heteroscedastic head: also predict a per-sample log-variance (aleatoric uncertainty),
+    # trained with beta-NLL; total std = sqrt(MC variance of the mean + mean predicted variance)
+    aleatoric: bool = False
+    nll_beta: float = 0.5
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import keras
 import numpy as np
 
 from edge.leads import assemble_12_lead, derived_std
+from training.model import LOGVAR_MAX, LOGVAR_MIN, is_aleatoric
 
 
 class PredictionError(ValueError):
@@ -30,9 +31,17 @@ def predict(model: keras.Model, lead_i: np.ndarray, meta: np.ndarray, batch: int
             ) -> np.ndarray:
     """Deterministic prediction (dropout off) -> ``(N, L, n_out)`` float32."""
     _check(lead_i, meta)
+    k = n_model_outputs(model)
     if lead_i.shape[0] == 0:
-        return np.zeros((0, lead_i.shape[1], model.output_shape[-1]), np.float32)
-    return np.asarray(model.predict([lead_i, meta], batch_size=batch, verbose=0), np.float32)
+        return np.zeros((0, lead_i.shape[1], k), np.float32)
+    out = np.asarray(model.predict([lead_i, meta], batch_size=batch, verbose=0), np.float32)
+    return out[..., :k]
+
+
+def n_model_outputs(model: keras.Model) -> int:
+    """Number of predicted leads (a heteroscedastic model also outputs their log-variance)."""
+    k = model.output_shape[-1]
+    return k // 2 if is_aleatoric(model) else k
 
 
 def _reseed(model: keras.Model, seed: int) -> None:
@@ -46,17 +55,20 @@ def _reseed(model: keras.Model, seed: int) -> None:
 
 
 def mc_predict(model: keras.Model, lead_i: np.ndarray, meta: np.ndarray, T: int,
-               seed: int = 0, batch: int = 512) -> tuple[np.ndarray, np.ndarray]:
+               seed: int = 0, batch: int = 512, aleatoric: bool = True
+               ) -> tuple[np.ndarray, np.ndarray]:
     """Mean and std over ``T`` dropout passes -> two ``(N, L, n_out)`` float32 arrays.
 
-    ``batch`` bounds windows x passes per forward call.
+    For a heteroscedastic model the std is the total sqrt(var_MC(mean) + mean_MC(exp(log_var)))
+    unless ``aleatoric=False`` (MC spread only). ``batch`` bounds windows x passes per call.
     """
     _check(lead_i, meta)
     if T < 2:
         raise PredictionError(f"MC dropout needs T >= 2 samples; got {T}")
     _reseed(model, seed)
     n, L = lead_i.shape[:2]
-    k = model.output_shape[-1]
+    k = n_model_outputs(model)
+    het = is_aleatoric(model)
     mean = np.zeros((n, L, k), np.float32)
     std = np.zeros((n, L, k), np.float32)
     per = max(1, batch // T)
@@ -65,9 +77,13 @@ def mc_predict(model: keras.Model, lead_i: np.ndarray, meta: np.ndarray, T: int,
         x = np.repeat(lead_i[s:e], T, axis=0)
         m = np.repeat(meta[s:e], T, axis=0)
         out = keras.ops.convert_to_numpy(model([x, m], training=True))
-        out = out.reshape(e - s, T, L, k).astype(np.float64)
-        mean[s:e] = out.mean(axis=1)
-        std[s:e] = out.std(axis=1, ddof=1)
+        out = out.reshape(e - s, T, L, -1).astype(np.float64)
+        mu = out[..., :k]
+        mean[s:e] = mu.mean(axis=1)
+        var = mu.var(axis=1, ddof=1)
+        if het and aleatoric:
+            var = var + np.exp(np.clip(out[..., k:], LOGVAR_MIN, LOGVAR_MAX)).mean(axis=1)
+        std[s:e] = np.sqrt(var)
     return mean, std
 
 

@@ -82,8 +82,10 @@ def _edge_trunk(cfg: ModelConfig, lead_i: keras.KerasTensor, unroll: bool = Fals
     return feats, skip
 
 
-def _edge_head(cfg: ModelConfig, window: int, feats, meta, drop) -> keras.KerasTensor:
-    """Head layers; ``drop(x, site_index, sequence)`` applies dropout or a fed mask."""
+def _edge_head(cfg: ModelConfig, window: int, feats, meta, drop) -> tuple:
+    """Head layers; ``drop(x, site_index, sequence)`` applies dropout or a fed mask.
+
+    Returns (residual, log_var); log_var is None unless ``cfg.aleatoric``."""
     n_out = n_outputs(cfg)
     f = drop(feats, 0, True)
     m = meta
@@ -95,8 +97,12 @@ def _edge_head(cfg: ModelConfig, window: int, feats, meta, drop) -> keras.KerasT
     h = layers.Conv1D(cfg.head_filters, 3, padding="same", activation=cfg.activation,
                       name="head_conv")(h)
     h = drop(h, len(cfg.meta_units) + 1, True)
-    h = layers.Conv1D(n_out * DOWNSAMPLE, 3, padding="same", name="head_out")(h)
-    return layers.Reshape((window, n_out), name="subpixel")(h)
+    out = layers.Conv1D(n_out * DOWNSAMPLE, 3, padding="same", name="head_out")(h)
+    residual = layers.Reshape((window, n_out), name="subpixel")(out)
+    if not cfg.aleatoric:
+        return residual, None
+    lv = layers.Conv1D(n_out * DOWNSAMPLE, 3, padding="same", name="head_logvar")(h)
+    return residual, layers.Reshape((window, n_out), name="logvar_subpixel")(lv)
 
 
 def _build_edge(cfg: ModelConfig, window: int) -> keras.Model:
@@ -109,8 +115,10 @@ def _build_edge(cfg: ModelConfig, window: int) -> keras.Model:
         shape = (None, 1, sites[k].size) if sequence else None
         return layers.Dropout(sites[k].rate, noise_shape=shape, name=f"drop_{sites[k].name}")(x)
 
-    residual = _edge_head(cfg, window, feats, meta, drop)
+    residual, log_var = _edge_head(cfg, window, feats, meta, drop)
     out = layers.Add(name="prediction")([skip, residual])
+    if log_var is not None:
+        out = layers.Concatenate(name="prediction_with_logvar")([out, log_var])
     return keras.Model([lead_i, meta], out, name="ecg12_edge")
 
 
@@ -141,9 +149,12 @@ def build_mc_head(cfg: ModelConfig, window: int, batch: int | None = None) -> ke
             mk = layers.Reshape((1, sites[k].size), name=f"reshape_{sites[k].name}")(mk)
         return layers.Multiply(name=f"apply_{sites[k].name}")([x, mk])
 
-    residual = _edge_head(cfg, window, feats, meta, drop)
+    residual, log_var = _edge_head(cfg, window, feats, meta, drop)
     residual = layers.Identity(name="residual")(residual)
-    return keras.Model([feats, meta, *masks], residual, name="ecg12_head")
+    if log_var is None:
+        return keras.Model([feats, meta, *masks], residual, name="ecg12_head")
+    log_var = layers.Identity(name="log_var")(log_var)
+    return keras.Model([feats, meta, *masks], [residual, log_var], name="ecg12_head")
 
 
 # ----------------------------------------------------------------------------- paper kind
@@ -205,8 +216,50 @@ def build_model(cfg: TrainConfig) -> keras.Model:
         if window % 8:
             raise ValueError(f"U-Net needs a window divisible by 8, got {window}")
         model = _build_unet(cfg.model, window)
-    model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss="mse")
+    aleatoric = cfg.model.kind == "edge" and cfg.model.aleatoric
+    loss = beta_nll(n_outputs(cfg.model), cfg.model.nll_beta) if aleatoric else "mse"
+    metrics = [mean_mse(n_outputs(cfg.model))] if aleatoric else None
+    model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=loss,
+                  metrics=metrics)
     return model
+
+
+LOGVAR_MIN, LOGVAR_MAX = -12.0, 4.0
+
+
+def is_aleatoric(model: keras.Model) -> bool:
+    """True when the model's output holds [mean, log-variance] (a heteroscedastic head)."""
+    return any(layer.name == "prediction_with_logvar" for layer in model.layers)
+
+
+def beta_nll(k: int, beta: float):
+    """beta-NLL (Seitzer et al., ICLR 2022) of a Gaussian with predicted log-variance.
+
+    y_pred = [mean (k), log_var (k)]; each sample's NLL is weighted by stop_grad(var)**beta so
+    that the mean keeps learning where the predicted variance is large.
+    """
+    ops = keras.ops
+
+    def loss(y_true, y_pred):
+        mu, lv = y_pred[..., :k], ops.clip(y_pred[..., k:], LOGVAR_MIN, LOGVAR_MAX)
+        var = ops.exp(lv)
+        nll = 0.5 * (lv + ops.square(y_true - mu) / var)
+        if beta:
+            nll = nll * ops.stop_gradient(var) ** beta
+        return ops.mean(nll, axis=-1)
+
+    loss.__name__ = "beta_nll"
+    return loss
+
+
+def mean_mse(k: int):
+    """MSE of the mean part of a [mean, log_var] output (comparable with plain models)."""
+
+    def mse(y_true, y_pred):
+        return keras.ops.mean(keras.ops.square(y_true - y_pred[..., :k]), axis=-1)
+
+    mse.__name__ = "mse"
+    return mse
 
 
 def copy_weights(src: keras.Model, dst: keras.Model) -> int:

@@ -87,11 +87,13 @@ def train(cfg: TrainConfig, out_dir: Path, resume: bool = True, progress: bool =
             hist = model.fit([x, m], y, batch_size=cfg.batch_size, epochs=1, verbose=0,
                              shuffle=True, callbacks=[_BatchProgress(bar, batch_task)])
             bar.remove_task(batch_task)
-            val_loss = float(model.evaluate([val.lead_i, val.meta], val.target,
-                                            batch_size=128, verbose=0))
+            scores = model.evaluate([val.lead_i, val.meta], val.target, batch_size=128,
+                                    verbose=0, return_dict=True)
+            val_loss = float(scores["loss"])
             train_loss = float(hist.history["loss"][-1])
             state["history"].append({"epoch": epoch + 1, "loss": train_loss,
-                                     "val_loss": val_loss})
+                                     "val_loss": val_loss,
+                                     "val_mse": float(scores.get("mse", val_loss))})
             if val_loss < state["best_val"]:
                 state["best_val"], state["wait"] = val_loss, 0
                 model.save_weights(out_dir / "best.weights.h5")
@@ -101,11 +103,13 @@ def train(cfg: TrainConfig, out_dir: Path, resume: bool = True, progress: bool =
             model.save_weights(out_dir / "last.weights.h5")
             _write_json(state_file, state)
             bar.update(epochs_task, advance=1, loss=f"{val_loss:.4f} (val)")
-            console.print(f"epoch {epoch + 1:3d}: loss {train_loss:.5f}  val {val_loss:.5f}"
+            console.print(f"epoch {epoch + 1:3d}: loss {train_loss:.5f}  val {val_loss:.5f}  "
+                          f"val mse {state['history'][-1]['val_mse']:.5f}"
                           + ("  *" if state["wait"] == 0 else ""))
 
     with (out_dir / "history.csv").open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["epoch", "loss", "val_loss"])
+        w = csv.DictWriter(f, fieldnames=["epoch", "loss", "val_loss", "val_mse"],
+                           restval="")
         w.writeheader()
         w.writerows(state["history"])
     model.load_weights(out_dir / "best.weights.h5")
