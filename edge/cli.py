@@ -17,7 +17,6 @@ _EDGE_COMMANDS: dict[str, str] = {
     "stream": "edge.commands:stream",
     "reconstruct": "edge.commands:reconstruct",
     "demo": "edge.commands:demo",
-    "bench": "edge.commands:bench",
 }
 
 

@@ -1,0 +1,65 @@
+"""The benchmark code runs end to end on the tiny bundle (never checks timings)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from bundle_fixture import tiny_bundle_dir
+from click.testing import CliRunner
+
+from benchmarks import NAIVE_NA, footprint, latency, throughput
+from benchmarks.machine import describe, machine_info
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory):
+    return tiny_bundle_dir(tmp_path_factory, "bench")
+
+
+def test_machine_info() -> None:
+    info = machine_info()
+    assert info["cores"] and info["python"] and "numpy" in info["libraries"]
+    assert info["cpu_model"] in describe(info)
+
+
+def test_latency_rows(tiny) -> None:
+    rows = latency.bundle_latency(tiny, (1, 3), threads=1, warmup=1, repeats=2, n_windows=2)
+    assert [r["mc_samples"] for r in rows] == [1, 3]
+    assert all(r["median_ms"] > 0 and r["p95_ms"] >= r["median_ms"] * 0 for r in rows)
+
+
+def test_naive_without_run_is_na(tmp_path) -> None:
+    assert latency.naive_latency(None, (3,)) == NAIVE_NA
+    assert latency.naive_latency(tmp_path, (3,)) == NAIVE_NA
+
+
+def test_throughput_and_footprint(tiny) -> None:
+    one = throughput.pipeline_rtf(tiny, seconds=4.0)
+    assert one["rtf"] > 0 and one["devices"] == 1
+    dev = throughput.max_devices(tiny, 2.6, seconds=3.0, verify=True, tries=1)
+    assert dev["trials"] and dev["trials"][0]["devices"] == 2
+    fp = footprint.footprint(tiny, seconds=4.0, repeats=1)
+    assert fp["model"]["total_kb"] > 0
+    assert fp["edge_process"]["peak_rss_mb"] > 0
+    assert fp["edge_process"]["tensorflow_imported"] is False
+
+
+def test_bench_cli_quick(tiny, tmp_path, monkeypatch) -> None:
+    from benchmarks import cli
+
+    monkeypatch.setitem(cli.QUICK, "repeats", 2)
+    monkeypatch.setitem(cli.QUICK, "warmup", 1)
+    monkeypatch.setitem(cli.QUICK, "pipeline_s", 4.0)
+    out, md = tmp_path / "b.json", tmp_path / "b.md"
+    res = CliRunner().invoke(cli.bench, ["--quick", "--bundle", str(tiny), "--run",
+                                         str(tmp_path / "no-run"), "--json", str(out),
+                                         "--markdown", str(md)])
+    assert res.exit_code == 0, res.output
+    data = json.loads(out.read_text())
+    for key in ("machine", "default", "latency", "throughput", "footprint", "variants"):
+        assert key in data
+    d = data["default"]
+    assert d["mc_samples"] == 30 and d["threads"] == 1 and d["latency_ms_median"] > 0
+    assert d["speedup_vs_naive"] is None and NAIVE_NA in d["naive_note"]
+    assert "| variant |" in md.read_text()
