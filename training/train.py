@@ -89,11 +89,13 @@ def train(cfg: TrainConfig, out_dir: Path, resume: bool = True, progress: bool =
             bar.remove_task(batch_task)
             scores = model.evaluate([val.lead_i, val.meta], val.target, batch_size=128,
                                     verbose=0, return_dict=True)
-            val_loss = float(scores["loss"])
+            # early stopping / best weights on the accuracy of the mean (MSE); for a
+            # heteroscedastic model the NLL keeps improving by sharpening the variance
+            val_loss = float(scores.get("mse", scores["loss"]))
             train_loss = float(hist.history["loss"][-1])
             state["history"].append({"epoch": epoch + 1, "loss": train_loss,
-                                     "val_loss": val_loss,
-                                     "val_mse": float(scores.get("mse", val_loss))})
+                                     "val_loss": float(scores["loss"]),
+                                     "val_mse": val_loss})
             if val_loss < state["best_val"]:
                 state["best_val"], state["wait"] = val_loss, 0
                 model.save_weights(out_dir / "best.weights.h5")
