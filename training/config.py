@@ -74,7 +74,10 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def sha256(self) -> str:
-        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        """Hash of the settings (the `name` label excluded, so a renamed run keeps its hash)."""
+        d = self.to_dict()
+        d.pop("name")
+        blob = json.dumps(d, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()
 
     @classmethod
