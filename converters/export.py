@@ -72,16 +72,21 @@ def _fused_twin(cfg: ModelConfig, window: int, trunk) -> object:
                               "(part of the [train] extra)") from None
     L = tf_keras.layers
     n_out = trunk.get_layer("skip_proj").filters
+
+    def conv(x, filters: int, kernel: int, name: str, strides: int = 1):
+        """Conv1D + the Keras-3 activation of the trunk (leaky_relu: negative slope 0.2)."""
+        if cfg.activation == "leaky_relu":
+            x = L.Conv1D(filters, kernel, strides=strides, padding="same", name=name)(x)
+            return L.LeakyReLU(alpha=0.2, name=f"{name}_act")(x)
+        return L.Conv1D(filters, kernel, strides=strides, padding="same",
+                        activation=cfg.activation, name=name)(x)
+
     x_in = tf_keras.Input((window, 1), batch_size=1, name="lead_i")
-    s = L.Conv1D(cfg.conv_filters, cfg.conv_kernel, padding="same", activation="relu",
-                 name="conv_in1")(x_in)
-    s = L.Conv1D(cfg.conv_filters, cfg.conv_kernel, padding="same", activation="relu",
-                 name="conv_in2")(s)
-    skip = L.Conv1D(n_out, 1, name="skip_proj")(s)
-    d = L.Conv1D(cfg.down_filters, 5, strides=2, padding="same", activation="relu",
-                 name="down1")(s)
-    d = L.Conv1D(cfg.down_filters, 5, strides=2, padding="same", activation="relu",
-                 name="down2")(d)
+    s = conv(x_in, cfg.conv_filters, cfg.conv_kernel, "conv_in1")
+    s = conv(s, cfg.conv_filters, cfg.conv_kernel, "conv_in2")
+    skip = L.Conv1D(n_out, 1, use_bias=cfg.skip, name="skip_proj")(s)
+    d = conv(s, cfg.down_filters, 5, "down1", strides=2)
+    d = conv(d, cfg.down_filters, 5, "down2", strides=2)
     f = L.Bidirectional(L.LSTM(cfg.lstm_units, return_sequences=True), name="bilstm")(d)
     f = L.Activation("linear", name="features")(f)
     skip = L.Activation("linear", name="skip")(skip)
