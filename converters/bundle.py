@@ -115,8 +115,28 @@ def build_manifest(run: Run, files: dict[str, Path], quant: str, lstm: str, mc_s
                        "split_sha256": run.info.get("split_sha256"), "run": str(run.path),
                        "keras_version": keras.__version__, "tf_version": tf.__version__,
                        "lstm": lstm},
-        "metrics": {"best_val_loss": run.info.get("best_val_loss"), **(metrics or {})},
+        "metrics": {"best_val_loss": run.info.get("best_val_loss"), **headline_metrics(run.path),
+                    **(metrics or {})},
     }
+
+
+def headline_metrics(run_dir: Path) -> dict[str, Any]:
+    """Test-split headline numbers of the Keras run (from `ecg12 evaluate`'s metrics.json)."""
+    path = Path(run_dir) / "metrics.json"
+    if not path.is_file():
+        return {}
+    m = json.loads(path.read_text())
+    out: dict[str, Any] = {"source": "ecg12 evaluate (Keras float model, test split)"}
+    for regime, res in m.get("regimes", {}).items():
+        whole = res.get("overall", {}).get("whole", {})
+        for key, name in (("pearson", "r"), ("rmse", "rmse_mv")):
+            mean = whole.get(key, {}).get("mean", {})
+            if isinstance(mean, dict) and "mean" in mean:
+                out[f"{regime}_{name}_mean11"] = round(float(mean["mean"]), 4)
+    unc = m.get("uncertainty", {})
+    if isinstance(unc.get("spearman_record"), dict):
+        out["spearman_record_mean"] = round(float(unc["spearman_record"].get("mean", 0)), 4)
+    return out
 
 
 def write_bundle(run: Run, out_dir: str | Path, quant: str = "float32", lstm: str = "unrolled",

@@ -51,6 +51,11 @@ class _Session:
             self.interp = interpreter_class()(model_path=str(path), num_threads=num_threads)
         except (ValueError, RuntimeError) as e:
             raise BundleInvalid(f"{path}: LiteRT cannot load the {which} model: {e}") from None
+        if spec.reset_state:
+            # a stateful (fused LSTM) model needs its tensors allocated before the first
+            # reset_all_variables() (which precedes every invoke), and before a signature
+            # runner takes references to them
+            self.interp.allocate_tensors()
         ins, outs = self._details()
         want_in = [t.name for t in spec.inputs]
         want_out = [t.name for t in spec.outputs]
