@@ -2,9 +2,31 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
+
+
+def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Show the project's named errors (bad config, missing run file, data problem) as one
+    clear line instead of a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from training.calibration import CalibrationError
+        from training.config import ConfigError
+        from training.data import DataError
+        from training.evaluate import EvaluationError
+
+        try:
+            return fn(*args, **kwargs)
+        except (ConfigError, DataError, EvaluationError, CalibrationError) as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper
 
 
 @click.group()
@@ -15,6 +37,7 @@ def data() -> None:
 @data.command("summary")
 @click.option("--data-root", type=click.Path(path_type=Path), default=None,
               help="Corpora folder (default: $ECG12_DATA or ../shared/data).")
+@_friendly
 def data_summary(data_root: Path | None) -> None:
     """Per corpus: records found/loaded/rejected by reason, rates, metadata coverage, splits."""
     from training.data.summary import run_summary
@@ -27,6 +50,7 @@ def data_summary(data_root: Path | None) -> None:
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
               help="Run folder (default: runs/<config name>).")
 @click.option("--resume/--no-resume", default=True, help="Resume from the run folder's checkpoint.")
+@_friendly
 def train(config: Path, out_dir: Path | None, resume: bool) -> None:
     """Train a model from a config file; writes a run folder."""
     from training.train import train_from_config
@@ -41,6 +65,7 @@ def train(config: Path, out_dir: Path | None, resume: bool) -> None:
 @click.option("--compare", "compare", multiple=True,
               type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Other evaluated run(s): also write RUN_DIR/comparison.md (repeatable).")
+@_friendly
 def evaluate(run_dir: Path, mc_samples: int, quick: bool, compare: tuple[Path, ...]) -> None:
     """Evaluate a run on the test split; writes report.md and figures into the run folder."""
     from training.evaluate import compare_runs, evaluate_run

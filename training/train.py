@@ -18,7 +18,7 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from training.config import TrainConfig
+from training.config import ConfigError, TrainConfig
 from training.data.splits import split_hash
 from training.dataset import Prepared, eval_arrays, prepare_corpora, training_batch_arrays
 from training.model import build_model
@@ -52,8 +52,8 @@ def train(cfg: TrainConfig, out_dir: Path, resume: bool = True, progress: bool =
     if cfg_file.exists() and resume:
         old = TrainConfig.load(cfg_file)
         if old.sha256() != cfg.sha256():
-            raise ValueError(f"{out_dir} holds a run of a different config; use another --out "
-                             "or --no-resume")
+            raise ConfigError(f"{out_dir} holds a run of a different config; use another "
+                              "--out or --no-resume")
     cfg.save(cfg_file)
     keras.utils.set_random_seed(cfg.seed)
     t_start = time.perf_counter()

@@ -1,0 +1,55 @@
+"""The whole workstation path on a few real records: train -> resume -> evaluate -> convert."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from edge.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "training" / "configs" / "tiny.json"
+
+
+@pytest.mark.needs_data
+def test_train_evaluate_convert_on_real_records(tmp_path: Path, data_root: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ECG12_DATA", str(data_root))
+    run = tmp_path / "run"
+    cli = CliRunner()
+    res = cli.invoke(main, ["train", str(TINY), "--out", str(run)])
+    assert res.exit_code == 0, res.output
+    for f in ("config.json", "best.weights.h5", "history.csv", "run.json", "calibration.json"):
+        assert (run / f).is_file(), f
+    info = json.loads((run / "run.json").read_text())
+    assert info["epochs_run"] == 2 and len(info["split_sha256"]) == 64
+    cal = json.loads((run / "calibration.json").read_text())
+    assert len(cal["scale"]) == 7 and all(s > 0 for s in cal["scale"])
+
+    again = cli.invoke(main, ["train", str(TINY), "--out", str(run)])  # resumes: nothing to do
+    assert again.exit_code == 0, again.output
+    assert json.loads((run / "run.json").read_text())["epochs_run"] == 2
+
+    res = cli.invoke(main, ["evaluate", str(run), "--quick", "--mc-samples", "4"])
+    assert res.exit_code == 0, res.output
+    assert "## Accuracy" in (run / "report.md").read_text()
+
+    bundle = tmp_path / "bundle"
+    res = cli.invoke(main, ["convert", str(run), "--quant", "float32", "--lstm", "fused",
+                            "--out", str(bundle)])
+    assert res.exit_code == 0, res.output
+    import edge
+
+    model = edge.load_bundle(bundle)
+    assert model.bundle.window == 400
+
+
+def test_train_rejects_a_bad_config(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"model": {"kind": "transformer"}}))
+    res = CliRunner().invoke(main, ["train", str(bad), "--out", str(tmp_path / "r")])
+    assert res.exit_code != 0
+    assert "model.kind 'transformer'" in str(res.exception) + res.output
