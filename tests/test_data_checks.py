@@ -63,3 +63,11 @@ def test_dedupe_prefers_500_hz() -> None:
     other = Recording(_ecg(), 500.0, "x", "ludb/x", "ludb")
     out = dedupe_prefer_rate([lo, hi, only, other])
     assert {r.key for r in out} == {"ptbxl/00001_hr", "ptbxl/00002_lr", "ludb/x"}
+
+
+def test_implausible_measured_metadata_counts_as_absent() -> None:
+    from training.dataset import plausible
+
+    md = {"age": 61.0, "sex": "F", "qrs_duration": 340.0, "ventricular_rate": float("nan"),
+          "r_axis": 30.0}
+    assert plausible(md) == {"age": 61.0, "sex": "F", "r_axis": 30.0}

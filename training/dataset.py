@@ -32,7 +32,7 @@ from edge.leads import LEAD_INDEX, PREDICTED, RECONSTRUCTED
 from edge.metadata import FIELDS, LEAD_I_FIELDS, MetadataError, clean_metadata, encode_metadata
 from training.config import TrainConfig
 from training.data import MISSING, Recording, dedupe_prefer_rate, load_corpus
-from training.data.loaders import cache_dir
+from training.data.loaders import cache_dir, write_pickle_atomic
 from training.data.splits import load_splits, split_hash
 from training.paper_meta import encode_paper_metadata
 
@@ -146,11 +146,7 @@ def prepare_corpora(cfg: TrainConfig, limit: int | None = None, progress: bool =
             prep = prepare_record(rec, cfg.data.fs_hz)
             if prep.leads12.shape[0] >= cfg.window:
                 out[split].append(prep)
-    cache_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache_file.with_suffix(".tmp")
-    with tmp.open("wb") as f:
-        pickle.dump(out, f, protocol=pickle.HIGHEST_PROTOCOL)
-    tmp.replace(cache_file)
+    write_pickle_atomic(cache_file, out)
     return out
 
 

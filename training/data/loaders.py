@@ -144,12 +144,17 @@ def load_corpus(name: str, root: Path | None = None, progress: bool = True, *,
                 report.rejected.append((item_name, exc.reason))
     report.seconds = time.perf_counter() - t0
     if cache_file is not None:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_suffix(".tmp")
-        with tmp.open("wb") as f:
-            pickle.dump(report, f, protocol=pickle.HIGHEST_PROTOCOL)
-        tmp.replace(cache_file)
+        write_pickle_atomic(cache_file, report)
     return report
+
+
+def write_pickle_atomic(path: Path, obj: Any) -> None:
+    """Pickle `obj` to `path` via a temporary file, so a killed run leaves no torn cache."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("wb") as f:
+        pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
+    tmp.replace(path)
 
 
 def load_all(root: Path | None = None, progress: bool = True, cache: bool = True
