@@ -1,6 +1,14 @@
 """Streaming Lead I -> 12-lead reconstruction: condition, gate, window, MC, stitch, flag.
 
-Per segment (a gap restarts everything: conditioners, window grid, MC seeds):
+Gaps: a short one (at most ``max_bridge_s``, default 1 s: a lost BLE notification or a few
+serial frames) keeps the segment going. Its exact number of missing samples is inserted on
+the time axis, the model's input there is a straight line between the samples either side,
+and the output rows of the gap are NaN (all 12 leads) with a ``gap`` flag: nothing is shifted
+and nothing invented is output, but the window grid and filter states survive, so frequent
+small losses do not starve the model of full windows. A longer gap restarts everything
+(conditioners, window grid, MC seeds) in a new segment.
+
+Per segment:
 
 1. Lead I is conditioned twice with the bundle's filters: to the model rate (for the model)
    and at the input rate (the output's Lead I).
@@ -106,7 +114,8 @@ class _Segment:
         self.delay_s = self.cond_m.resampler_delay_s()
         n_out = len(PREDICTED)
         self.xm, self.xi = _Buf(), _Buf()
-        self.code = _Buf(dtype=np.int8)  # per input sample: 1 lead-off, 2 saturated
+        self.code = _Buf(dtype=np.int8)  # per input sample: 1 lead-off, 2 saturated, 3 gap
+        self.last_x = 0.0  # last real input sample (mV), the left end of a bridged gap
         self.w, self.mu, self.var = _Buf(), _Buf((n_out,)), _Buf((n_out,))
         self.next_w = 0
         self.n_out = 0
@@ -119,7 +128,8 @@ class StreamingReconstructor:
 
     def __init__(self, bundle: Bundle, fs_in_hz: float, metadata: dict[str, Any] | None = None,
                  mc_samples: int | None = None, seed: int = 0,
-                 quality: QualityConfig | None = None, min_flag_s: float = 0.2) -> None:
+                 quality: QualityConfig | None = None, min_flag_s: float = 0.2,
+                 max_bridge_s: float = 1.0) -> None:
         self.bundle = bundle
         try:
             self.fs_in_hz = float(fs_in_hz)
@@ -138,6 +148,9 @@ class StreamingReconstructor:
             **{k: v for k, v in man.conditioning.items() if k in known})
         self.quality = quality or QualityConfig()
         self.min_flag_n = max(1, int(math.ceil(min_flag_s * self.fs_in_hz)))
+        if not max_bridge_s >= 0:
+            raise InputInvalid(f"max_bridge_s={max_bridge_s!r} must be >= 0")
+        self.max_bridge_s = float(max_bridge_s)
         self.derive = tuple(f for f in man.metadata.derive_from_lead_i if f not in self.metadata)
         self.taper = _taper(bundle.window)
         self._seg: _Segment | None = None
@@ -149,7 +162,9 @@ class StreamingReconstructor:
         """Add a chunk; returns the blocks whose samples are now final."""
         x = self._check(chunk)
         blocks: list[Block] = []
-        if self._seg is not None and chunk.gap_before_s > 0:
+        if self._seg is not None and 0 < chunk.gap_before_s <= self.max_bridge_s:
+            self._bridge(self._seg, chunk.gap_before_s, x[0])
+        elif self._seg is not None and chunk.gap_before_s > 0:
             seg = self._seg
             gap_start = seg.t0_s + seg.code.end / self.fs_in_hz
             blocks += self._close()
@@ -194,9 +209,27 @@ class StreamingReconstructor:
                                f"(NaN/inf), first at index {int(np.argmax(bad))}")
         return x
 
-    def _feed(self, seg: _Segment, x: np.ndarray, lead_off: bool) -> None:
+    def _bridge(self, seg: _Segment, gap_s: float, next_x: float) -> None:
+        """Insert a short gap's samples: line between its neighbours as model input, NaN out."""
+        n = int(round(gap_s * self.fs_in_hz))
+        if n <= 0:
+            return
+        k0 = seg.code.end
+        fill = np.linspace(seg.last_x, next_x, n + 2)[1:-1]
+        self._feed(seg, fill, False, gap=True)
+        seg.pending.append((k0 + n, Flag(
+            "gap", seg.t0_s + k0 / self.fs_in_hz, seg.t0_s + (k0 + n) / self.fs_in_hz, LEADS,
+            float(gap_s), self.max_bridge_s,
+            f"no data for {gap_s:.3f} s (output NaN; bridged for the model)")))
+
+    def _feed(self, seg: _Segment, x: np.ndarray, lead_off: bool, gap: bool = False) -> None:
         q = self.quality
-        code = raw_bad_mask(x, lead_off, q).astype(np.int8) * (1 if lead_off else 2)
+        if gap:
+            code = np.full(len(x), 3, np.int8)
+        else:
+            code = raw_bad_mask(x, lead_off, q).astype(np.int8) * (1 if lead_off else 2)
+            if len(x):
+                seg.last_x = float(x[-1])
         seg.code.append(code)
         ym = seg.cond_m.process(x).astype(np.float64)
         seg.xm.append(ym)
@@ -300,6 +333,11 @@ class StreamingReconstructor:
         std[:, 1] = sd[:, 0]
         std[:, 2:6] = derived_std(sd[:, 0])
         std[:, 6:] = sd[:, 1:]
+        if len(k):
+            in_gap = seg.code.data[k - seg.code.base] == 3
+            leads[in_gap] = np.nan
+            std[in_gap] = np.nan
+            sd[in_gap] = np.nan
         std[np.isnan(leads[:, 1]), 1:] = np.nan
         flags = self._uncertainty_flags(seg, sd, closed)
         n_new = seg.n_out + len(k)

@@ -165,7 +165,7 @@ def test_input_too_short(bundle: Bundle) -> None:
 def test_short_segment_between_gaps_is_flagged(bundle: Bundle) -> None:
     fs = 100.0
     x = synthetic_lead_i(700, fs)
-    leads, _, flags = cat(run(bundle, x, fs, gaps={300: 1.0, 400: 1.0}, mc_samples=0))
+    leads, _, flags = cat(run(bundle, x, fs, gaps={300: 1.5, 400: 1.5}, mc_samples=0))
     assert np.isnan(leads[300:400, 1:]).all() and np.isfinite(leads[:300]).all()
     assert any("shorter than one window" in f.detail for f in flags)
 
@@ -193,3 +193,38 @@ def test_long_stream_buffers_trimmed(bundle: Bundle) -> None:
     whole = cat(run(bundle, x, fs, mc_samples=2))
     np.testing.assert_array_equal(cat(blocks)[0], whole[0])
     np.testing.assert_array_equal(cat(blocks)[1], whole[1])
+
+
+@pytest.mark.parametrize("fs", [130.0, 250.0])
+def test_short_gaps_are_bridged_not_shifted(bundle: Bundle, fs: float) -> None:
+    """A short gap keeps the segment: its samples are inserted (NaN out), nothing shifts."""
+    n = int(fs * 12)
+    x = synthetic_lead_i(n, fs, 5)
+    k_gap, gap_s = int(fs * 4), 0.3
+    gaps = {k_gap: gap_s}
+    whole = cat(run(bundle, x, fs, gaps=gaps, mc_samples=3, seed=2))
+    sizes = [int(s) for s in np.random.default_rng(4).integers(1, int(fs), size=50)]
+    parts = cat(run(bundle, x, fs, sizes=sizes, gaps=gaps, mc_samples=3, seed=2))
+    np.testing.assert_array_equal(whole[0], parts[0])
+    np.testing.assert_array_equal(whole[1], parts[1])
+    n_gap = int(round(gap_s * fs))
+    leads = whole[0]
+    assert leads.shape == (n + n_gap, 12)  # the gap keeps its true duration
+    assert np.isnan(leads[k_gap:k_gap + n_gap]).all()  # nothing invented in the output
+    assert np.isfinite(leads[:k_gap]).all() and np.isfinite(leads[k_gap + n_gap:]).all()
+    gap_flags = [f for f in whole[2] if f.kind == "gap"]
+    assert len(gap_flags) == 1 and "bridged" in gap_flags[0].detail
+    assert gap_flags[0].start_s == pytest.approx(k_gap / fs)
+    assert gap_flags[0].end_s == pytest.approx(k_gap / fs + n_gap / fs)
+
+
+def test_frequent_small_drops_still_reconstruct(bundle: Bundle) -> None:
+    """5 % of 0.1 s frames lost (a typical BLE link): output survives between the holes."""
+    fs = 130.0
+    x = synthetic_lead_i(int(fs * 30), fs, 8)
+    rng = np.random.default_rng(0)
+    frame = int(fs * 0.1)
+    gaps = {k: 0.1 for k in range(frame, len(x), frame) if rng.random() < 0.05}
+    leads, _, flags = cat(run(bundle, x, fs, sizes=[frame], gaps=gaps, mc_samples=2))
+    assert len(gaps) > 3 and sum(f.kind == "gap" for f in flags) == len(gaps)
+    assert np.isfinite(leads[:, 1]).mean() > 0.9
