@@ -58,7 +58,10 @@ class Recorder:
             self.events.emit("start", source=self.source, fs_hz=chunk.fs_hz)
         if chunk.gap_before_s > 0:
             start = self._last_end if self._last_end is not None else chunk.t0_s
-            gap = {"kind": "gap", "start_s": self.rel(start), "end_s": self.rel(chunk.t0_s),
+            # the gap's duration is the source's (device-clock) measure; host times of chunks
+            # can disagree with it when playing faster than real time, so end = start + gap
+            gap = {"kind": "gap", "start_s": self.rel(start),
+                   "end_s": self.rel(start + chunk.gap_before_s),
                    "duration_s": chunk.gap_before_s, "leads": [], "seq": chunk.seq}
             self.gaps.append(gap)
             self.events.emit("gap", **gap)
