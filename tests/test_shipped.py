@@ -55,3 +55,12 @@ def test_shipped_bundle_same_seed_same_output() -> None:
     b = model.reconstruct(x, fs=250, mc_samples=8, seed=7)
     np.testing.assert_array_equal(a.leads, b.leads)
     np.testing.assert_array_equal(a.std, b.std)
+
+
+def test_edge_path_evaluation_runs_on_real_records(data_root: Path) -> None:
+    from training.evaluate_edge import evaluate_edge
+
+    res = evaluate_edge(limit=3, mc_samples=2, progress=False)
+    assert res["records"] == 3
+    assert 0.2 < res["r_vs_band_limited_truth"] <= 1.0
+    assert 0.0 <= res["coverage_90_vs_band_limited_truth"] <= 1.0
