@@ -27,6 +27,37 @@ def _load(target: str) -> click.Command:
     return getattr(importlib.import_module(module), attr)
 
 
+#: packages of the [train] extra: a command that needs one of them says so instead of failing
+#: with a traceback on a gateway (base) install
+_TRAIN_EXTRA = {"tensorflow", "keras", "tf_keras", "pandas", "openpyxl"}
+
+
+def _guard_extras(cmd: click.Command) -> click.Command:
+    """Wrap a command (and a group's sub-commands) so a missing [train] package is one line."""
+    if isinstance(cmd, click.Group):
+        for sub in cmd.commands.values():
+            _guard_extras(sub)
+        return cmd
+    callback = cmd.callback
+    if callback is None or getattr(callback, "_ecg12_guarded", False):
+        return cmd
+
+    def guarded(*args: object, **kwargs: object) -> object:
+        try:
+            return callback(*args, **kwargs)
+        except ImportError as exc:
+            root = (exc.name or "").split(".")[0]
+            if root not in _TRAIN_EXTRA:
+                raise
+            raise click.ClickException(
+                f"'ecg12 {cmd.name}' needs {root!r}, part of the workstation extra; install it "
+                "with: pip install 'ecg12[train]'") from None
+
+    guarded._ecg12_guarded = True  # type: ignore[attr-defined]
+    cmd.callback = guarded
+    return cmd
+
+
 class _LazyGroup(click.Group):
     """A click group whose sub-commands are imported on first use."""
 
@@ -44,7 +75,7 @@ class _LazyGroup(click.Group):
         if target is None:
             return None
         try:
-            return _load(target)
+            return _guard_extras(_load(target))
         except ImportError as exc:
             missing = exc.name or str(exc)
 
