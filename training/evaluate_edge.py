@@ -37,6 +37,7 @@ def evaluate_edge(bundle: str | None = None, limit: int | None = None, mc_sample
 
     import edge
     from edge.conditioning import StreamConditioner, condition
+    from edge.leads import LEADS
     from training.data import dedupe_prefer_rate, load_corpus
     from training.data.splits import load_splits
 
@@ -49,6 +50,7 @@ def evaluate_edge(bundle: str | None = None, limit: int | None = None, mc_sample
     recs = recs[:limit] if limit else recs
     model = edge.load_bundle(bundle)
     r_full, r_band, rmse, cover = [], [], [], []
+    err_in, err_out, flagged_records = [], [], 0
     for rec in track(recs, description="edge path", disable=not progress):
         fs = rec.fs_hz
         out = model.reconstruct(rec.signal_mv[:, 0], fs=fs, mc_samples=mc_samples, seed=0)
@@ -65,6 +67,21 @@ def evaluate_edge(bundle: str | None = None, limit: int | None = None, mc_sample
         r_band.append(_r(got, band[s:e]))
         rmse.append(float(np.sqrt(np.mean((got[:, 1:] - band[s:e, 1:]) ** 2))))
         cover.append(float(np.mean(np.abs(got[:, 1:] - band[s:e, 1:]) <= 1.645 * std[:, 1:])))
+        # |error| of a lead inside its high-uncertainty flags vs outside them
+        err = np.abs(out.leads - np.vstack([band, np.zeros((max(0, len(out.leads) - len(band)),
+                                                            12))])[:len(out.leads)])
+        mask = np.zeros_like(err, dtype=bool)
+        hu = [f for f in out.flags if f.kind == "high_uncertainty"]
+        flagged_records += bool(hu)
+        for f in hu:
+            a, b = int(f.start_s * fs), int(f.end_s * fs)
+            for lead in f.leads:
+                mask[a:b, LEADS.index(lead)] = True
+        mask[:s], mask[e:] = False, False
+        keep = np.zeros_like(mask)
+        keep[s:e, 1:] = True
+        err_in.append(err[mask & keep])
+        err_out.append(err[~mask & keep])
     return {
         "bundle": bundle or "edge/bundles/default (shipped)", "records": len(recs),
         "mc_samples": mc_samples,
@@ -72,6 +89,10 @@ def evaluate_edge(bundle: str | None = None, limit: int | None = None, mc_sample
         "r_vs_full_rate_truth": float(np.mean(r_full)),
         "rmse_mv_vs_band_limited_truth": float(np.mean(rmse)),
         "coverage_90_vs_band_limited_truth": float(np.mean(cover)),
+        "records_with_high_uncertainty_flags": flagged_records,
+        "abs_err_mv_in_high_uncertainty_flags": float(np.mean(np.concatenate(err_in)))
+        if any(len(x) for x in err_in) else None,
+        "abs_err_mv_elsewhere": float(np.mean(np.concatenate(err_out))),
         "note": "mean over records of the 11-lead mean Pearson r; first/last second left out",
     }
 
@@ -89,8 +110,10 @@ def main(argv: list[str] | None = None) -> None:
     table.add_column("quantity")
     table.add_column("value", justify="right")
     for key in ("r_vs_band_limited_truth", "r_vs_full_rate_truth",
-                "rmse_mv_vs_band_limited_truth", "coverage_90_vs_band_limited_truth"):
-        table.add_row(key, f"{res[key]:.3f}")
+                "rmse_mv_vs_band_limited_truth", "coverage_90_vs_band_limited_truth",
+                "records_with_high_uncertainty_flags", "abs_err_mv_in_high_uncertainty_flags",
+                "abs_err_mv_elsewhere"):
+        table.add_row(key, "n/a" if res[key] is None else f"{res[key]:.3f}")
     Console().print(table)
     print(f"wrote {args.out}")
 

@@ -136,6 +136,9 @@ mapping back to the input rate) and scores the 11 leads over {edge["records"]} r
 | mean r vs truth conditioned at the recording's rate | {edge["r_vs_full_rate_truth"]:.3f} |
 | RMSE (mV) vs band-limited truth | {edge["rmse_mv_vs_band_limited_truth"]:.3f} |
 | coverage of the calibrated 90 % interval | {edge["coverage_90_vs_band_limited_truth"]:.3f} |
+| records with `high_uncertainty` flags | {edge["records_with_high_uncertainty_flags"]} |
+| mean abs error inside those flagged stretches (mV) | {edge["abs_err_mv_in_high_uncertainty_flags"]:.3f} |
+| mean abs error elsewhere (mV) | {edge["abs_err_mv_elsewhere"]:.3f} |
 
 This scores whole recordings (first and last second left out) rather than the last 8 s
 window, so it differs a little from the Keras table above. The reconstruction carries the
