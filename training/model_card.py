@@ -56,6 +56,7 @@ def build() -> str:
     sp_rec = float(unc["spearman_record"]["mean"])
     r_def = {g: _r("default", g) for g in ("none", "wearable", "clinical")}
     edge = json.loads((run / "edge_eval.json").read_text())
+    err_in = edge["abs_err_mv_in_high_uncertainty_flags"]
     report = (run / "report.md").read_text()
     info = json.loads((run / "run.json").read_text())
     cal = json.loads((run / "calibration.json").read_text())
@@ -137,7 +138,7 @@ mapping back to the input rate) and scores the 11 leads over {edge["records"]} r
 | RMSE (mV) vs band-limited truth | {edge["rmse_mv_vs_band_limited_truth"]:.3f} |
 | coverage of the calibrated 90 % interval | {edge["coverage_90_vs_band_limited_truth"]:.3f} |
 | records with `high_uncertainty` flags | {edge["records_with_high_uncertainty_flags"]} |
-| mean abs error inside those flagged stretches (mV) | {edge["abs_err_mv_in_high_uncertainty_flags"]:.3f} |
+| mean abs error inside those flagged stretches (mV) | {err_in:.3f} |
 | mean abs error elsewhere (mV) | {edge["abs_err_mv_elsewhere"]:.3f} |
 
 This scores whole recordings (first and last second left out) rather than the last 8 s
