@@ -134,7 +134,7 @@ class Recorder:
             from edge.sinks.figure import report_figure
 
             t, leads, std = self.tail()
-            report_figure(self.out / "report.png", t, leads, std, self.flags + self.gaps,
+            report_figure(self.out / "report.png", t, leads, std, self.flags,
                           title=self.title, window_s=self.window_s)
             files["figure"] = str(self.out / "report.png")
         kinds: dict[str, int] = {}
