@@ -106,14 +106,19 @@ def summarize(per_record: np.ndarray, lead_names: tuple[str, ...] | list[str], n
     return out
 
 
-def spearman(x: Any, y: Any) -> float:
-    """Spearman rank correlation of the finite pairs; NaN if fewer than 3 or constant."""
+def _finite_pairs(x: Any, y: Any, mismatch: str) -> tuple[np.ndarray, np.ndarray]:
+    """Flattened float arrays of the pairs where both are finite (sizes must match)."""
     a = np.asarray(x, dtype=np.float64).ravel()
     b = np.asarray(y, dtype=np.float64).ravel()
     if a.shape != b.shape:
-        raise MetricError(f"spearman: x has {a.size} values, y has {b.size}")
+        raise MetricError(mismatch.format(a.size, b.size))
     ok = np.isfinite(a) & np.isfinite(b)
-    a, b = a[ok], b[ok]
+    return a[ok], b[ok]
+
+
+def spearman(x: Any, y: Any) -> float:
+    """Spearman rank correlation of the finite pairs; NaN if fewer than 3 or constant."""
+    a, b = _finite_pairs(x, y, "spearman: x has {} values, y has {}")
     if a.size < MIN_SAMPLES or np.ptp(a) == 0 or np.ptp(b) == 0:
         return float("nan")
     return float(stats.spearmanr(a, b).statistic)
@@ -170,12 +175,7 @@ def amplitude_fidelity(true_amp: Any, pred_amp: Any) -> dict[str, float]:
 
     A slope well below 1 means regression to the mean (amplitudes shrunk toward the average).
     """
-    a = np.asarray(true_amp, dtype=np.float64).ravel()
-    b = np.asarray(pred_amp, dtype=np.float64).ravel()
-    if a.shape != b.shape:
-        raise MetricError(f"amplitudes: {a.size} true vs {b.size} predicted")
-    ok = np.isfinite(a) & np.isfinite(b)
-    a, b = a[ok], b[ok]
+    a, b = _finite_pairs(true_amp, pred_amp, "amplitudes: {} true vs {} predicted")
     nan = float("nan")
     if a.size < MIN_SAMPLES or np.ptp(a) == 0:
         return {"slope": nan, "intercept": nan, "r2": nan, "n": int(a.size)}
