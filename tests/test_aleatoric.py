@@ -61,3 +61,11 @@ def test_bundle_carries_log_var_and_edge_adds_it(alea_run: Path, tmp_path: Path)
                                        if o["name"] != "log_var"]
     with pytest.raises(BundleInvalid, match="log_var"):
         validate_manifest(bad, None)
+
+
+def test_aleatoric_flag_must_be_boolean(alea_run: Path, tmp_path: Path) -> None:
+    bundle = convert_run(alea_run, tmp_path / "b", "float32", "unrolled")
+    man = json.loads((bundle / "manifest.json").read_text())
+    man["uncertainty"]["aleatoric"] = "yes"
+    with pytest.raises(BundleInvalid, match=r"uncertainty\.aleatoric.*'yes'"):
+        validate_manifest(man, None)

@@ -228,3 +228,8 @@ def test_frequent_small_drops_still_reconstruct(bundle: Bundle) -> None:
     leads, _, flags = cat(run(bundle, x, fs, sizes=[frame], gaps=gaps, mc_samples=2))
     assert len(gaps) > 3 and sum(f.kind == "gap" for f in flags) == len(gaps)
     assert np.isfinite(leads[:, 1]).mean() > 0.9
+
+
+def test_negative_bridge_limit_is_refused(bundle: Bundle) -> None:
+    with pytest.raises(InputInvalid, match="max_bridge_s=-1"):
+        StreamingReconstructor(bundle, 130.0, max_bridge_s=-1)
