@@ -1,23 +1,31 @@
-"""Signal conditioning shared by training and the gateway: resampling + filters, causal.
+"""Signal conditioning shared by training and the gateway: resampling + zero-phase band-limiting.
 
 Pipeline (per channel): rational polyphase resampling ``fs_in -> fs_out`` with a Kaiser
-windowed anti-alias FIR (same design as ``scipy.signal.resample_poly``), then, at the output
-rate, a Butterworth high-pass (baseline wander) and a Butterworth low-pass (HF noise, mains).
+windowed anti-alias FIR (the design of ``scipy.signal.resample_poly``), then, at the output
+rate, a linear-phase FIR band-pass (0.5-40 Hz by default: the "monitoring" bandwidth of
+IEC 60601-2-27 bedside monitors). Both FIRs are symmetric, so their only phase effect is a
+pure delay, and that delay is removed exactly: **output sample j has the time and the content
+of input time j / fs_out** (zero phase). No ST segment is bent and no wave is shifted, as the
+AHA/ACC/HRS 2007 recommendations for ECG filtering (Kligfield et al., Circulation 2007)
+require of any high-pass above 0.05 Hz: cut-offs up to 0.67 Hz are acceptable only with
+linear-phase (zero-phase) filters.
 
-Why causal (and not zero-phase): the gateway works live, where a zero-phase filter would need
-the future. Training data go through this very code, for Lead I and the target leads alike,
-so the model learns exactly the phase response (and delay) it meets on the device. Causal
-filters with carried state are also exactly chunk-invariant: ``StreamConditioner`` fed any
-chunking gives the same samples as one-shot ``condition``.
+The price is look-ahead: output j is final once input up to ``j / fs_out + lookahead_s()``
+has arrived (about 2.3 s with the default 0.5 Hz transition band). The gateway emits its
+output about one model window late anyway, so this costs no extra latency in practice.
 
-Why filter after resampling: the IIR filters then run at the model rate whatever the input
-rate, so a 130 Hz strap and a 500 Hz training corpus get the *same* IIR response; only the
-anti-alias FIR (linear phase, a pure delay of ``resampler_delay_s``) depends on the rate.
+Band-pass design: a high-pass (``highpass_hz``, -6 dB point, transition band
+``highpass_width_hz`` wide) convolved with a low-pass (``lowpass_hz``, transition
+``lowpass_width_hz``), each a Kaiser-window FIR sized by ``scipy.signal.kaiserord`` for
+``stopband_db``. The result closely matches a zero-phase (forward-backward) 2nd-order
+Butterworth band-pass, which is what the scoring truth uses.
 
-Start-up: the signal before its first sample is taken as constant and equal to the first
-sample (the FIR history is filled with it, and the IIR states start at their steady state
-``sosfilt_zi * y[0]``), so a DC offset does not ring at the start. This depends only on the
-first sample, so chunk-invariance holds.
+Ends: the signal before its first and after its last sample is taken as the mirror image of
+the signal (``numpy.pad(mode="reflect")``), as ``scipy.signal.filtfilt`` pads; the resampler
+holds the first/last sample. The start extension needs the first ``D + 1`` samples and is
+built once they have arrived (or at ``flush``), so the result does not depend on chunking:
+``StreamConditioner`` fed any chunking and then flushed gives the same samples as one-shot
+``condition`` (up to float rounding of the convolution method).
 """
 
 from __future__ import annotations
@@ -33,6 +41,9 @@ from scipy import signal
 #: Model rate (Hz) used by default on the gateway and for training.
 MODEL_FS_HZ = 100.0
 
+#: The only phase response this code implements (stored in bundle manifests).
+PHASE = "zero"
+
 
 class ConditioningError(ValueError):
     """Unusable input or settings for conditioning (non-finite samples, bad rate, shape)."""
@@ -46,13 +57,31 @@ class ConditioningConfig:
     ``highpass_hz`` <= 0 disables the high-pass.  ``max_factor`` bounds the up/down factors.
     """
 
+    phase: str = PHASE
     highpass_hz: float = 0.5
-    highpass_order: int = 2
+    highpass_width_hz: float = 0.5
     lowpass_hz: float = 40.0
-    lowpass_order: int = 4
+    lowpass_width_hz: float = 10.0
+    stopband_db: float = 40.0
     fir_half_len_per_factor: int = 10
     kaiser_beta: float = 5.0
     max_factor: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.phase != PHASE:
+            raise ConditioningError(
+                f"conditioning.phase={self.phase!r}: only {PHASE!r} (linear-phase FIRs with "
+                f"their delay removed) is implemented; a bundle made for causal filters must "
+                f"be re-converted")
+        for name in ("highpass_hz", "highpass_width_hz", "lowpass_hz", "lowpass_width_hz",
+                     "stopband_db", "kaiser_beta"):
+            v = getattr(self, name)
+            if not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
+                raise ConditioningError(f"conditioning.{name}={v!r} must be a finite number >= 0")
+        if self.highpass_hz > 0 and not 0 < self.highpass_width_hz <= 2 * self.highpass_hz:
+            raise ConditioningError(
+                f"conditioning.highpass_width_hz={self.highpass_width_hz!r} must be in "
+                f"(0, 2 * highpass_hz]")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -63,6 +92,10 @@ class ConditioningConfig:
         unknown = set(d) - known
         if unknown:
             raise ConditioningError(f"conditioning config: unknown field(s) {sorted(unknown)}")
+        if "phase" not in d:
+            raise ConditioningError(
+                "conditioning.phase is missing: this bundle was made for the old causal "
+                "filters; re-convert it with this version of ecg12")
         return cls(**d)
 
 
@@ -84,71 +117,174 @@ def updown(fs_in_hz: float, fs_out_hz: float, max_factor: int = 1000) -> tuple[i
     if up == 0 or up > max_factor or abs(up / down - ratio) > 1e-9 * ratio:
         raise ConditioningError(
             f"resampling {fs_in_hz:g} Hz -> {fs_out_hz:g} Hz needs up/down factors above "
-            f"{max_factor}; pass a nominal (rounded) input rate"
-        )
+            f"{max_factor}; pass a nominal (rounded) input rate")
     return up, down
 
 
-class _Resampler:
-    """Streaming polyphase resampler (causal FIR on the zero-stuffed signal, then decimate).
+def bandpass_taps(fs_hz: float, cfg: ConditioningConfig) -> np.ndarray | None:
+    """The symmetric (odd-length) band-pass FIR at ``fs_hz``; None when both edges are off."""
+    nyq = fs_hz / 2
+    h = np.ones(1)
+    used = False
+    if cfg.highpass_hz > 0:
+        if cfg.highpass_hz >= 0.95 * nyq:
+            raise ConditioningError(
+                f"highpass_hz={cfg.highpass_hz} is not below Nyquist ({nyq:g} Hz) of "
+                f"fs_out_hz={fs_hz:g}")
+        n, beta = signal.kaiserord(cfg.stopband_db, cfg.highpass_width_hz / nyq)
+        n += 1 - n % 2  # odd: a type-I high-pass
+        # delta minus a unity-DC low-pass: exactly zero gain at DC (a constant offset is
+        # removed completely, not to the stop-band level)
+        h = -signal.firwin(n, cfg.highpass_hz, window=("kaiser", beta), fs=fs_hz)
+        h[n // 2] += 1.0
+        used = True
+    if 0 < cfg.lowpass_hz < 0.95 * nyq:
+        width = min(cfg.lowpass_width_hz, 2 * (nyq - cfg.lowpass_hz))
+        n, beta = signal.kaiserord(cfg.stopband_db, width / nyq)
+        n += 1 - n % 2
+        h = np.convolve(h, signal.firwin(n, cfg.lowpass_hz, window=("kaiser", beta), fs=fs_hz))
+        used = True
+    return h if used else None
 
-    Output j is v[j*down] where v = h * (up-stuffed x); it is produced as soon as input
-    sample floor(j*down/up) has arrived, so streaming and one-shot lengths agree exactly:
-    ceil(n * up / down).
+
+def _reflect(x: np.ndarray, n: int, side: str) -> np.ndarray:
+    """``n`` samples mirroring ``x`` beyond its start (side 'start') or end ('end')."""
+    mode = "reflect" if len(x) > 1 else "edge"
+    if side == "start":
+        return np.pad(x, ((n, 0), (0, 0)), mode=mode)[:n]
+    return np.pad(x, ((0, n), (0, 0)), mode=mode)[len(x):]
+
+
+class _ZeroPhaseFIR:
+    """Streaming symmetric FIR with its delay removed: y[j] = sum_m h[m] x[j + D - m]."""
+
+    def __init__(self, h: np.ndarray) -> None:
+        self.h = h[:, None]
+        self.D = (len(h) - 1) // 2
+        self.reset()
+
+    def reset(self) -> None:
+        self.head: list[np.ndarray] = []  # raw samples until the start extension is built
+        self.buf: np.ndarray | None = None  # extended samples from ext index n_out on
+        self.n_in = 0
+        self.n_out = 0
+
+    def _start(self) -> None:
+        raw = np.concatenate(self.head)
+        self.head = []
+        self.buf = np.concatenate([_reflect(raw[: self.D + 1], self.D, "start"), raw])
+
+    def _run(self) -> np.ndarray:
+        assert self.buf is not None
+        n_y = len(self.buf) - 2 * self.D
+        if n_y <= 0:
+            return np.zeros((0, self.buf.shape[1]))
+        y = signal.convolve(self.buf, self.h, mode="valid")
+        self.buf = self.buf[n_y:]
+        self.n_out += n_y
+        return y
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        if len(x) == 0:
+            return np.zeros((0, x.shape[1]))
+        self.n_in += len(x)
+        if self.buf is None:
+            self.head.append(x)
+            if self.n_in < self.D + 1:
+                return np.zeros((0, x.shape[1]))
+            self._start()
+        else:
+            self.buf = np.concatenate([self.buf, x])
+        return self._run()
+
+    def flush(self, n_channels: int) -> np.ndarray:
+        if self.buf is None:
+            if not self.head:
+                return np.zeros((0, n_channels))
+            self._start()
+        assert self.buf is not None
+        real = self.buf[-min(self.n_in, self.D + 1):]
+        self.buf = np.concatenate([self.buf, _reflect(real, self.D, "end")])
+        y = self._run()
+        self.buf = None
+        return y
+
+
+class _Resampler:
+    """Streaming polyphase resampler, delay removed: output j is at input time j*down/up.
+
+    Output j is v[j*down + half] where v = h * (up-stuffed x) and half = (len(h) - 1) / 2, as
+    in ``scipy.signal.resample_poly``; the input is held at its first sample before the
+    start and at its last after ``flush``. Total length: ceil(n * up / down).
     """
 
     def __init__(self, up: int, down: int, cfg: ConditioningConfig) -> None:
         self.up, self.down = up, down
-        if up == down == 1:
-            self.h_poly = np.ones((1, 1))
-            self.n_taps = 1
-        else:
-            half = cfg.fir_half_len_per_factor * max(up, down)
-            h = signal.firwin(2 * half + 1, 1.0 / max(up, down),
-                              window=("kaiser", cfg.kaiser_beta)) * up
-            k = -(-len(h) // up)
-            hp = np.zeros(k * up)
-            hp[: len(h)] = h
-            # h_poly[p, m] = h[p + m*up]
-            self.h_poly = hp.reshape(k, up).T.copy()
-            self.n_taps = len(h)
-        self.k = self.h_poly.shape[1]
+        half = cfg.fir_half_len_per_factor * max(up, down)
+        h = signal.firwin(2 * half + 1, 1.0 / max(up, down),
+                          window=("kaiser", cfg.kaiser_beta)) * up
+        self.half = half
+        k = -(-len(h) // up)
+        hp = np.zeros(k * up)
+        hp[: len(h)] = h
+        self.h_poly = hp.reshape(k, up).T.copy()  # h_poly[p, m] = h[p + m*up]
+        self.k = k
         self.reset()
 
     def reset(self) -> None:
         self.hist: np.ndarray | None = None  # last k-1 inputs (k-1, c)
         self.n_in = 0
         self.n_out = 0
+        self.n_real = 0
 
     @property
-    def delay_s_times_fs_in(self) -> float:
-        return (self.n_taps - 1) / 2 / self.up
+    def lookahead_in(self) -> int:
+        """Input samples needed beyond an output sample's own time."""
+        return -(-self.half // self.up) + 1
 
-    def process(self, x: np.ndarray) -> np.ndarray:
+    def _produce(self, x: np.ndarray, j_end: int) -> np.ndarray:
         c = x.shape[1]
-        if self.hist is None:
-            if len(x) == 0:
-                return np.zeros((0, c))
-            self.hist = np.repeat(x[:1], self.k - 1, axis=0)
+        assert self.hist is not None
         buf = np.concatenate([self.hist, x], axis=0)  # buf[i] is input n_in - (k-1) + i
         n_total = self.n_in + len(x)
-        j_end = -(-n_total * self.up // self.down)  # ceil
-        j = np.arange(self.n_out, j_end)
+        j = np.arange(self.n_out, max(self.n_out, j_end))
         out = np.empty((len(j), c))
         step = 4096
         for s in range(0, len(j), step):
-            jj = j[s: s + step]
-            n = jj * self.down // self.up
-            p = jj * self.down - n * self.up
+            q = j[s: s + step] * self.down + self.half
+            n = q // self.up
+            p = q - n * self.up
             idx = (n - self.n_in + self.k - 1)[:, None] - np.arange(self.k)[None, :]
             out[s: s + step] = np.einsum("jk,jkc->jc", self.h_poly[p], buf[idx])
-        self.n_in, self.n_out = n_total, j_end
+        self.n_in, self.n_out = n_total, self.n_out + len(j)
         self.hist = buf[len(buf) - (self.k - 1):] if self.k > 1 else buf[:0]
         return out
 
+    def _j_final(self) -> int:
+        return -(-self.n_real * self.up // self.down)
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        if len(x) == 0:
+            return np.zeros((0, x.shape[1]))
+        if self.hist is None:
+            self.hist = np.repeat(x[:1], self.k - 1, axis=0)
+        self.n_real += len(x)
+        n_total = self.n_in + len(x)
+        j_end = min((n_total * self.up - 1 - self.half) // self.down + 1, self._j_final())
+        return self._produce(x, j_end)
+
+    def flush(self, n_channels: int) -> np.ndarray:
+        if self.hist is None:
+            return np.zeros((0, n_channels))
+        pad = np.repeat(self.hist[-1:], self.lookahead_in + 1, axis=0)
+        y = self._produce(pad, self._j_final())
+        self.hist = None
+        return y
+
 
 class StreamConditioner:
-    """Chunk-by-chunk conditioning; concatenated outputs equal ``condition`` on the whole."""
+    """Chunk-by-chunk conditioning; ``process`` returns the samples that are final, ``flush``
+    the rest. Concatenated, they equal ``condition`` on the whole signal."""
 
     def __init__(self, fs_in_hz: float, fs_out_hz: float | None = None, n_channels: int = 1,
                  config: ConditioningConfig | None = None) -> None:
@@ -159,42 +295,28 @@ class StreamConditioner:
         self.n_channels = int(n_channels)
         self.config = cfg = config or ConditioningConfig()
         up, down = updown(self.fs_in_hz, self.fs_out_hz, cfg.max_factor)
-        self._resampler = _Resampler(up, down, cfg)
-        nyq = self.fs_out_hz / 2
-        sos = []
-        if cfg.highpass_hz > 0:
-            if cfg.highpass_hz >= 0.95 * nyq:
-                raise ConditioningError(
-                    f"highpass_hz={cfg.highpass_hz} is not below Nyquist ({nyq:g} Hz) of "
-                    f"fs_out_hz={self.fs_out_hz:g}")
-            sos.append(signal.butter(cfg.highpass_order, cfg.highpass_hz, "highpass",
-                                     fs=self.fs_out_hz, output="sos"))
-        if 0 < cfg.lowpass_hz < 0.95 * nyq:
-            sos.append(signal.butter(cfg.lowpass_order, cfg.lowpass_hz, "lowpass",
-                                     fs=self.fs_out_hz, output="sos"))
-        self._sos = np.concatenate(sos) if sos else None
-        self._zi_unit = signal.sosfilt_zi(self._sos) if sos else None
+        self._resampler = None if up == down == 1 else _Resampler(up, down, cfg)
+        h = bandpass_taps(self.fs_out_hz, cfg)
+        self._fir = None if h is None else _ZeroPhaseFIR(h)
         self.reset()
 
     def reset(self) -> None:
         """Forget all state (the next chunk is treated as the start of a new signal)."""
-        self._resampler.reset()
-        self._zi: np.ndarray | None = None
+        if self._resampler is not None:
+            self._resampler.reset()
+        if self._fir is not None:
+            self._fir.reset()
         self._n_seen = 0
+        self.n_out = 0
 
-    def resampler_delay_s(self) -> float:
-        """Delay (s) of the linear-phase anti-alias FIR."""
-        return self._resampler.delay_s_times_fs_in / self.fs_in_hz
-
-    def delay_s(self, at_hz: float = 10.0) -> float:
-        """Total group delay (s) at ``at_hz``: FIR delay + IIR group delay at that frequency."""
-        d = self.resampler_delay_s()
-        if self._sos is not None:
-            w = 2 * np.pi * np.array([at_hz * 0.999, at_hz * 1.001]) / self.fs_out_hz
-            _, resp = signal.sosfreqz(self._sos, worN=w)
-            ph = np.unwrap(np.angle(resp))
-            d += -(ph[1] - ph[0]) / (w[1] - w[0]) / self.fs_out_hz
-        return float(d)
+    def lookahead_s(self) -> float:
+        """How much later input an output sample needs before it is final (s)."""
+        s = 0.0
+        if self._resampler is not None:
+            s += (self._resampler.lookahead_in + 1) / self.fs_in_hz
+        if self._fir is not None:
+            s += self._fir.D / self.fs_out_hz
+        return s
 
     def _as_2d(self, chunk: Any) -> tuple[np.ndarray, bool]:
         try:
@@ -217,24 +339,44 @@ class StreamConditioner:
                 f"{self._n_seen + int(r)} (channel {int(c)})")
         return x, squeeze
 
-    def process(self, chunk: Any) -> np.ndarray:
-        """Condition the next chunk ((n,) or (n, c) mV); returns float32 at ``fs_out_hz``."""
-        x, squeeze = self._as_2d(chunk)
-        self._n_seen += len(x)
-        y = self._resampler.process(x)
-        if self._sos is not None and len(y):
-            if self._zi is None:
-                self._zi = self._zi_unit[:, :, None] * y[0][None, None, :]
-            y, self._zi = signal.sosfilt(self._sos, y, axis=0, zi=self._zi)
+    def _out(self, y: np.ndarray, squeeze: bool) -> np.ndarray:
+        self.n_out += len(y)
         y = y.astype(np.float32)
         return y[:, 0] if squeeze else y
+
+    def process(self, chunk: Any) -> np.ndarray:
+        """Condition the next chunk ((n,) or (n, c) mV); returns the newly final samples,
+        float32 at ``fs_out_hz`` (sample j of the whole output is at input time j/fs_out)."""
+        x, squeeze = self._as_2d(chunk)
+        self._n_seen += len(x)
+        y = x if self._resampler is None else self._resampler.process(x)
+        if self._fir is not None:
+            y = self._fir.process(y)
+        return self._out(y, squeeze)
+
+    def flush(self, squeeze: bool = False) -> np.ndarray:
+        """End of signal: the samples still held back (the signal is mirrored past its end).
+        Afterwards the conditioner starts a new signal."""
+        c = self.n_channels
+        y = np.zeros((0, c))
+        if self._resampler is not None:
+            y = self._resampler.flush(c)
+        if self._fir is not None:
+            y = np.concatenate([self._fir.process(y), self._fir.flush(c)])
+        out = self._out(y, squeeze and c == 1)
+        self.reset()
+        return out
 
 
 def condition(x: Any, fs_in_hz: float, fs_out_hz: float | None = None,
               config: ConditioningConfig | None = None) -> np.ndarray:
-    """One-shot conditioning of ``x`` ((n,) or (n, c), mV) -> float32 at ``fs_out_hz``."""
+    """One-shot zero-phase conditioning of ``x`` ((n,) or (n, c), mV) -> float32 at
+    ``fs_out_hz``, ceil(n * fs_out / fs_in) samples aligned with the input."""
     arr = np.asarray(x) if not isinstance(x, np.ndarray) else x
     n_ch = arr.shape[1] if arr.ndim == 2 else 1
     if arr.ndim == 2 and n_ch == 0:
         raise ConditioningError("input has 0 channels")
-    return StreamConditioner(fs_in_hz, fs_out_hz, n_ch, config).process(arr)
+    sc = StreamConditioner(fs_in_hz, fs_out_hz, n_ch, config)
+    head = sc.process(arr)
+    tail = sc.flush(squeeze=head.ndim == 1)
+    return np.concatenate([head, tail])

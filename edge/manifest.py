@@ -280,6 +280,11 @@ def _metadata(data: dict, where: str) -> MetadataSpec:
 
 def _conditioning(data: dict, where: str) -> dict[str, Any]:
     c = _get(data, "conditioning", "", where, dict)
+    phase = c.get("phase")
+    if phase != "zero":
+        raise _fail("conditioning.phase", f"is {phase!r}, the gateway implements 'zero' "
+                    "(linear-phase, delay removed) only; this bundle was made for other "
+                    "filters: re-convert it with this ecg12", where)
     for key in ("highpass_hz", "lowpass_hz"):
         _get(c, key, "conditioning", where, (int, float))
         if not math.isfinite(c[key]) or c[key] < 0:

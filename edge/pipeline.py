@@ -35,14 +35,14 @@ Samples are emitted once no later window can change them (about one window of la
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from edge.bundle import Bundle
 from edge.chunk import Chunk
-from edge.conditioning import ConditioningConfig, StreamConditioner
+from edge.conditioning import ConditioningConfig, ConditioningError, StreamConditioner
 from edge.errors import InputInvalid, InputTooShort
 from edge.features import lead_i_features
 from edge.leads import LEADS, PREDICTED, assemble_12_lead, derived_std
@@ -111,7 +111,7 @@ class _Segment:
         self.same_rate = fs_in == fs_m
         self.cond_i = None if self.same_rate else StreamConditioner(fs_in, fs_in, 1,
                                                                     rec.conditioning)
-        self.delay_s = self.cond_m.resampler_delay_s()
+        self.drained = False
         n_out = len(PREDICTED)
         self.xm, self.xi = _Buf(), _Buf()
         self.code = _Buf(dtype=np.int8)  # per input sample: 1 lead-off, 2 saturated, 3 gap
@@ -143,9 +143,10 @@ class StreamingReconstructor:
         if self.mc_samples < 0:
             raise InputInvalid(f"mc_samples={mc_samples!r} must be >= 0")
         self.seed = int(seed)
-        known = {f.name for f in fields(ConditioningConfig)}
-        self.conditioning = ConditioningConfig(
-            **{k: v for k, v in man.conditioning.items() if k in known})
+        try:
+            self.conditioning = ConditioningConfig.from_dict(man.conditioning)
+        except ConditioningError as e:
+            raise InputInvalid(f"bundle {man.name}: {e}") from None
         self.quality = quality or QualityConfig()
         self.min_flag_n = max(1, int(math.ceil(min_flag_s * self.fs_in_hz)))
         if not max_bridge_s >= 0:
@@ -184,6 +185,7 @@ class StreamingReconstructor:
             return []
         seg = self._seg
         L = self.bundle.window
+        self._drain(seg)
         if self._windows_run == 0 and seg.xm.end < L:
             n = seg.code.end
             raise InputTooShort(
@@ -232,8 +234,21 @@ class StreamingReconstructor:
                 seg.last_x = float(x[-1])
         seg.code.append(code)
         ym = seg.cond_m.process(x).astype(np.float64)
+        self._conditioned(seg, ym, ym if seg.cond_i is None else seg.cond_i.process(x))
+
+    def _drain(self, seg: _Segment) -> None:
+        """End of a segment: the conditioners' held-back samples (zero-phase look-ahead)."""
+        if seg.drained:
+            return
+        seg.drained = True
+        ym = seg.cond_m.flush().astype(np.float64)
+        self._conditioned(seg, ym[:, 0], ym[:, 0] if seg.cond_i is None
+                          else seg.cond_i.flush()[:, 0])
+
+    def _conditioned(self, seg: _Segment, ym: np.ndarray, yi: np.ndarray) -> None:
+        """Append newly final conditioned samples and run the windows they complete."""
         seg.xm.append(ym)
-        seg.xi.append(ym if seg.same_rate else seg.cond_i.process(x))
+        seg.xi.append(yi)
         n_new = len(ym)
         seg.w.append(np.zeros(n_new))
         seg.mu.append(np.zeros((n_new, len(PREDICTED))))
@@ -247,12 +262,12 @@ class StreamingReconstructor:
         L, fs_m, fs_in = self.bundle.window, self.bundle.fs_hz, self.fs_in_hz
         xw = seg.xm.view(s, s + L)
         j = np.arange(s, s + L)
-        idx = np.clip(np.round((j / fs_m - seg.delay_s) * fs_in), 0, seg.code.end - 1)
+        idx = np.clip(np.round(j / fs_m * fs_in), 0, seg.code.end - 1)
         code = seg.code.data[np.maximum(idx.astype(int) - seg.code.base, 0)]
         verdict = assess(xw, code == 1, code == 2, fs_m, self.quality)
         if verdict.problem is not None:
-            t_a = max(0.0, s / fs_m - seg.delay_s)
-            t_b = (s + L) / fs_m - seg.delay_s
+            t_a = s / fs_m
+            t_b = (s + L) / fs_m
             end_k = int(math.ceil(t_b * fs_in))
             detail = verdict.problem + ("" if verdict.reconstruct else "; not reconstructed")
             self._add_poor(seg, int(t_a * fs_in), end_k, Flag(
@@ -297,6 +312,7 @@ class StreamingReconstructor:
         if seg is None:
             return []
         L, hop = self.bundle.window, self.bundle.hop
+        self._drain(seg)
         n_m = seg.xm.end
         last_end = (seg.next_w - 1) * hop + L if seg.next_w else 0
         if n_m >= L and last_end < n_m:
@@ -312,7 +328,7 @@ class StreamingReconstructor:
         fs_in, fs_m, L = self.fs_in_hz, self.bundle.fs_hz, self.bundle.window
         n_m, n_in = seg.xm.end, seg.xi.end
         k = np.arange(seg.n_out, n_in)
-        p = (k / fs_in + seg.delay_s) * fs_m
+        p = k / fs_in * fs_m
         if closed:
             p = np.minimum(p, n_m - 1)
         else:
@@ -393,13 +409,13 @@ class StreamingReconstructor:
 
     def _trim(self, seg: _Segment) -> None:
         L, fs_m = self.bundle.window, self.bundle.fs_hz
-        j = int((seg.n_out / self.fs_in_hz + seg.delay_s) * fs_m) - 2
+        j = int(seg.n_out / self.fs_in_hz * fs_m) - 2
         keep_m = max(0, min(j, seg.next_w * self.bundle.hop, seg.xm.end - L))
         for buf in (seg.w, seg.mu, seg.var):
             buf.drop_before(keep_m)
         seg.xm.drop_before(keep_m)
         seg.xi.drop_before(seg.n_out)
-        k_code = int((keep_m / fs_m - seg.delay_s) * self.fs_in_hz) - 2
+        k_code = int(keep_m / fs_m * self.fs_in_hz) - 2
         seg.code.drop_before(max(0, k_code))
 
     def _block(self, leads: np.ndarray, std: np.ndarray, t0: float, flags: list[Flag]

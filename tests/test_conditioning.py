@@ -19,7 +19,7 @@ from edge.conditioning import (
 )
 
 RATES = [100, 125, 128, 130, 200, 250, 256, 360, 500, 1000]
-NO_IIR = ConditioningConfig(highpass_hz=0.0, lowpass_hz=0.0)
+NO_IIR = ConditioningConfig(highpass_hz=0.0, lowpass_hz=0.0)  # resampler only
 
 
 def _ecg_like(fs: float, seconds: float, n_ch: int = 1, seed: int = 0) -> np.ndarray:
@@ -39,6 +39,7 @@ def _chunked(sc: StreamConditioner, x: np.ndarray, sizes: list[int]) -> np.ndarr
         outs.append(sc.process(x[i: i + s]))
         i += s
     outs.append(sc.process(x[i:]))
+    outs.append(sc.flush(squeeze=x.ndim == 1))
     return np.concatenate(outs, axis=0)
 
 
@@ -74,46 +75,107 @@ def test_dc_offset_does_not_ring_and_is_removed() -> None:
     assert np.abs(y).max() < 1e-4
 
 
-def test_passband_kept_and_qrs_like_pulse_delayed_by_delay_s() -> None:
+def _lag(a: np.ndarray, b: np.ndarray, max_lag: int = 20) -> int:
+    """Lag (samples) of ``a`` behind ``b`` that maximises their correlation."""
+    a, b = a - a.mean(), b - b.mean()
+    lags = range(-max_lag, max_lag + 1)
+    c = [float(np.dot(a[max_lag + k: len(a) - max_lag + k], b[max_lag: len(b) - max_lag]))
+         for k in lags]
+    return list(lags)[int(np.argmax(c))]
+
+
+def test_passband_kept_and_pulse_not_delayed() -> None:
     fs = 500
     t = np.arange(fs * 20) / fs
-    y = condition(np.sin(2 * np.pi * 5.0 * t), fs, 100)[-500:]
+    y = condition(np.sin(2 * np.pi * 5.0 * t), fs, 100)[-500:-300]
     assert 0.95 < np.abs(y).max() < 1.05
     for fs in (130, 500):
-        t = np.arange(fs * 6) / fs
-        sc = StreamConditioner(fs, 100)
-        y = sc.process(np.exp(-0.5 * ((t - 3.0) / 0.015) ** 2))
-        assert abs(np.argmax(y) / 100 - (3.0 + sc.delay_s(10.0))) <= 0.01
-
-
-def test_baseline_wander_and_mains_attenuated() -> None:
-    fs = 500
-    t = np.arange(fs * 30) / fs
-    wander = condition(np.sin(2 * np.pi * 0.05 * t), fs, 100)[1000:]
-    mains = condition(np.sin(2 * np.pi * 60 * t), fs, 100)[1000:]
-    assert np.abs(wander).max() < 0.05
-    assert np.abs(mains).max() < 0.01
+        t = np.arange(fs * 8) / fs
+        y = condition(np.exp(-0.5 * ((t - 3.0) / 0.015) ** 2), fs, 100)
+        assert np.argmax(y) == 300  # the pulse's own time, at the model rate
 
 
 @pytest.mark.parametrize("fs", [130, 250, 500, 1000])
-def test_resampler_equals_scipy_resample_poly_delayed(fs: int) -> None:
-    """Without IIR filters the output is resample_poly's, shifted by the causal FIR delay."""
+def test_lead_i_matches_zero_phase_butterworth_truth_lag_0(fs: int) -> None:
+    """Same-rate output vs the input band-passed by scipy's forward-backward Butterworth."""
+    x = _ecg_like(fs, 20.0, seed=fs)[:, 0]
+    y = condition(x, fs, fs)
+    sos = signal.butter(2, [0.5, 40.0], "bandpass", fs=fs, output="sos")
+    ref = signal.sosfiltfilt(sos, x)
+    s = int(2.5 * fs)
+    assert np.corrcoef(y[s:-s], ref[s:-s])[0, 1] >= 0.99
+    assert _lag(y[s:-s], ref[s:-s]) == 0
+
+
+def _st_beats(fs: float, seconds: float, st_mv: float) -> tuple[np.ndarray, np.ndarray]:
+    """Beat train (1 s RR): P, QRS (R at +0 s), ST segment at ``st_mv`` from J (+50 ms) into
+    a T wave; returns (signal mV, R-peak times s). Built by hand, not by the code under test."""
+    t = np.arange(int(round(fs * seconds))) / fs
+    x = np.zeros_like(t)
+    r_times = np.arange(1.0, seconds - 0.5, 1.0)
+    for tr in r_times:
+        u = t - tr
+        x += 0.15 * np.exp(-0.5 * ((u + 0.18) / 0.025) ** 2)  # P
+        x += 1.2 * np.exp(-0.5 * (u / 0.010) ** 2) - 0.2 * np.exp(-0.5 * ((u - 0.03) / 0.01) ** 2)
+        st = (u > 0.05) & (u < 0.32)  # ST plateau into the T wave, smooth edges
+        x += st_mv * st * np.clip((u - 0.05) / 0.02, 0, 1) * np.clip((0.32 - u) / 0.04, 0, 1)
+        x += 0.35 * np.exp(-0.5 * ((u - 0.26) / 0.045) ** 2)  # T
+    return x, r_times
+
+
+@pytest.mark.parametrize("fs_in,fs_out", [(500, 100), (500, 500), (130, 100), (250, 250)])
+def test_st_level_and_r_time_survive_conditioning(fs_in: int, fs_out: int) -> None:
+    st_mv = 0.2
+    x, r_times = _st_beats(fs_in, 20.0, st_mv)
+    y = condition(x, fs_in, fs_out)
+    for tr in r_times[3:-3]:
+        j_r = int(round(tr * fs_out))
+        win = y[j_r - int(0.05 * fs_out): j_r + int(0.05 * fs_out) + 1]
+        assert abs(int(np.argmax(win)) - int(0.05 * fs_out)) <= 1  # R within one sample
+        pr = y[int(round((tr - 0.08) * fs_out))]  # PR segment: the isoelectric reference
+        st = y[int(round((tr + 0.12) * fs_out))]  # J + 70 ms, on the plateau
+        truth_st = x[int(round((tr + 0.12) * fs_in))] - x[int(round((tr - 0.08) * fs_in))]
+        assert abs((st - pr) - truth_st) <= 0.05
+
+
+def test_causal_filters_would_fail_the_st_test() -> None:
+    """The ST test above is sharp: the old causal 0.5 Hz Butterworth bends ST by > 0.05 mV."""
+    fs = 500
+    x, r_times = _st_beats(fs, 20.0, 0.2)
+    y = signal.sosfilt(signal.butter(2, 0.5, "highpass", fs=fs, output="sos"), x)
+    errs = [abs((y[int((tr + 0.12) * fs)] - y[int((tr - 0.08) * fs)])
+                - (x[int((tr + 0.12) * fs)] - x[int((tr - 0.08) * fs)])) for tr in r_times[3:-3]]
+    assert max(errs) > 0.05
+
+
+@pytest.mark.parametrize("fs", [130, 250, 500, 1000])
+def test_resampler_equals_scipy_resample_poly_aligned(fs: int) -> None:
+    """Without the band-pass the output is resample_poly's, sample for sample (no delay)."""
     x = _ecg_like(fs, 8.0)[:, 0]
-    sc = StreamConditioner(fs, 100, config=NO_IIR)
-    y = sc.process(x)
+    y = condition(x, fs, 100, NO_IIR)
     up, down = updown(fs, 100)
     ref = signal.resample_poly(x, up, down, window=("kaiser", 5.0))
-    lag = int(round(sc.resampler_delay_s() * 100))
-    assert lag == 10
-    np.testing.assert_allclose(y[lag + 50: -50], ref[50: len(y) - lag - 50], atol=1e-4)
+    assert len(y) == len(ref)
+    np.testing.assert_allclose(y[50:-50], ref[50:-50], atol=1e-4)
+
+
+def test_lookahead_is_what_streaming_holds_back() -> None:
+    fs = 250
+    x = _ecg_like(fs, 10.0)[:, 0]
+    sc = StreamConditioner(fs, 100)
+    got = len(sc.process(x))
+    held = 1000 - got
+    assert held == pytest.approx(sc.lookahead_s() * 100, abs=2)
+    assert 1.0 <= sc.lookahead_s() <= 3.0  # a second or two: less than one model window
 
 
 def test_reset_restarts() -> None:
     x = _ecg_like(360, 3.0)[:, 0]
     sc = StreamConditioner(360, 100)
-    a = sc.process(x)
+    a = np.concatenate([sc.process(x), sc.flush(squeeze=True)])
+    sc.process(x[:100])
     sc.reset()
-    np.testing.assert_array_equal(sc.process(x), a)
+    np.testing.assert_array_equal(np.concatenate([sc.process(x), sc.flush(squeeze=True)]), a)
 
 
 def test_nan_named_with_position() -> None:
@@ -148,3 +210,7 @@ def test_config_round_trip_and_unknown_field() -> None:
     assert ConditioningConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ConditioningError, match="notch"):
         ConditioningConfig.from_dict({"notch": 50})
+    with pytest.raises(ConditioningError, match="causal"):
+        ConditioningConfig.from_dict({"highpass_hz": 0.5, "lowpass_hz": 40.0})
+    with pytest.raises(ConditioningError, match="phase"):
+        ConditioningConfig(phase="causal")

@@ -1,7 +1,9 @@
 """From corpora to model arrays: conditioning, windows, metadata per regime, augmentation.
 
-Every record goes through `edge.conditioning.condition` (the gateway's own code) at the model
-rate, all 12 leads alike, so training sees exactly what the device will produce. A record
+Every record goes through `edge.conditioning.condition` (the gateway's own zero-phase code) at
+the model rate, all 12 leads alike, so training sees exactly what the device will produce;
+evaluation arrays score against `training.truth` (the recording band-passed zero-phase by
+scipy), not against our conditioning. A record
 yields one window for evaluation (the last `L` samples, clear of the filter start-up) and
 random crops for training.
 
@@ -35,6 +37,7 @@ from training.data import MISSING, Recording, dedupe_prefer_rate, load_corpus
 from training.data.loaders import cache_dir, write_pickle_atomic
 from training.data.splits import load_splits, split_hash
 from training.paper_meta import encode_paper_metadata
+from training.truth import truth_signal
 
 #: samples dropped at the start of each conditioned record (filter/resampler settling), s
 SETTLE_S = 0.5
@@ -46,7 +49,8 @@ class Prepared:
 
     key: str
     source: str
-    leads12: np.ndarray  # (n, 12) float32 mV, after settling
+    leads12: np.ndarray  # (n, 12) float32 mV, after settling: our conditioning (training)
+    truth12: np.ndarray  # (n, 12) float32 mV, same samples: the scoring truth (training.truth)
     meta: dict[str, dict[str, Any]]  # regime -> metadata dict
     rhythm: str
 
@@ -87,8 +91,9 @@ def prepare_record(rec: Recording, fs_hz: float) -> Prepared:
     """Condition a record and compute its metadata for each regime."""
     from training.measurements import twelve_lead_measurements
 
-    sig = condition(rec.signal_mv, rec.fs_hz, fs_hz)
-    sig = sig[int(round(SETTLE_S * fs_hz)):]
+    settle = int(round(SETTLE_S * fs_hz))
+    sig = condition(rec.signal_mv, rec.fs_hz, fs_hz)[settle:]
+    truth = truth_signal(rec.signal_mv, rec.fs_hz, fs_hz)[settle:]
     base = _machine_meta(rec)
     profile = {k: base[k] for k in ("age", "sex") if k in base}
     lead_feats = lead_i_features(sig[:, 0], fs_hz)
@@ -102,7 +107,7 @@ def prepare_record(rec: Recording, fs_hz: float) -> Prepared:
             measured = {}
         clinical.update({k: v for k, v in measured.items() if k in missing and v is not None})
     rhythm = str(rec.metadata.get("rhythm", "") or "")
-    return Prepared(rec.key, rec.source, sig.astype(np.float32),
+    return Prepared(rec.key, rec.source, sig.astype(np.float32), truth.astype(np.float32),
                     {"none": {}, "wearable": plausible(wearable),
                      "clinical": plausible(clinical)}, rhythm)
 
@@ -111,9 +116,10 @@ def _cache_key(cfg: TrainConfig, limit: int | None) -> str:
     import edge.conditioning
     import edge.features
     import training.measurements
+    import training.truth
 
     h = hashlib.sha256()
-    for mod in (edge.conditioning, edge.features, training.measurements):
+    for mod in (edge.conditioning, edge.features, training.measurements, training.truth):
         h.update(Path(mod.__file__).read_bytes())
     h.update(Path(__file__).read_bytes())
     h.update(repr((cfg.data.fs_hz, cfg.data.sources, cfg.data.limit_per_source, limit)).encode())
@@ -158,12 +164,15 @@ def encode_for(cfg: TrainConfig, metadata: dict[str, Any]) -> np.ndarray:
 
 def eval_arrays(cfg: TrainConfig, preps: list[Prepared], regime: str) -> WindowArrays:
     """One window per record: its last L samples; metadata of `regime` (Lead-I features are
-    recomputed on that window, as the gateway does)."""
+    recomputed on that window, as the gateway does). Lead I is our conditioning of the
+    record (the model's input); ``target`` and ``leads12`` are the scoring truth
+    (`training.truth`), never our own filters' rendering of it."""
     L = cfg.window
     idx = target_indices(cfg.model.outputs)
-    leads = np.stack([p.leads12[-L:] for p in preps]) if preps else np.zeros((0, L, 12))
+    cond = np.stack([p.leads12[-L:] for p in preps]) if preps else np.zeros((0, L, 12))
+    leads = np.stack([p.truth12[-L:] for p in preps]) if preps else np.zeros((0, L, 12))
     metas = []
-    for p, w in zip(preps, leads, strict=True):
+    for p, w in zip(preps, cond, strict=True):
         md = dict(p.meta[regime])
         if regime == "wearable":
             for k in LEAD_I_FIELDS:
@@ -171,7 +180,7 @@ def eval_arrays(cfg: TrainConfig, preps: list[Prepared], regime: str) -> WindowA
             md.update(plausible(lead_i_features(w[:, 0], cfg.data.fs_hz)))
         metas.append(encode_for(cfg, md))
     meta = np.stack(metas) if metas else np.zeros((0, 1), np.float32)
-    return WindowArrays(leads[:, :, :1].astype(np.float32), meta.astype(np.float32),
+    return WindowArrays(cond[:, :, :1].astype(np.float32), meta.astype(np.float32),
                         leads[:, :, idx].astype(np.float32), leads.astype(np.float32),
                         [p.key for p in preps], [p.source for p in preps],
                         [p.rhythm for p in preps])

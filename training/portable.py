@@ -1,7 +1,8 @@
 """Move prepared (conditioned) training data to another machine, e.g. a GPU box without wfdb.
 
-`save_prepared` writes the conditioned records of the chosen splits as int16 µV (the
-resolution of the source corpora) for the 8 independent leads (I, II, V1–V6; III, aVR, aVL,
+`save_prepared` writes the conditioned records of the chosen splits, and their scoring truth
+(`training.truth`), as int16 µV (the resolution of the source corpora) for the 8 independent
+leads (I, II, V1–V6; III, aVR, aVL,
 aVF are linear in I and II and are rebuilt exactly) plus their metadata, in one compressed
 `.npz`. `load_prepared` rebuilds the `Prepared` lists that `training.train.train(data=...)`
 takes. Usage on the remote machine:
@@ -30,9 +31,10 @@ def save_prepared(data: dict, path: Path, splits: tuple[str, ...] = ("train", "v
         preps = data[split]
         lens = [p.leads12.shape[0] for p in preps]
         n = min(lens)
-        arrays[split] = np.stack(
-            [np.clip(np.round(p.leads12[-n:, idx] * 1000), -32768, 32767) for p in preps]
-        ).astype(np.int16)
+        for suffix, attr in (("", "leads12"), ("_truth", "truth12")):
+            arrays[split + suffix] = np.stack(
+                [np.clip(np.round(getattr(p, attr)[-n:, idx] * 1000), -32768, 32767)
+                 for p in preps]).astype(np.int16)
         meta[split] = [{"key": p.key, "source": p.source, "meta": p.meta, "rhythm": p.rhythm}
                        for p in preps]
     np.savez_compressed(path, meta=np.array(json.dumps(meta)), **arrays)
@@ -45,11 +47,16 @@ def load_prepared(path: Path) -> dict:
     meta = json.loads(str(z["meta"]))
     out: dict[str, list] = {"train": [], "val": [], "test": []}
     for split, items in meta.items():
+        if f"{split}_truth" not in z:
+            raise ValueError(f"{path}: no '{split}_truth' array (made by an older ecg12); "
+                             "export it again with save_prepared")
         arr = z[split].astype(np.float32) / 1000.0
-        for a, m in zip(arr, items, strict=True):
-            pred = a[:, 1:]  # II, V1..V6
-            leads12 = assemble_12_lead(a[:, 0], pred)
-            out[split].append(Prepared(m["key"], m["source"], leads12, m["meta"], m["rhythm"]))
+        tru = z[f"{split}_truth"].astype(np.float32) / 1000.0
+        for a, t, m in zip(arr, tru, items, strict=True):
+            leads12 = assemble_12_lead(a[:, 0], a[:, 1:])  # I, then II, V1..V6
+            truth12 = assemble_12_lead(t[:, 0], t[:, 1:])
+            out[split].append(Prepared(m["key"], m["source"], leads12, truth12, m["meta"],
+                                       m["rhythm"]))
     return out
 
 

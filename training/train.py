@@ -129,10 +129,24 @@ def train(cfg: TrainConfig, out_dir: Path, resume: bool = True, progress: bool =
         "keras_version": keras.__version__, "keras_backend": keras.backend.backend(),
         "tf_version": tf_version,
         "train_seconds": round(time.perf_counter() - t_start, 1),
+        "trained_as": _trained_as(),
     })
     console.print(f"[green]done[/]: {state['epoch']} epochs, best val MSE "
                   f"{state['best_val']:.5f} mV², run folder {out_dir}")
     return out_dir
+
+
+def _trained_as() -> str:
+    """The command that ran this training and where (written into run.json, not typed)."""
+    import os
+    import platform
+    import shlex
+    import sys
+
+    cmd = shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
+    cpu = platform.processor() or platform.machine()
+    return (f"{cmd} (Keras {keras.__version__}, {keras.backend.backend()} backend, {cpu}, "
+            f"{os.cpu_count()} CPUs)")
 
 
 def _calibrate(cfg: TrainConfig, model: keras.Model, val: Any, out_dir: Path) -> None:
