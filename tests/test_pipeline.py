@@ -153,6 +153,30 @@ def test_predicted_leads_are_the_window_output_at_the_same_time(bundle: Bundle) 
     assert np.ptp(leads[-20:, cols], axis=0).min() > 0  # the tail is not held flat
 
 
+def test_two_windows_stitched_with_the_taper(bundle: Bundle) -> None:
+    """Two overlapping windows: rows covered by one are that window's output; the overlap is
+    the taper-weighted mean (taper 0.05 + sin^2, written out here)."""
+    from edge.conditioning import condition
+    from edge.leads import LEAD_INDEX, PREDICTED
+    from edge.metadata import encode_metadata
+
+    L, hop = bundle.window, bundle.hop
+    md = {"age": 60, "sex": "M", "ventricular_rate": 80, "qrs_count": 10, "qrs_duration": 100}
+    x = synthetic_lead_i(L + hop, 100.0, seed=3)
+    leads, _, _ = cat(run(bundle, x, 100.0, sizes=[41], mc_samples=0, metadata=md))
+    xm = condition(x, 100.0, 100.0)
+    m1, _ = bundle.predict_window(xm[:L], encode_metadata(md), 0)
+    m2, _ = bundle.predict_window(xm[hop:hop + L], encode_metadata(md), 0)
+    tw = 0.05 + np.sin(np.pi * (np.arange(L) + 0.5) / L) ** 2
+    w1 = np.concatenate([tw, np.zeros(hop)])[:, None]
+    w2 = np.concatenate([np.zeros(hop), tw])[:, None]
+    p1 = np.concatenate([m1, np.zeros((hop, m1.shape[1]))])
+    p2 = np.concatenate([np.zeros((hop, m2.shape[1])), m2])
+    expected = (w1 * p1 + w2 * p2) / (w1 + w2)
+    cols = [LEAD_INDEX[n] for n in PREDICTED]
+    np.testing.assert_allclose(leads[:, cols], expected, atol=1e-5)
+
+
 def test_flat_stretch_not_reconstructed(bundle: Bundle) -> None:
     fs = 100.0
     x = synthetic_lead_i(int(fs * 12), fs)
@@ -227,7 +251,9 @@ def test_long_stream_buffers_trimmed(bundle: Bundle) -> None:
     blocks = []
     for i in range(0, len(x), 509):
         blocks += rec.push(Chunk(x[i:i + 509], t0_s=i / fs, fs_hz=fs))
-    assert len(rec._seg.xm.data) < 4096 + 2000  # bounded memory
+    seg = rec._seg
+    for buf in (seg.grid.x, seg.stitch.w, seg.stitch.mu, seg.xi, seg.code):
+        assert len(buf.data) < 4096 + 2000  # bounded memory
     blocks += rec.flush()
     whole = cat(run(bundle, x, fs, mc_samples=2))
     np.testing.assert_array_equal(cat(blocks)[0], whole[0])

@@ -61,3 +61,13 @@ def assess(x_mv: np.ndarray, bad: np.ndarray, saturated: np.ndarray, fs_hz: floa
     if ratio > cfg.noise_ratio:
         return Verdict(True, "noisy", ratio, cfg.noise_ratio)
     return Verdict(True, None, ratio, cfg.noise_ratio)
+
+
+#: per input sample codes kept by the pipeline
+GOOD, LEAD_OFF, SATURATED, GAP = 0, 1, 2, 3
+
+
+def sample_codes(raw_mv: np.ndarray, lead_off: bool, cfg: QualityConfig) -> np.ndarray:
+    """Per raw input sample: GOOD, LEAD_OFF (device status) or SATURATED."""
+    bad = raw_bad_mask(raw_mv, lead_off, cfg)
+    return bad.astype(np.int8) * (LEAD_OFF if lead_off else SATURATED)

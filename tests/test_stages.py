@@ -1,0 +1,136 @@
+"""The pipeline's stages, one by one: each fed random chunkings equals one-shot, and each
+checked against values computed here by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edge.conditioning import ConditioningConfig, condition
+from edge.stages.condition import ConditionStage
+from edge.stages.flags import Flag, FlagQueue, UncertaintyRuns
+from edge.stages.quality import GAP, GOOD, LEAD_OFF, SATURATED, QualityConfig, sample_codes
+from edge.stages.stitch import Stitcher
+from edge.stages.window import WindowGrid
+
+CHUNKS = st.lists(st.integers(0, 400), min_size=1, max_size=15)
+
+
+def _split(n: int, sizes: list[int]) -> list[slice]:
+    out, i, c = [], 0, 0
+    while i < n:
+        m = sizes[c % len(sizes)] or 1
+        out.append(slice(i, min(n, i + m)))
+        i += m
+        c += 1
+    return out
+
+
+def _signal(fs: float, seconds: float) -> np.ndarray:
+    t = np.arange(int(fs * seconds)) / fs
+    return (np.sin(2 * np.pi * 1.1 * t) + 0.3 * np.sin(2 * np.pi * 0.1 * t)
+            + (np.mod(t, 0.8) < 0.03) * 1.5)
+
+
+@settings(max_examples=20, deadline=None)
+@given(fs=st.sampled_from([100.0, 130.0, 250.0, 500.0]), sizes=CHUNKS)
+def test_condition_stage_any_chunking(fs: float, sizes: list[int]) -> None:
+    x = _signal(fs, 9.0)
+    stage = ConditionStage(fs, 100.0, ConditioningConfig())
+    ym, yi = [], []
+    for sl in _split(len(x), sizes):
+        a, b = stage.push(x[sl])
+        ym.append(a)
+        yi.append(b)
+    a, b = stage.flush()
+    ym, yi = np.concatenate([*ym, a]), np.concatenate([*yi, b])
+    np.testing.assert_allclose(ym, condition(x, fs, 100.0), atol=1e-6)
+    np.testing.assert_allclose(yi, condition(x, fs, fs), atol=1e-6)
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(0, 3000), sizes=CHUNKS)
+def test_window_grid_any_chunking(n: int, sizes: list[int]) -> None:
+    L, hop = 800, 200
+    y = np.arange(n, dtype=float)
+    grid = WindowGrid(L, hop)
+    got = [w for sl in _split(n, sizes) for w in grid.push(y[sl])] + grid.close()
+    starts = list(range(0, n - L + 1, hop))  # the grid, by hand
+    if n >= L and (not starts or starts[-1] + L < n):
+        starts.append(n - L)  # the end-aligned window
+    assert [w.start for w in got] == starts
+    assert [w.index for w in got] == list(range(len(starts)))
+    for w in got:
+        np.testing.assert_array_equal(w.samples, y[w.start:w.start + L])
+
+
+def test_stitcher_by_hand() -> None:
+    """Two windows: the taper formula, and variances (std²) averaged, not stds."""
+    L = 8
+    st_ = Stitcher(L, 1)
+    st_.extend_to(12)
+    st_.add(0, np.full((L, 1), 1.0), np.full((L, 1), 1.0))
+    st_.add(4, np.full((L, 1), 3.0), np.full((L, 1), 3.0))
+    tw = 0.05 + np.sin(np.pi * (np.arange(L) + 0.5) / L) ** 2
+    mu, var = st_.at(np.arange(12.0), 12)
+    for j in range(12):
+        w1 = tw[j] if j < L else 0.0
+        w2 = tw[j - 4] if j >= 4 else 0.0
+        assert mu[j, 0] == pytest.approx((w1 * 1 + w2 * 3) / (w1 + w2))
+        assert var[j, 0] == pytest.approx((w1 * 1 + w2 * 9) / (w1 + w2))
+    mid, _ = st_.at(np.array([5.5]), 12)
+    assert mid[0, 0] == pytest.approx((mu[5, 0] + mu[6, 0]) / 2)  # linear interpolation
+
+
+def test_stitcher_no_window_is_nan() -> None:
+    st_ = Stitcher(4, 2)
+    st_.extend_to(10)
+    st_.add(0, np.ones((4, 2)), np.ones((4, 2)))
+    mu, var = st_.at(np.array([2.0, 6.0]), 10)
+    assert np.isfinite(mu[0]).all() and np.isnan(mu[1]).all() and np.isnan(var[1]).all()
+
+
+@settings(max_examples=30, deadline=None)
+@given(sizes=CHUNKS, seed=st.integers(0, 1000))
+def test_uncertainty_runs_any_blocking(sizes: list[int], seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = 600
+    sd = np.zeros((n, 2))
+    for _ in range(4):  # runs of random length, some shorter than min_n
+        a = int(rng.integers(0, n - 50))
+        sd[a:a + int(rng.integers(1, 50)), int(rng.integers(0, 2))] = 2.0
+    thr = np.array([1.0, 1.0])
+    whole = UncertaintyRuns(("II", "V1"), thr, 10, 100.0, 0.0).push(sd, 0, True)
+    runs = UncertaintyRuns(("II", "V1"), thr, 10, 100.0, 0.0)
+    parts: list[tuple[int, Flag]] = []
+    blocks = _split(n, sizes)
+    for i, sl in enumerate(blocks):
+        parts += runs.push(sd[sl], sl.start, closed=i == len(blocks) - 1)
+    assert sorted(parts, key=str) == sorted(whole, key=str)
+    for _, f in whole:  # by hand: every flagged run is >= 10 samples above threshold
+        col = ("II", "V1").index(f.leads[0])
+        a, b = round(f.start_s * 100), round(f.end_s * 100)
+        assert b - a >= 10 and (sd[a:b, col] > 1).all()
+        assert (a == 0 or sd[a - 1, col] <= 1) and (b == n or sd[b, col] <= 1)
+
+
+def test_flag_queue_merges_and_releases_in_order() -> None:
+    q = FlagQueue()
+    f = Flag("poor_quality", 1.0, 2.0, ("I",), 0.5, 0.2, "noisy")
+    q.add_merging(100, 200, f)
+    q.add_merging(150, 300, Flag("poor_quality", 1.5, 3.0, ("I",), 0.7, 0.2, "noisy"))
+    q.add(120, Flag("gap", 1.1, 1.2, ("I",), 0.1, 1.0, "no data"))
+    assert [x.kind for x in q.release(150, False, [])] == ["gap"]
+    assert q.release(250, False, []) == []
+    (merged,) = q.release(301, False, [])
+    assert (merged.start_s, merged.end_s, merged.value) == (1.0, 3.0, 0.7)
+
+
+def test_sample_codes() -> None:
+    cfg = QualityConfig(saturation_mv=5.0)
+    codes = sample_codes(np.array([0.0, 5.0, -6.0, 1.0]), False, cfg)
+    assert codes.tolist() == [GOOD, SATURATED, SATURATED, GOOD]
+    assert sample_codes(np.zeros(3), True, cfg).tolist() == [LEAD_OFF] * 3
+    assert GAP not in (GOOD, LEAD_OFF, SATURATED)
