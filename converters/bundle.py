@@ -126,6 +126,11 @@ def headline_metrics(run_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     m = json.loads(path.read_text())
+    weights = Path(run_dir) / "best.weights.h5"
+    if weights.is_file() and m.get("weights_sha256") != hashlib.sha256(
+            weights.read_bytes()).hexdigest():
+        return {"source": "none: metrics.json was not computed from these weights "
+                          "(run `ecg12 evaluate` on the run first)"}
     out: dict[str, Any] = {"source": "ecg12 evaluate (Keras float model, test split)"}
     for regime, res in m.get("regimes", {}).items():
         whole = res.get("overall", {}).get("whole", {})

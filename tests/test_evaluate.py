@@ -109,12 +109,3 @@ def test_evaluate_run_end_to_end(tiny, tmp_path, data_root, monkeypatch):
     assert {"typical", "atypical", "calibration"} <= set(res["figures"])
     table = compare_runs([run], tmp_path / "compare.md").read_text()
     assert "linear baseline" in table and "run (edge, independent)" in table
-
-
-def test_align_window_finds_conditioning_delay():
-    from training.evaluate import align_window
-
-    rng = np.random.default_rng(3)
-    raw = rng.normal(size=(300, 2))
-    window = raw[300 - 100 - 7:300 - 7]  # last 100 samples of a copy delayed by 7
-    assert align_window(window, raw, max_delay=20) == 300 - 100 - 7

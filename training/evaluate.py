@@ -18,6 +18,7 @@ n}``; ``uncertainty`` {``target_leads``, ``scale``, ``coverage_before``, ``cover
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -50,8 +51,6 @@ CHEST = ("V1", "V2", "V3", "V4", "V5", "V6")
 QUICK_LIMIT = 20
 #: Training records used to fit the linear baseline (random subset).
 LINEAR_MAX = 400
-#: Largest conditioning delay searched when aligning LUDB annotations (s).
-MAX_DELAY_S = 0.5
 SEGMENTS_NOTE = (
     "QRS and T segments: LUDB from its expert per-lead annotations (mapped to the model rate "
     "and aligned to the conditioned window by cross-correlation with the raw record); other "
@@ -98,27 +97,13 @@ def _ludb_annotations(keys: list[str], limit: int | None, fs_hz: float
     return out
 
 
-def align_window(window: np.ndarray, raw: np.ndarray, max_delay: int) -> int:
-    """Start of ``window`` (L, c) in ``raw`` (n, c): it is near the end, delayed by the causal
-    conditioning by 0..max_delay samples; picks the best-correlating start."""
-    L = window.shape[0]
-    w = window - window.mean(axis=0)
-    best, best_c = max(0, raw.shape[0] - L), -np.inf
-    for start in range(max(0, raw.shape[0] - L - max_delay), raw.shape[0] - L + 1):
-        seg = raw[start:start + L]
-        c = float(((seg - seg.mean(axis=0)) * w).sum())
-        if c > best_c:
-            best, best_c = start, c
-    return best
-
-
 def segment_masks(leads12: np.ndarray, keys: list[str], fs_hz: float,
                   ludb: dict[str, tuple[dict, float, np.ndarray]]
                   ) -> tuple[np.ndarray, np.ndarray]:
     """QRS and T masks ``(N, L, 12)``: expert annotations where known, else R-peak windows.
 
-    An annotated record is aligned to its window (the end of the conditioned record, delayed
-    by the causal filters) by cross-correlation with the raw record resampled to ``fs_hz``.
+    An annotated record's window is its last ``L`` samples at ``fs_hz`` (conditioning is zero
+    phase and keeps the length), so the annotations shift by ``len(raw) - L`` exactly.
     """
     n, L = leads12.shape[:2]
     qrs = np.zeros((n, L, 12), bool)
@@ -126,7 +111,7 @@ def segment_masks(leads12: np.ndarray, keys: list[str], fs_hz: float,
     for i, key in enumerate(keys):
         if key in ludb:
             ann, scale, raw = ludb[key]
-            offset = align_window(leads12[i], raw, int(round(MAX_DELAY_S * fs_hz)))
+            offset = max(0, raw.shape[0] - L)
             for lead, waves in ann.items():
                 k = LEADS.index(canonical_lead_name(lead))
                 qrs[i, :, k], t[i, :, k] = segment_masks_from_annotations(waves, L, scale, offset)
@@ -217,6 +202,7 @@ def evaluate_run(run_dir: Path, mc_samples: int = 30, quick: bool = False,
     """Evaluate a run folder on the test split; writes metrics.json, report.md, figures/."""
     from training.dataset import load_split_arrays
     from training.report import write_figures, write_report
+    from training.truth import TRUTH_TEXT
 
     run_dir = Path(run_dir)
     cfg, model = load_run(run_dir)
@@ -227,7 +213,8 @@ def evaluate_run(run_dir: Path, mc_samples: int = 30, quick: bool = False,
         "run": run_dir.name, "config": cfg.name, "kind": cfg.model.kind,
         "outputs": cfg.model.outputs, "mc_samples": mc_samples, "n_boot": n_boot,
         "quick": quick, "leads": list(RECONSTRUCTED), "segments_note": SEGMENTS_NOTE,
-        "regimes": {}, "baselines": {},
+        "regimes": {}, "baselines": {}, "truth": TRUTH_TEXT,
+        "weights_sha256": hashlib.sha256((run_dir / "best.weights.h5").read_bytes()).hexdigest(),
     }
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("evaluating", total=len(REGIME_ORDER) + 3)
