@@ -38,6 +38,13 @@ class ModelConfig:
     # trained with beta-NLL; total std = sqrt(MC variance of the mean + mean predicted variance)
     aleatoric: bool = False
     nll_beta: float = 0.5
+    # metadata conditions the head (FiLM: per-channel scale and shift of head_conv from the
+    # metadata branch) and scales each output lead (a learned per-lead gain), so it can change
+    # the output instead of being one more input the head may ignore
+    film: bool = False
+    # weight of a per-lead amplitude term in the loss: (std(pred) - std(true))^2 over the
+    # window, against regression to the mean of the amplitudes
+    amplitude_loss: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,12 @@ class DataConfig:
     aug_noise_mv: float = 0.02  # white noise added to Lead I only
     aug_wander_mv: float = 0.1  # baseline wander added to Lead I before conditioning
     meta_mask_prob: float = 0.5  # probability to drop each metadata field
+    # wearable-reality augmentations of Lead I (0 = off); each applied to a random share
+    aug_rotate_deg: float = 0.0  # electrode placement: frontal lead axis rotated +/- this
+    aug_emg_mv: float = 0.0  # EMG: band-limited (20-40 Hz) noise, up to this rms
+    aug_motion_mv: float = 0.0  # motion: smooth bumps (0.2-0.6 s), up to this amplitude
+    aug_warp: float = 0.0  # heart-rate time warping of the window (input and targets), +/-
+    aug_dropout_prob: float = 0.0  # probability of a short (0.1-0.5 s) bridged dropout
 
 
 @dataclass(frozen=True)

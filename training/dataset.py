@@ -198,9 +198,76 @@ def load_split_arrays(cfg: TrainConfig, split: str, regime: str = "wearable",
 REGIME_PROBS = {"none": 0.2, "wearable": 0.4, "clinical": 0.4}
 
 
+def _emg_taps(fs_hz: float) -> np.ndarray:
+    from scipy.signal import firwin
+
+    hi = min(40.0, 0.45 * fs_hz)
+    return firwin(31, [20.0, hi], pass_zero=False, fs=fs_hz)
+
+
+def augment_lead_i(w: np.ndarray, d: Any, rng: np.random.Generator, fs_hz: float
+                   ) -> np.ndarray:
+    """Lead I of a conditioned 12-lead window ``w`` (L, 12) as a wearable might record it:
+    placement (frontal axis rotated toward aVF), gain, white + EMG noise, motion bumps,
+    baseline wander, a short dropout bridged by a line (as the gateway bridges gaps)."""
+    L = w.shape[0]
+    t = np.arange(L) / fs_hz
+    lead_i = w[:, 0].astype(np.float64)
+    if d.aug_rotate_deg > 0:  # L(theta) = I cos(theta) + (2 / sqrt 3) aVF sin(theta)
+        th = np.deg2rad(rng.uniform(-d.aug_rotate_deg, d.aug_rotate_deg))
+        lead_i = lead_i * np.cos(th) + 2 / np.sqrt(3) * w[:, 5] * np.sin(th)
+    lead_i = lead_i + rng.normal(0, d.aug_noise_mv * rng.uniform(0, 2), L)
+    if d.aug_emg_mv > 0 and rng.random() < 0.5:
+        e = np.convolve(rng.normal(0, 1, L + 30), _emg_taps(fs_hz), mode="valid")
+        lead_i = lead_i + e / max(float(np.std(e)), 1e-9) * d.aug_emg_mv * rng.uniform(0, 1)
+    if d.aug_motion_mv > 0 and rng.random() < 0.5:
+        for _ in range(int(rng.integers(1, 4))):
+            c, width = rng.uniform(0, L / fs_hz), rng.uniform(0.2, 0.6) / 2.355
+            lead_i = lead_i + d.aug_motion_mv * rng.uniform(-1, 1) * np.exp(
+                -0.5 * ((t - c) / width) ** 2)
+    if d.aug_wander_mv > 0:
+        f = rng.uniform(0.05, 0.4)
+        lead_i = lead_i + d.aug_wander_mv * rng.uniform(0, 1) * np.sin(
+            2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
+    if d.aug_dropout_prob > 0 and rng.random() < d.aug_dropout_prob:
+        n = int(rng.uniform(0.1, 0.5) * fs_hz)
+        a = int(rng.integers(1, L - n - 1))
+        lead_i[a:a + n] = np.linspace(lead_i[a - 1], lead_i[a + n], n + 2)[1:-1]
+    return lead_i
+
+
+def _warp(p: Prepared, L: int, warp: float, rng: np.random.Generator
+          ) -> tuple[np.ndarray, float]:
+    """A random crop of ``p`` resampled to L samples: heart rate scaled by the returned f."""
+    n = p.leads12.shape[0]
+    f = rng.uniform(max(1 - warp, 0.5), min(1 + warp, n / L)) if warp > 0 else 1.0
+    m = int(round(L * f))
+    start = int(rng.integers(0, n - m + 1))
+    seg = p.leads12[start:start + m]
+    if m == L:
+        return seg, 1.0
+    x = np.linspace(0, m - 1, L)
+    out = np.stack([np.interp(x, np.arange(m), seg[:, j]) for j in range(12)], axis=1)
+    return out.astype(np.float32), m / L
+
+
+def _warp_meta(md: dict[str, Any], f: float) -> dict[str, Any]:
+    """Metadata of a window whose heart rate was scaled by ``f``."""
+    if f == 1.0:
+        return md
+    out = dict(md)
+    for key in ("ventricular_rate", "qrs_count"):
+        if key in out:
+            out[key] = out[key] * f
+    if "qrs_duration" in out:
+        out["qrs_duration"] = out["qrs_duration"] / f
+    return plausible(out)
+
+
 def training_batch_arrays(cfg: TrainConfig, preps: list[Prepared], rng: np.random.Generator
                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One epoch of augmented training examples: random crop, gain, noise, metadata masking."""
+    """One epoch of augmented training examples: random crop (and time warp), gain, Lead-I
+    corruptions a wearable has (``augment_lead_i``), metadata masking."""
     L = cfg.window
     idx = target_indices(cfg.model.outputs)
     d = cfg.data
@@ -210,24 +277,16 @@ def training_batch_arrays(cfg: TrainConfig, preps: list[Prepared], rng: np.rando
     metas = []
     regimes = list(REGIME_PROBS)
     probs = np.array(list(REGIME_PROBS.values()))
-    t = np.arange(L) / d.fs_hz
     for i, p in enumerate(preps):
-        start = int(rng.integers(0, p.leads12.shape[0] - L + 1))
-        w = p.leads12[start:start + L]
+        w, f = _warp(p, L, d.aug_warp, rng)
         gain = 1.0 + rng.uniform(-d.aug_amplitude, d.aug_amplitude)
-        lead_i = w[:, 0] * gain
-        lead_i = lead_i + rng.normal(0, d.aug_noise_mv * rng.uniform(0, 2), L)
-        if d.aug_wander_mv > 0:
-            f = rng.uniform(0.05, 0.4)
-            lead_i = lead_i + d.aug_wander_mv * rng.uniform(0, 1) * np.sin(
-                2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
-        x[i, :, 0] = lead_i
+        x[i, :, 0] = augment_lead_i(w, d, rng, d.fs_hz) * gain
         y[i] = w[:, idx] * gain
         if cfg.regime == "mixed":
             regime = regimes[int(rng.choice(len(regimes), p=probs))]
         else:
             regime = cfg.regime
-        md = {k: v for k, v in p.meta[regime].items()
+        md = {k: v for k, v in _warp_meta(p.meta[regime], f).items()
               if rng.random() >= d.meta_mask_prob * (regime != "none")}
         metas.append(encode_for(cfg, md))
     return x, np.stack(metas).astype(np.float32), y

@@ -92,13 +92,25 @@ def _edge_head(cfg: ModelConfig, window: int, feats, meta, drop) -> tuple:
     for i, units in enumerate(cfg.meta_units):
         m = layers.Dense(units, activation=cfg.activation, name=f"meta_dense{i + 1}")(m)
         m = drop(m, i + 1, False)
-    m = layers.RepeatVector(window // DOWNSAMPLE, name="meta_repeat")(m)
-    h = layers.Concatenate(name="fuse")([f, m])
+    m_seq = layers.RepeatVector(window // DOWNSAMPLE, name="meta_repeat")(m)
+    h = layers.Concatenate(name="fuse")([f, m_seq])
     h = layers.Conv1D(cfg.head_filters, 3, padding="same", activation=cfg.activation,
                       name="head_conv")(h)
+    if cfg.film:  # h * scale(meta) + shift(meta); starts as the identity
+        scale = layers.Dense(cfg.head_filters, kernel_initializer="zeros",
+                             bias_initializer="ones", name="film_scale")(m)
+        shift = layers.Dense(cfg.head_filters, kernel_initializer="zeros", name="film_shift")(m)
+        scale = layers.RepeatVector(window // DOWNSAMPLE, name="film_scale_repeat")(scale)
+        shift = layers.RepeatVector(window // DOWNSAMPLE, name="film_shift_repeat")(shift)
+        h = layers.Add(name="film")([layers.Multiply(name="film_mul")([h, scale]), shift])
     h = drop(h, len(cfg.meta_units) + 1, True)
     out = layers.Conv1D(n_out * DOWNSAMPLE, 3, padding="same", name="head_out")(h)
     residual = layers.Reshape((window, n_out), name="subpixel")(out)
+    if cfg.film:  # a per-lead output gain from the metadata (amplitudes follow the wearer)
+        gain = layers.Dense(n_out, kernel_initializer="zeros", bias_initializer="ones",
+                            name="lead_gain")(m)
+        gain = layers.RepeatVector(window, name="lead_gain_repeat")(gain)
+        residual = layers.Multiply(name="lead_gain_apply")([residual, gain])
     if not cfg.aleatoric:
         return residual, None
     lv = layers.Conv1D(n_out * DOWNSAMPLE, 3, padding="same", name="head_logvar")(h)
@@ -217,7 +229,8 @@ def build_model(cfg: TrainConfig) -> keras.Model:
             raise ValueError(f"U-Net needs a window divisible by 8, got {window}")
         model = _build_unet(cfg.model, window)
     aleatoric = cfg.model.kind == "edge" and cfg.model.aleatoric
-    loss = beta_nll(n_outputs(cfg.model), cfg.model.nll_beta) if aleatoric else "mse"
+    loss = (beta_nll(n_outputs(cfg.model), cfg.model.nll_beta, cfg.model.amplitude_loss)
+            if aleatoric else "mse")
     metrics = [mean_mse(n_outputs(cfg.model))] if aleatoric else None
     model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=loss,
                   metrics=metrics)
@@ -232,11 +245,13 @@ def is_aleatoric(model: keras.Model) -> bool:
     return any(layer.name == "prediction_with_logvar" for layer in model.layers)
 
 
-def beta_nll(k: int, beta: float):
+def beta_nll(k: int, beta: float, amplitude: float = 0.0):
     """beta-NLL (Seitzer et al., ICLR 2022) of a Gaussian with predicted log-variance.
 
     y_pred = [mean (k), log_var (k)]; each sample's NLL is weighted by stop_grad(var)**beta so
-    that the mean keeps learning where the predicted variance is large.
+    that the mean keeps learning where the predicted variance is large. ``amplitude`` > 0 adds
+    ``amplitude * mean_leads (std_t(mean) - std_t(true))**2`` per window (std over time), a
+    penalty on shrunken amplitudes (regression to the mean).
     """
     ops = keras.ops
 
@@ -246,7 +261,11 @@ def beta_nll(k: int, beta: float):
         nll = 0.5 * (lv + ops.square(y_true - mu) / var)
         if beta:
             nll = nll * ops.stop_gradient(var) ** beta
-        return ops.mean(nll, axis=-1)
+        out = ops.mean(nll, axis=-1)
+        if amplitude:
+            gap = ops.square(ops.std(mu, axis=1) - ops.std(y_true, axis=1))  # (B, k)
+            out = out + amplitude * ops.mean(gap, axis=-1)[:, None]
+        return out
 
     loss.__name__ = "beta_nll"
     return loss
