@@ -1,18 +1,63 @@
-"""Read Lead I (or another lead) of a recording: WFDB (.hea), CSV or EDF, in mV."""
+"""The file input layer: one channel (Lead I) of a WFDB, EDF, EDF+, BDF or CSV/TSV recording.
+
+`open_recording` checks a file once (format, channel, rate, units, time column) and returns a
+`Recording` whose `blocks()` streams the channel from disk in blocks, in mV, at the channel's
+true rate, on an explicit time line: each block is (index of its first sample, samples), and
+missing stretches (holes in a time column, null WFDB segments, NaN/empty cells) are skipped
+indices or NaN, never packed together. Every refusal is a `RecordingInputError` (an EdgeError)
+whose one-line message names the file, the field and the value.
+"""
 
 from __future__ import annotations
 
-import csv
+import math
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from edge.errors import EdgeError
 from edge.sources.errors import RecordingError
 
-_UNIT_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3, "nu": 1.0, "": 1.0}
-_TIME_COLUMNS = {"t", "t_s", "time", "time_s", "seconds", "timestamp_s"}
+#: rates the gateway accepts for Lead I (same as edge.MIN_FS_HZ / MAX_FS_HZ)
+MIN_FS_HZ, MAX_FS_HZ = 100.0, 1000.0
+#: a rate without a small exact ratio to the model rate is read as the nearest one within this
+RATE_TOLERANCE = 1e-4
+UNITS_TO_MV = {"mv": 1.0, "uv": 1e-3, "v": 1e3}
+_UNIT_ALIASES = {"mv": "mv", "millivolt": "mv", "millivolts": "mv", "uv": "uv", "µv": "uv",
+                 "μv": "uv", "microvolt": "uv", "microvolts": "uv", "v": "v", "volt": "v",
+                 "volts": "v"}
+_UNDECLARED = {"", "nu", "none", "unknown", "?"}
+_UNIT_NAMES = {"mv": "mV", "uv": "uV", "v": "V"}
+_TIME_SCALES = {"t": 1.0, "t_s": 1.0, "time": 1.0, "time_s": 1.0, "times": 1.0, "seconds": 1.0,
+                "sec": 1.0, "s": 1.0, "timestamp_s": 1.0, "elapsed_s": 1.0, "t_ms": 1e-3,
+                "time_ms": 1e-3, "ms": 1e-3, "timestamp_ms": 1e-3, "elapsed_ms": 1e-3,
+                "t_us": 1e-6, "time_us": 1e-6, "timestamp_us": 1e-6}
+#: amplitude (99.9th percentile of |x - median|, in mV) above which a signal looks like µV
+UV_LIKE_MV, V_LIKE_MV = 30.0, 0.03
+BLOCK_S = 60.0
+_CHECK_S = 30.0
 
 
+class RecordingInputError(RecordingError, EdgeError):
+    """A recording cannot be used as it is: the message names the file, field and value."""
+
+    hint = ""
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _fail(path: Path | str, what: str, hint: str = "") -> RecordingInputError:
+    return RecordingInputError(f"{path}: {what}", hint=hint or None)
+
+
+# ---------------------------------------------------------------------- channels and units
 def _lead_key(name: str) -> str:
     k = name.strip().lower().replace(" ", "").replace("_", "").replace("-", "")
     for prefix in ("ecglead", "lead", "ecg"):
@@ -22,109 +67,295 @@ def _lead_key(name: str) -> str:
     return k
 
 
-def _pick(names: list[str], lead: str, path: Path) -> int:
-    want = _lead_key(lead)
-    keys = [_lead_key(n) for n in names]
-    if want in keys:
-        return keys.index(want)
-    if want == "i":  # a single-lead wearable file often calls its only channel "ECG"
-        ecg = [i for i, n in enumerate(names) if n.strip().lower() in {"ecg", "ecg_mv", "ecg_uv"}]
-        if len(ecg) == 1:
-            return ecg[0]
-    raise RecordingError(f"{path}: no lead {lead!r} (channels: {', '.join(names)})")
+_UNIT_SUFFIX = re.compile(r"[\s_]*[\[(]?\s*([muµμ]?v)\s*[\])]?$", re.I)
 
 
-def _unit_scale(unit: str, path: Path, lead: str) -> float:
-    u = unit.strip().lower()
-    if u not in _UNIT_TO_MV:
-        raise RecordingError(f"{path}: lead {lead} has unknown units {unit!r} (mV, uV or V)")
-    return _UNIT_TO_MV[u]
+def name_unit(name: str) -> str | None:
+    """The unit a channel name ends with ('ECG_uV', 'I (mV)', 'lead_i [uv]'), if any."""
+    m = _UNIT_SUFFIX.search(name.strip())
+    return m.group(1) if m and m.start() > 0 else None
 
 
-def read_recording(path: str | Path, lead: str = "I",
-                   fs_hz: float | None = None) -> tuple[np.ndarray, float]:
-    """(samples_mv float32 (n,), fs_hz). NaN marks missing samples (they become gaps)."""
+def channel_key(name: str) -> str:
+    """Name normalised for matching: case, spaces, 'lead'/'ECG' prefixes, unit suffix."""
+    stem = _UNIT_SUFFIX.sub("", name.strip()) if name_unit(name) else name
+    return _lead_key(stem)
+
+
+def pick_channel(names: list[str], lead: str | None, channel: int | None, path: Path | str,
+                 skip: tuple[int, ...] = ()) -> int:
+    """Index of the channel to read: `channel` (0-based index) or the one named `lead`.
+
+    Refuses an unknown name, an out-of-range index and a name that matches several channels.
+    A single-lead file whose only channel is called "ECG" (or has no name) is Lead I.
+    """
+    listing = ", ".join(f"{i}:{n or '(no name)'}" for i, n in enumerate(names) if i not in skip)
+    if channel is not None:
+        if not 0 <= channel < len(names) or channel in skip:
+            raise _fail(path, f"channel index {channel} does not exist (channels: {listing})",
+                        "pick one with --channel N (0-based) or --lead NAME")
+        return channel
+    lead = "I" if lead is None else lead
+    want = channel_key(lead)
+    cands = [i for i in range(len(names)) if i not in skip]
+    hits = [i for i in cands if channel_key(names[i]) == want]
+    if not hits and want == "i":  # a single-lead wearable file: "ECG", "ecg_mv", or unnamed
+        loose = [i for i in cands if channel_key(names[i]) in {"ecg", ""}]
+        hits = loose if len(loose) == 1 else []
+    if len(hits) > 1:
+        raise _fail(path, f"{len(hits)} channels are named like {lead!r} "
+                          f"({', '.join(str(i) for i in hits)}; channels: {listing})",
+                    "pick one by index with --channel N")
+    if not hits:
+        raise _fail(path, f"no lead {lead!r} (channels: {listing})",
+                    "pick the channel with --lead NAME or --channel N (0-based)")
+    return hits[0]
+
+
+def unit_key(unit: str | None, path: Path | str, field_name: str) -> str | None:
+    """'mv' / 'uv' / 'v' for a declared unit, None when the file does not say."""
+    u = (unit or "").strip().lower().replace("\xb5", "µ")
+    if u in _UNDECLARED:
+        return None
+    if u not in _UNIT_ALIASES:
+        raise _fail(path, f"{field_name} {unit!r} is not a voltage unit (mV, uV, V)",
+                    "give the units with --units mV|uV|V")
+    return _UNIT_ALIASES[u]
+
+
+def _amplitude_mv(x: np.ndarray) -> float:
+    x = x[np.isfinite(x)]
+    if x.size < 10:
+        return float("nan")
+    return float(np.percentile(np.abs(x - np.median(x)), 99.9))
+
+
+def resolve_units(first: np.ndarray, declared: str | None, forced: str | None,
+                  path: Path | str, channel: str) -> tuple[str, str]:
+    """(unit key, how it was decided) from the first samples (in file units)."""
+    if forced is not None:
+        key = unit_key(forced, path, "--units")
+        if key is None:
+            raise _fail(path, f"--units {forced!r} is not mV, uV or V")
+        return key, "--units"
+    a = _amplitude_mv(first * UNITS_TO_MV[declared or "mv"])
+    if declared is None:
+        if a > UV_LIKE_MV:
+            return "uv", f"amplitude ({a:.0f} units: looks like uV)"
+        if 0 < a < V_LIKE_MV:
+            return "v", f"amplitude ({a:.4f} units: looks like V)"
+        return "mv", "assumed (amplitude looks like mV)"
+    name = _UNIT_NAMES[declared]
+    if a > UV_LIKE_MV:
+        raise _fail(path, f"channel {channel!r} reaches {a:.0f} mV read as {name}, which looks "
+                          "like uV", f"if the values are uV say so with --units uV "
+                                     f"(or --units {name} to keep {name})")
+    if 0 < a < V_LIKE_MV and declared != "v":
+        raise _fail(path, f"channel {channel!r} reaches only {a * 1000:.1f} uV read as {name}, "
+                          "which looks like V or a wrong gain",
+                    f"say the units with --units V|mV|uV (or --units {name} to keep {name})")
+    return declared, "file"
+
+
+def check_rate(fs: Any, path: Path | str, field_name: str) -> float:
+    """A sampling rate from a file or option: a finite number within the supported range."""
+    try:
+        f = float(fs)
+    except (TypeError, ValueError):
+        raise _fail(path, f"{field_name} {fs!r} is not a number") from None
+    if not math.isfinite(f) or f <= 0:
+        raise _fail(path, f"{field_name} {fs!r} is not a positive sampling rate",
+                    "give the rate with --fs HZ")
+    if not MIN_FS_HZ <= f <= MAX_FS_HZ:
+        raise _fail(path, f"{field_name} {f:g} Hz is outside the supported {MIN_FS_HZ:g}-"
+                          f"{MAX_FS_HZ:g} Hz", "record Lead I at 100-1000 Hz")
+    return f
+
+
+def nominal_rate(fs_hz: float, model_fs_hz: float, max_factor: int = 1000,
+                 tolerance: float = RATE_TOLERANCE) -> float:
+    """`fs_hz` itself when the model rate is a small exact ratio of it, else the nearest rate
+    that is (within `tolerance`, relative); raises ValueError when there is none."""
+    ratio = Fraction(model_fs_hz / fs_hz).limit_denominator(max_factor)
+    up, down = ratio.numerator, ratio.denominator
+    if up == 0 or up > max_factor:
+        raise ValueError(f"{fs_hz:g} Hz has no rational ratio to {model_fs_hz:g} Hz with "
+                         f"factors <= {max_factor}")
+    nominal = model_fs_hz * down / up
+    if abs(nominal / fs_hz - 1.0) <= 1e-9:
+        return fs_hz
+    if abs(nominal / fs_hz - 1.0) > tolerance:
+        raise ValueError(f"{fs_hz:g} Hz is more than {tolerance:.2%} from any rate with a "
+                         f"ratio <= {max_factor} to {model_fs_hz:g} Hz")
+    return nominal
+
+
+# ---------------------------------------------------------------------- the recording
+Blocks = Callable[[int], Iterator[tuple[int, np.ndarray]]]
+
+
+@dataclass
+class Recording:
+    """One channel of a recording file, checked, ready to stream (see `blocks`)."""
+
+    path: Path
+    kind: str
+    channel: str
+    index: int
+    fs_hz: float
+    fs_from: str
+    n_samples: int
+    unit: str
+    unit_from: str
+    reader: Blocks = field(repr=False)
+    notes: list[str] = field(default_factory=list)
+    t0_file_s: float = 0.0
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_samples / self.fs_hz
+
+    def blocks(self, block_n: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """(first sample index on the time line, float32 mV samples; NaN = missing)."""
+        n = block_n or max(1, int(BLOCK_S * self.fs_hz))
+        scale = UNITS_TO_MV[self.unit]
+        for start, x in self.reader(n):
+            y = np.asarray(x, dtype=np.float64) * scale
+            y[~np.isfinite(y)] = np.nan
+            yield start, y.astype(np.float32)
+
+    def read(self) -> np.ndarray:
+        """The whole time line as one array (NaN where missing); for short files and tests."""
+        out = np.full(self.n_samples, np.nan, np.float32)
+        for start, x in self.blocks():
+            out[start:start + len(x)] = x[:max(0, self.n_samples - start)]
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        """What was read, for summary.json."""
+        return {"file": str(self.path), "format": self.kind, "channel": self.channel,
+                "channel_index": self.index, "fs_hz": self.fs_hz, "fs_from": self.fs_from,
+                "samples": self.n_samples, "duration_s": round(self.duration_s, 6),
+                "units": _UNIT_NAMES[self.unit], "units_from": self.unit_from,
+                "notes": list(self.notes)}
+
+
+def open_recording(path: str | Path, lead: str | None = "I", *, channel: int | None = None,
+                   fs_hz: float | None = None, units: str | None = None) -> Recording:
+    """Check a recording file and return the chosen channel as a streamable `Recording`.
+
+    `fs_hz` (the --fs option) supplies the rate of a file that carries none; when the file
+    has a rate too, both must agree. `units` (mV/uV/V) overrides the file's or detected units.
+    """
     p = Path(path)
+    if fs_hz is not None:
+        fs_hz = check_rate(fs_hz, p, "--fs")
+    kind = _kind(p)
+    if kind == "WFDB":
+        from edge.sources.formats_wfdb import open_wfdb
+
+        return open_wfdb(p, lead, channel, fs_hz, units)
+    if kind == "EDF":
+        return _open_edf(p, lead, channel, fs_hz, units)
+    return _open_csv(p, lead, channel, fs_hz, units)
+
+
+def _kind(p: Path) -> str:
     suffix = p.suffix.lower()
-    if suffix in {".hea", ".dat", ""} or (suffix not in {".csv", ".edf", ".txt"}
-                                          and p.with_suffix(".hea").is_file()):
-        return _read_wfdb(p, lead)
+    base = p.with_suffix("") if suffix in {".hea", ".dat", ".mat"} else p
+    if suffix in {".hea", ".dat", ".mat", ""} and base.with_suffix(".hea").is_file():
+        return "WFDB"
+    if suffix == ".hea":
+        raise _fail(p, "WFDB header not found")
+    if not p.exists():
+        raise _fail(p, "recording not found")
     if not p.is_file():
-        raise RecordingError(f"recording not found: {p}")
-    if suffix in {".csv", ".txt"}:
-        return _read_csv(p, lead, fs_hz)
-    if suffix == ".edf":
-        return _read_edf(p, lead)
-    raise RecordingError(f"{p}: unknown recording format {suffix!r}")
+        raise _fail(p, "not a file")
+    if suffix in {".edf", ".bdf", ".rec"}:
+        return "EDF"
+    if suffix in {".csv", ".tsv", ".txt", ".tab"}:
+        return "CSV"
+    if p.with_suffix(".hea").is_file():
+        return "WFDB"
+    with p.open("rb") as f:
+        head = f.read(8)
+    if head.startswith((b"0       ", b"\xffBIOSEMI")):
+        return "EDF"
+    raise _fail(p, f"unknown recording format {suffix!r}",
+                "use WFDB (.hea), EDF/EDF+/BDF, or CSV/TSV")
 
 
-def _read_wfdb(p: Path, lead: str) -> tuple[np.ndarray, float]:
-    import wfdb
-
-    base = p.with_suffix("") if p.suffix.lower() in {".hea", ".dat"} else p
-    if not base.with_suffix(".hea").is_file():
-        raise RecordingError(f"WFDB header not found: {base.with_suffix('.hea')}")
-    try:
-        header = wfdb.rdheader(str(base))
-        ch = _pick(list(header.sig_name), lead, base)
-        rec = wfdb.rdrecord(str(base), channels=[ch])
-    except RecordingError:
-        raise
-    except Exception as exc:  # wfdb raises many types for bad files
-        raise RecordingError(f"cannot read WFDB record {base}: {exc}") from exc
-    scale = _unit_scale(rec.units[0] if rec.units else "mV", base, lead)
-    return (rec.p_signal[:, 0] * scale).astype(np.float32), float(rec.fs)
+def merge_fs(file_fs: float | None, option_fs: float | None, path: Path, field_name: str
+             ) -> tuple[float, str]:
+    """The rate to use: the file's, or --fs where the file has none; they must agree."""
+    if file_fs is None:
+        if option_fs is None:
+            raise _fail(path, f"{field_name} is missing: the file gives no sampling rate",
+                        "give it with --fs HZ")
+        return option_fs, "--fs"
+    if option_fs is not None and abs(option_fs / file_fs - 1) > RATE_TOLERANCE:
+        raise _fail(path, f"--fs {option_fs:g} contradicts {field_name} {file_fs:g} Hz",
+                    "drop --fs (it is for files that carry no rate)")
+    return file_fs, field_name
 
 
-def _read_csv(p: Path, lead: str, fs_hz: float | None) -> tuple[np.ndarray, float]:
-    with p.open(newline="") as f:
-        rows = [r for r in csv.reader(line for line in f if not line.startswith("#")) if r]
-    if not rows:
-        raise RecordingError(f"{p}: empty CSV")
-    try:
-        float(rows[0][0])
-        header = [f"col{i}" for i in range(len(rows[0]))]
-        if len(header) == 1:
-            header = ["I"]
-    except ValueError:
-        header, rows = [h.strip() for h in rows[0]], rows[1:]
-    try:
-        data = np.array([[float(v) if v.strip() else np.nan for v in r] for r in rows])
-    except ValueError as exc:
-        raise RecordingError(f"{p}: non-numeric value in CSV ({exc})") from None
-    if data.ndim != 2 or data.shape[1] != len(header) or len(data) < 2:
-        raise RecordingError(f"{p}: CSV rows must all have {len(header)} values, >= 2 rows")
-    names = [h.lower() for h in header]
-    tcol = next((i for i, n in enumerate(names) if n in _TIME_COLUMNS), None)
-    if fs_hz is None:
-        if tcol is None:
-            raise RecordingError(f"{p}: no time column ({', '.join(sorted(_TIME_COLUMNS))}); "
-                                 "give the sampling rate with ?fs=HZ")
-        dt = np.nanmedian(np.diff(data[:, tcol]))
-        if not dt > 0:
-            raise RecordingError(f"{p}: time column {header[tcol]!r} is not increasing")
-        fs_hz = 1.0 / dt
-    cols = [h for i, h in enumerate(header) if i != tcol]
-    ch = header.index(cols[_pick(cols, lead, p)])
-    unit = "uv" if header[ch].lower().endswith(("_uv", "(uv)", "_µv")) else "mv"
-    return (data[:, ch] * _UNIT_TO_MV[unit]).astype(np.float32), float(fs_hz)
-
-
-def _read_edf(p: Path, lead: str) -> tuple[np.ndarray, float]:
+# ---------------------------------------------------------------------- EDF / EDF+ / BDF
+def _open_edf(p: Path, lead: str | None, channel: int | None, fs_opt: float | None,
+              units: str | None) -> Recording:
     import pyedflib
 
+    with p.open("rb") as f:
+        head = f.read(256)
+    bdf = head.startswith(b"\xffBIOSEMI")
+    reserved = head[192:236].decode("ascii", "replace").strip()
+    kind = ("BDF" if bdf else "EDF") + ("+" if reserved[:4] in {"EDF+", "BDF+"} else "")
+    if reserved[:5] in {"EDF+D", "BDF+D"}:
+        raise _fail(p, f"header field 'reserved' {reserved[:5]!r}: discontinuous EDF+D/BDF+D "
+                       "is not supported", "convert it to EDF+C (continuous) first")
     try:
         with pyedflib.EdfReader(str(p)) as edf:
-            labels = list(edf.getSignalLabels())
-            ch = _pick(labels, lead, p)
-            x = edf.readSignal(ch)
-            fs = float(edf.getSampleFrequency(ch))
-            unit = edf.getPhysicalDimension(ch)
-    except RecordingError:
+            labels = [str(s).strip() for s in edf.getSignalLabels()]
+            if not labels:
+                raise _fail(p, "no signals (only annotations)")
+            ch = pick_channel(labels, lead, channel, p)
+            fs_file = float(edf.getSampleFrequency(ch))
+            n = int(edf.getNSamples()[ch])
+            dim = edf.getPhysicalDimension(ch)
+            first = edf.readSignal(ch, 0, min(n, max(1, int(_CHECK_S * max(fs_file, 1.0)))))
+    except RecordingInputError:
         raise
-    except Exception as exc:
-        raise RecordingError(f"cannot read EDF file {p}: {exc}") from exc
-    return (x * _unit_scale(unit, p, lead)).astype(np.float32), fs
+    except Exception as exc:  # noqa: BLE001 - pyedflib raises OSError and others
+        raise _fail(p, f"cannot read {kind} file ({_one_line(exc)})") from None
+    label = f"signal {labels[ch]!r} sample rate"
+    fs, fs_from = merge_fs(check_rate(fs_file, p, label) if fs_file else None, fs_opt, p, label)
+    if n == 0:
+        raise _fail(p, f"signal {labels[ch]!r} has no samples")
+    declared = unit_key(dim, p, f"signal {labels[ch]!r} physical dimension")
+    unit, unit_from = resolve_units(first, declared, units, p, labels[ch])
+
+    def reader(block_n: int) -> Iterator[tuple[int, np.ndarray]]:
+        with pyedflib.EdfReader(str(p)) as edf:
+            for start in range(0, n, block_n):
+                yield start, edf.readSignal(ch, start, min(block_n, n - start))
+
+    return Recording(p, kind, labels[ch], ch, fs, "header" if fs_from == label else fs_from, n,
+                     unit, unit_from, reader)
+
+
+# ---------------------------------------------------------------------- CSV / TSV
+def _open_csv(p: Path, lead: str | None, channel: int | None, fs_opt: float | None,
+              units: str | None) -> Recording:
+    from edge.sources.formats_csv import open_csv
+
+    return open_csv(p, lead, channel, fs_opt, units)
+
+
+# ---------------------------------------------------------------------- compatibility
+def read_recording(path: str | Path, lead: str = "I",
+                   fs_hz: float | None = None) -> tuple[np.ndarray, float]:
+    """(samples_mv float32 (n,), fs_hz) of the whole file; NaN marks missing samples."""
+    rec = open_recording(path, lead, fs_hz=fs_hz)
+    return rec.read(), rec.fs_hz
 
 
 def finite_runs(x: np.ndarray) -> list[tuple[int, int]]:

@@ -1,0 +1,306 @@
+"""CSV/TSV recordings for the input layer, read line by line (never whole into memory).
+
+A file is read three times: its head (layout, time step, units), the whole file once to
+check every row (column count, numbers, time column) before any output is written, then in
+blocks while streaming. A time column puts every sample on a grid at the file's rate: a hole
+(rows missing) becomes a gap of exactly the missing samples; a step that is not a whole
+number of samples, time going backwards or repeating, or a clock that drifts off the grid is
+refused with the row and value.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge.sources.recording import (
+    _CHECK_S,
+    _TIME_SCALES,
+    MAX_FS_HZ,
+    MIN_FS_HZ,
+    Recording,
+    _fail,
+    merge_fs,
+    name_unit,
+    pick_channel,
+    resolve_units,
+    unit_key,
+)
+
+_HEAD_ROWS = 10000
+_MISSING = {"", "nan", "na", "n/a", "null", "none", "-"}
+#: largest deviation (in samples) of one time step from a whole number of samples
+STEP_TOLERANCE = 0.25
+#: largest deviation (in samples) of any row from the file's time grid
+GRID_TOLERANCE = 0.5
+_DRIFT_EVERY = 32
+
+
+@dataclass
+class _Layout:
+    encoding: str
+    delim: str | None
+    names: list[str]
+    header: bool
+    tcol: int | None
+    tscale: float
+    col: int
+    notes: list[str]
+
+
+def _encoding(p: Path) -> str:
+    with p.open("rb") as f:
+        head = f.read(65536)
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    if b"\x00" in head:
+        raise _fail(p, "binary data (NUL bytes), not a text CSV",
+                    "reconstruct reads WFDB, EDF/BDF, or CSV/TSV text")
+    enc = "utf-8-sig" if head.startswith(b"\xef\xbb\xbf") else "utf-8"
+    try:
+        head.decode(enc)
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 4:  # not just a character cut at the end of the sample
+            raise _fail(p, f"not UTF-8 text (byte {exc.start}: 0x{head[exc.start]:02x})",
+                        "save the CSV as UTF-8") from None
+    return enc
+
+
+def _lines(p: Path, enc: str) -> Iterator[tuple[int, str]]:
+    """(line number, stripped content) of lines that are not blank or '#' comments."""
+    try:
+        with p.open(encoding=enc, newline="") as f:
+            for no, line in enumerate(f, 1):
+                s = line.strip()
+                if s and not s.startswith("#"):
+                    yield no, s
+    except UnicodeDecodeError as exc:
+        raise _fail(p, f"not UTF-8 text ({exc.reason} at byte {exc.start} of a line)",
+                    "save the CSV as UTF-8") from None
+
+
+def _split(s: str, delim: str | None) -> list[str]:
+    return [v.strip().strip('"').strip() for v in (s.split(delim) if delim else s.split())]
+
+
+def _num(v: str) -> float:
+    if v.lower() in _MISSING:
+        return math.nan
+    return float(v)
+
+
+def _time_scale(name: str) -> float | None:
+    k = name.strip().lower()
+    for a in (" [", " (", "[", "("):
+        k = k.replace(a, "_")
+    k = k.replace("]", "").replace(")", "").replace(" ", "_")
+    return _TIME_SCALES.get(k, 1e-9 if k in {"t_ns", "time_ns", "timestamp_ns"} else None)
+
+
+def _layout(p: Path, lead: str | None, channel: int | None) -> tuple[_Layout, list[list[str]]]:
+    enc = _encoding(p)
+    it = _lines(p, enc)
+    first = next(it, None)
+    if first is None:
+        raise _fail(p, "empty CSV (no rows)")
+    s = first[1]
+    delim = "\t" if p.suffix.lower() in {".tsv", ".tab"} or "\t" in s else (
+        "," if "," in s else (";" if ";" in s else None))
+    fields = _split(s, delim)
+    try:
+        [_num(v) for v in fields]
+        header, names = False, [""] * len(fields)
+    except ValueError:
+        header, names = True, fields
+    head_rows = [] if header else [fields]
+    for _, line in it:
+        head_rows.append(_split(line, delim))
+        if len(head_rows) >= _HEAD_ROWS:
+            break
+    notes: list[str] = []
+    scales = [_time_scale(n) for n in names]
+    tcol = next((i for i, sc in enumerate(scales) if sc is not None), None)
+    tscale = scales[tcol] if tcol is not None else 1.0
+    if not header and len(names) >= 2 and _looks_like_time(head_rows):
+        tcol, tscale = 0, 1.0
+        notes.append("no header: column 0 increases steadily and is read as time in seconds")
+    if header:
+        dup = {n for n in names if n and names.count(n) > 1}
+        if tcol is not None and names[tcol] in dup:
+            raise _fail(p, f"header names the time column {names[tcol]!r} more than once")
+    skip = (tcol,) if tcol is not None else ()
+    col = pick_channel(names, lead, channel, p, skip)
+    return _Layout(enc, delim, names, header, tcol, tscale or 1.0, col, notes), head_rows
+
+
+def _looks_like_time(rows: list[list[str]]) -> bool:
+    try:
+        t = np.array([float(r[0]) for r in rows[:1000] if r])
+    except (ValueError, IndexError):
+        return False
+    if len(t) < 3:
+        return False
+    d = np.diff(t)
+    if not np.all(d > 0):
+        return False
+    med = float(np.median(d))
+    return 1.0 / (2 * MAX_FS_HZ) <= med <= 2.0 / MIN_FS_HZ
+
+
+class _Walk:
+    """Turn rows into (grid index, value); checks columns, numbers and the time grid."""
+
+    def __init__(self, p: Path, lay: _Layout, dt: float | None) -> None:
+        self.p, self.lay, self.dt = p, lay, dt
+        self.ncols = len(lay.names)
+        self.rows = 0
+        self.m = -1
+        self.t_first = self.t_prev = math.nan
+        self.drift: list[tuple[int, float, int]] = []  # (grid index, t, line) every few rows
+
+    def _cell(self, r: list[str], i: int, no: int) -> float:
+        try:
+            return _num(r[i])
+        except ValueError:
+            col = self.lay.names[i] or f"column {i}"
+            raise _fail(self.p, f"line {no}, {col!r}: {r[i]!r} is not a number") from None
+
+    def row(self, no: int, r: list[str]) -> tuple[int, float]:
+        lay = self.lay
+        if len(r) != self.ncols:
+            raise _fail(self.p, f"line {no} has {len(r)} values; the "
+                                f"{'header' if lay.header else 'first row'} has {self.ncols}")
+        x = self._cell(r, lay.col, no)
+        self.rows += 1
+        if lay.tcol is None or self.dt is None:
+            self.m += 1
+            return self.m, x
+        t = self._cell(r, lay.tcol, no) * lay.tscale
+        tname = lay.names[lay.tcol] or "column 0"
+        if not math.isfinite(t):
+            raise _fail(self.p, f"line {no}, time column {tname!r}: {r[lay.tcol]!r} is not a "
+                                "finite time")
+        if self.m < 0:
+            self.t_first, self.m = t, 0
+        else:
+            step = (t - self.t_prev) / self.dt
+            k = round(step)
+            if k < 1:
+                raise _fail(self.p, f"line {no}, time column {tname!r}: {r[lay.tcol]!r} "
+                                    f"{'repeats' if t == self.t_prev else 'goes back'} "
+                                    f"(previous {self.t_prev / lay.tscale:g})",
+                            "sort the rows by time and drop duplicates")
+            if abs(step - k) > STEP_TOLERANCE:
+                raise _fail(self.p, f"line {no}, time column {tname!r}: step "
+                                    f"{(t - self.t_prev) / lay.tscale:g} is {step:.2f} samples "
+                                    f"at {1 / self.dt:.6g} Hz: not uniform",
+                            "resample the file to a uniform rate")
+            self.m += k
+        if self.rows % _DRIFT_EVERY == 1:
+            self.drift.append((self.m, t, no))
+        self.t_prev = t
+        return self.m, x
+
+
+def _head_dt(p: Path, lay: _Layout, rows: list[list[str]]) -> float | None:
+    """Time step from the head rows: median step, refined by a fit over whole steps."""
+    if lay.tcol is None:
+        return None
+    try:
+        t = np.array([_num(r[lay.tcol]) for r in rows if len(r) > lay.tcol]) * lay.tscale
+    except ValueError:
+        return 1.0  # the full check names the bad cell
+    d = np.diff(t[np.isfinite(t)])
+    d = d[d > 0]
+    if d.size == 0:
+        if len(t) < 2:
+            raise _fail(p, "one data row: the time column gives no rate")
+        return 1.0  # the full check names the repeat / step
+    med = float(np.median(d))
+    k = np.maximum(1, np.round(d / med))
+    return float(d.sum() / k.sum())
+
+
+def open_csv(p: Path, lead: str | None, channel: int | None, fs_opt: float | None,
+             units: str | None) -> Recording:
+    """Check a CSV/TSV recording (every row) and return its chosen column."""
+    lay, head = _layout(p, lead, channel)
+    if not head:
+        raise _fail(p, "no data rows (header only)")
+    dt = _head_dt(p, lay, head)
+    walk = _Walk(p, lay, dt)
+    first_vals: list[float] = []
+    n_check = int(_CHECK_S / dt) if dt else int(_CHECK_S * (fs_opt or MAX_FS_HZ))
+    for no, line in _data_lines(p, lay):
+        m, x = walk.row(no, _split(line, lay.delim))
+        if m < n_check:
+            first_vals.append(x)
+    n_samples = walk.m + 1
+    tname = lay.names[lay.tcol] or "column 0" if lay.tcol is not None else ""
+    if lay.tcol is not None and n_samples > 1:
+        span = walk.t_prev - walk.t_first
+        fs_time = _snap(walk.m / span)
+        label = f"time column {tname!r}"
+        if not MIN_FS_HZ <= fs_time <= MAX_FS_HZ:
+            raise _fail(p, f"{label} gives {fs_time:.6g} Hz, outside the supported "
+                           f"{MIN_FS_HZ:g}-{MAX_FS_HZ:g} Hz",
+                        "check the time unit (s; name it t_ms for ms) or record at 100-1000 Hz")
+        for m, t, no in walk.drift:
+            dev = (t - walk.t_first) * fs_time - m
+            if abs(dev) > GRID_TOLERANCE:
+                raise _fail(p, f"line {no}, {label}: {t / lay.tscale:g} is {dev:+.2f} samples "
+                               f"off the file's {fs_time:.6g} Hz grid: not uniform",
+                            "resample the file to a uniform rate")
+        fs, fs_from = merge_fs(fs_time, fs_opt, p, label)
+    else:
+        fs, fs_from = merge_fs(None, fs_opt, p, "sampling rate (no time column)")
+    name = lay.names[lay.col]
+    declared = unit_key(name_unit(name), p, f"column {name!r} unit") if name else None
+    first = np.array(first_vals, dtype=np.float64)
+    unit, unit_from = resolve_units(first, declared, units, p, name or f"column {lay.col}")
+    if unit_from == "file":
+        unit_from = "column name"
+    kind = "TSV" if lay.delim == "\t" else "CSV"
+
+    def reader(block_n: int) -> Iterator[tuple[int, np.ndarray]]:
+        w = _Walk(p, lay, dt)
+        start, buf = 0, []
+        for no, line in _data_lines(p, lay):
+            m, x = w.row(no, _split(line, lay.delim))
+            if buf and (m != start + len(buf) or len(buf) >= block_n):
+                yield start, np.array(buf)
+                buf = []
+            if not buf:
+                start = m
+            buf.append(x)
+        if buf:
+            yield start, np.array(buf)
+
+    col = f"column {lay.col}" + (f" ({name!r})" if name else "")
+    notes = lay.notes + [f"Lead I from {col}"]
+    if lay.tcol is not None:
+        notes.append(f"time line from {tname!r}: {n_samples - walk.rows} missing samples "
+                     "(holes) become gaps")
+    rec = Recording(p, kind, name or f"column {lay.col}", lay.col, fs,
+                    "time column" if fs_from.startswith("time column") else fs_from, n_samples,
+                    unit, unit_from, reader, notes)
+    if lay.tcol is not None:
+        rec.t0_file_s = walk.t_first
+    return rec
+
+
+def _data_lines(p: Path, lay: _Layout) -> Iterator[tuple[int, str]]:
+    it = _lines(p, lay.encoding)
+    if lay.header:
+        next(it, None)
+    return it
+
+
+def _snap(fs: float) -> float:
+    """A rate measured from a time column, rounded to 1 mHz when that is within 1e-6."""
+    r = round(fs, 3)
+    return r if abs(r / fs - 1) < 1e-6 else fs

@@ -1,0 +1,199 @@
+"""WFDB records for the input layer: single- and multi-segment, several samples per frame.
+
+The record line's rate is parsed here (wfdb silently defaults a missing or unparsable rate to
+250 Hz); a channel with k samples per frame is read at k x the frame rate; multi-segment
+records are read segment by segment (null `~` segments and segments without the channel are
+gaps), so fixed and variable layouts both stream in blocks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.sources.recording import (
+    _CHECK_S,
+    Recording,
+    RecordingInputError,
+    _fail,
+    _one_line,
+    check_rate,
+    merge_fs,
+    pick_channel,
+    resolve_units,
+    unit_key,
+)
+
+
+def _record_line(hea: Path) -> list[str]:
+    try:
+        text = hea.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _fail(hea, f"not a text WFDB header (byte {exc.start} is not UTF-8)") from None
+    except OSError as exc:
+        raise _fail(hea, f"cannot read ({_one_line(exc)})") from None
+    for line in text.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            return line.split()
+    raise _fail(hea, "empty WFDB header (no record line)")
+
+
+def _header_fs(tokens: list[str], hea: Path) -> float | None:
+    """The record line's sampling frequency field; None when absent."""
+    if len(tokens) < 3:
+        return None
+    raw = tokens[2].split("/")[0]
+    try:
+        fs = float(raw)
+    except ValueError:
+        raise _fail(hea, f"record line field 'sampling frequency' {raw!r} is not a number",
+                    "fix the header or give the rate with --fs HZ") from None
+    if not math.isfinite(fs) or fs <= 0:
+        raise _fail(hea, f"record line field 'sampling frequency' {raw!r} is not a positive "
+                         "rate", "fix the header or give the rate with --fs HZ")
+    return fs
+
+
+def _names(header: Any, n_sig: int) -> list[str]:
+    names = list(header.sig_name) if getattr(header, "sig_name", None) else []
+    return [str(n or "").strip() for n in names] + [""] * (n_sig - len(names))
+
+
+def _rdheader(base: Path) -> Any:
+    import wfdb
+
+    try:
+        return wfdb.rdheader(str(base))
+    except Exception as exc:  # noqa: BLE001 - wfdb raises many types for bad headers
+        raise _fail(base.with_suffix(".hea"), f"cannot parse WFDB header ({_one_line(exc)})",
+                    "check the record line and signal lines") from None
+
+
+def _read(base: Path, ch: int, start: int, stop: int) -> np.ndarray:
+    """Frames [start, stop) of channel `ch`, all samples of each frame, physical units."""
+    import wfdb
+
+    try:
+        rec = wfdb.rdrecord(str(base), channels=[ch], sampfrom=start, sampto=stop,
+                            smooth_frames=False)
+    except Exception as exc:  # noqa: BLE001
+        raise _fail(base, f"cannot read WFDB signal frames {start}-{stop} "
+                          f"({_one_line(exc)})") from None
+    return np.asarray(rec.e_p_signal[0], dtype=np.float64)
+
+
+def open_wfdb(p: Path, lead: str | None, channel: int | None, fs_opt: float | None,
+              units: str | None) -> Recording:
+    """Check a WFDB record (the .hea, .dat or base path) and return its chosen channel."""
+    base = p.with_suffix("") if p.suffix.lower() in {".hea", ".dat", ".mat"} else p
+    hea = base.with_suffix(".hea")
+    tokens = _record_line(hea)
+    file_fs = _header_fs(tokens, hea)
+    header = _rdheader(base)
+    if getattr(header, "seg_name", None):
+        return _open_multi(base, hea, header, file_fs, lead, channel, fs_opt, units)
+    n_sig = int(header.n_sig or 0)
+    if n_sig == 0:
+        raise _fail(hea, "record line field 'number of signals' is 0: no signals")
+    names = _names(header, n_sig)
+    ch = pick_channel(names, lead, channel, hea)
+    spf = int((header.samps_per_frame or [1] * n_sig)[ch] or 1)
+    label = "record line field 'sampling frequency'"
+    frame_fs, fs_from = merge_fs(file_fs, None if fs_opt is None else fs_opt / spf, hea, label)
+    fs = check_rate(frame_fs * spf, hea, f"channel {names[ch] or ch} rate ({spf} x frame rate)"
+                    if spf > 1 else label)
+    n_frames = header.sig_len
+    if n_frames is None:  # length not in the header: wfdb infers it from the signal file
+        n_frames = len(_read(base, ch, 0, None)) // spf  # type: ignore[arg-type]
+    n_frames = int(n_frames)
+    if n_frames <= 0:
+        raise _fail(hea, f"record line field 'number of samples' is {n_frames}: no samples")
+    first = _read(base, ch, 0, min(n_frames, max(1, int(_CHECK_S * frame_fs))))
+    declared = unit_key((header.units or [None] * n_sig)[ch], hea, f"signal {ch} units")
+    unit, unit_from = resolve_units(first, declared, units, hea, names[ch] or str(ch))
+
+    def reader(block_n: int) -> Iterator[tuple[int, np.ndarray]]:
+        step = max(1, block_n // spf)
+        for f0 in range(0, n_frames, step):
+            yield f0 * spf, _read(base, ch, f0, min(n_frames, f0 + step))
+
+    notes = [f"{spf} samples per frame: read at {fs:g} Hz"] if spf > 1 else []
+    return Recording(base, "WFDB", names[ch] or f"channel {ch}", ch, fs,
+                     "header" if fs_from == label else fs_from, n_frames * spf, unit, unit_from,
+                     reader, notes)
+
+
+def _open_multi(base: Path, hea: Path, header: Any, file_fs: float | None, lead: str | None,
+                channel: int | None, fs_opt: float | None, units: str | None) -> Recording:
+    """A multi-segment record: channel by name (variable layout) or index (fixed layout)."""
+    segs = [(str(n), int(ln)) for n, ln in zip(header.seg_name, header.seg_len, strict=False)]
+    label = "record line field 'sampling frequency'"
+    fs, fs_from = merge_fs(file_fs, fs_opt, hea, label)
+    fs = check_rate(fs, hea, label)
+    variable = segs and segs[0][1] == 0 and segs[0][0] != "~"
+    layout_name = segs[0][0] if variable else next((n for n, _ in segs if n != "~"), None)
+    if layout_name is None:
+        raise _fail(hea, "every segment is null ('~'): no samples")
+    layout = _rdheader(base.parent / layout_name)
+    names = _names(layout, int(layout.n_sig or 0))
+    if not names:
+        raise _fail(base.parent / f"{layout_name}.hea", "layout has no signals")
+    ch = pick_channel(names, lead, channel, hea)
+    want = names[ch]
+    data_segs = segs[1:] if variable else segs
+    plan: list[tuple[Path | None, int, int]] = []  # (segment base or None = gap, channel, n)
+    first: np.ndarray | None = None
+    declared: str | None = None
+    for name, n in data_segs:
+        if name == "~" or n == 0:
+            plan.append((None, 0, n))
+            continue
+        seg_base = base.parent / name
+        sh = _rdheader(seg_base)
+        seg_names = _names(sh, int(sh.n_sig or 0))
+        k = ch if not variable else (seg_names.index(want) if want and want in seg_names
+                                     else -1)
+        if not variable and k >= len(seg_names):
+            raise _fail(seg_base.with_suffix(".hea"), f"segment has {len(seg_names)} signals; "
+                                                      f"channel {ch} is missing")
+        if k < 0:
+            plan.append((None, 0, n))
+            continue
+        spf = int((sh.samps_per_frame or [1] * len(seg_names))[k] or 1)
+        if spf != 1 or (sh.fs and abs(float(sh.fs) - fs) > 1e-9 * fs):
+            raise _fail(seg_base.with_suffix(".hea"),
+                        f"segment rate {float(sh.fs or 0) * spf:g} Hz differs from the "
+                        f"record's {fs:g} Hz")
+        seg_unit = unit_key((sh.units or [None] * len(seg_names))[k], seg_base,
+                            f"signal {k} units")
+        if first is None:
+            first, declared = _read(seg_base, k, 0, min(n, int(_CHECK_S * fs))), seg_unit
+        elif seg_unit != declared:
+            raise _fail(seg_base.with_suffix(".hea"), f"signal {k} units {seg_unit!r} differ "
+                                                      f"from the first segment's {declared!r}")
+        plan.append((seg_base, k, n))
+    if first is None:
+        raise _fail(hea, f"no segment holds channel {want or ch!r}")
+    unit, unit_from = resolve_units(first, declared, units, hea, want or str(ch))
+    total = sum(n for _, _, n in plan)
+
+    def reader(block_n: int) -> Iterator[tuple[int, np.ndarray]]:
+        offset = 0
+        for seg_base, k, n in plan:
+            if seg_base is not None:
+                for s in range(0, n, block_n):
+                    yield offset + s, _read(seg_base, k, s, min(n, s + block_n))
+            offset += n
+
+    gaps = sum(1 for b, _, _ in plan if b is None)
+    notes = [f"multi-segment record: {len(plan)} segments, {gaps} without data (gaps)"]
+    return Recording(base, "WFDB", want or f"channel {ch}", ch, fs,
+                     "header" if fs_from == label else fs_from, total, unit, unit_from, reader,
+                     notes)
+
+
+__all__ = ["open_wfdb", "RecordingInputError"]
