@@ -76,6 +76,8 @@ def evaluate_edge(bundle: str | None = None, limit: int | None = None, mc_sample
             "rmse": [float(np.sqrt(np.mean((got[:, j] - tru[:, j]) ** 2))) for j in range(12)],
             "lead_i_lag": best_lag(got[:, 0], tru[:, 0]),
             "cover": float(np.mean(np.abs(got[:, 1:] - tru[:, 1:]) <= 1.645 * std[:, 1:])),
+            "flagged": any(f.kind == "high_uncertainty" for f in out.flags),
+            "mean_std": float(np.nanmean(std[:, 1:])),
         })
         # |error| of a lead inside its high-uncertainty flags vs outside them
         err = np.abs(out.leads[s:e] - truth[s:e])
@@ -91,6 +93,23 @@ def evaluate_edge(bundle: str | None = None, limit: int | None = None, mc_sample
         err_in.append(err[mask & fin])
         err_out.append(err[~mask & fin])
     return summarise(per_rec, bundle, mc_samples, flagged_records, err_in, err_out, TRUTH_TEXT)
+
+
+def catch_rates(r_rec: np.ndarray, flagged: np.ndarray, bad: float = 0.5, good: float = 0.8
+                ) -> dict:
+    """Share of bad records (r < ``bad``) with a high-uncertainty flag (catch rate) against
+    the share of good ones (r > ``good``) with one (false flags)."""
+    lo, hi = r_rec < bad, r_rec > good
+    return {"catch_rate": float(flagged[lo].mean()) if lo.any() else None,
+            "records_r_below_0_5": int(lo.sum()),
+            "false_flag_rate": float(flagged[hi].mean()) if hi.any() else None,
+            "records_r_above_0_8": int(hi.sum())}
+
+
+def _spearman(a: list, b: list) -> float:
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(a, b).statistic)
 
 
 def summarise(per_rec: list[dict], bundle: str | None, mc_samples: int, flagged: int,
@@ -118,6 +137,9 @@ def summarise(per_rec: list[dict], bundle: str | None, mc_samples: int, flagged:
         "lead_i_lag_samples": {"median": float(np.median(lags)),
                                "max_abs": int(np.max(np.abs(lags)))},
         "coverage_90": float(np.mean([p["cover"] for p in per_rec])),
+        **catch_rates(np.nanmean(r[:, 1:], axis=1), np.array([p["flagged"] for p in per_rec])),
+        "spearman_record_std_vs_r": _spearman([p["mean_std"] for p in per_rec],
+                                              list(-np.nanmean(r[:, 1:], axis=1))),
         "records_with_high_uncertainty_flags": flagged,
         "abs_err_mv_in_high_uncertainty_flags": float(np.mean(cat_in)) if len(cat_in) else None,
         "abs_err_mv_elsewhere": float(np.mean(np.concatenate(err_out))),
@@ -139,7 +161,8 @@ def main(argv: list[str] | None = None) -> None:
                         f"truth: {res['truth']}")
     table.add_column("quantity")
     table.add_column("value", justify="right")
-    for key in ("r_mean_11", "rmse_mv_mean_11", "lead_i_r", "coverage_90",
+    for key in ("r_mean_11", "rmse_mv_mean_11", "lead_i_r", "coverage_90", "catch_rate",
+                "false_flag_rate", "spearman_record_std_vs_r",
                 "records_with_high_uncertainty_flags", "abs_err_mv_in_high_uncertainty_flags",
                 "abs_err_mv_elsewhere"):
         table.add_row(key, "n/a" if res[key] is None else f"{res[key]:.3f}")

@@ -194,9 +194,54 @@ default is kept because the reference models above were trained and compared at 
 """
 
 
+README = HERE.parent / "README.md"
+BEGIN, END = "<!-- results:begin (python -m training.model_card) -->", "<!-- results:end -->"
+
+
+def readme_block() -> str:
+    """The README's results section, from the same run folders as the card."""
+    run = RUNS / "default"
+    edge = json.loads((run / "edge_eval.json").read_text())
+    unc = json.loads((run / "metrics.json").read_text())["uncertainty"]
+    comparison = (run / "comparison.md").read_text().split("\n", 2)[2].strip()
+    corp = ", ".join(f"{k} {v['r_mean_11']:.3f}" for k, v in edge["r_per_corpus"].items())
+    err_in = edge["abs_err_mv_in_high_uncertainty_flags"]
+    err_in_s = "n/a" if err_in is None else f"{err_in:.3f} mV"
+    return f"""{BEGIN}
+**The product** (shipped int8 bundle through the streaming pipeline, output at the recording's
+own rate; `python -m training.evaluate_edge`), scored against the **recording itself**
+band-passed 0.5–40 Hz zero-phase (scipy, independent of our filters), {edge["records"]} test
+recordings: mean r over the 11 reconstructed leads **{edge["r_mean_11"]:.3f}** (RMSE
+{edge["rmse_mv_mean_11"]:.3f} mV; per corpus {corp}); output Lead I against the recording's
+Lead I r {edge["lead_i_r"]:.4f}, best lag {edge["lead_i_lag_samples"]["median"]:g} samples
+(max {edge["lead_i_lag_samples"]["max_abs"]}); calibrated 90 % intervals cover
+{edge["coverage_90"]:.3f}; `high_uncertainty` flags on {edge["records_with_high_uncertainty_flags"]}
+records, |error| inside them {err_in_s} against {edge["abs_err_mv_elsewhere"]:.3f} mV elsewhere.
+
+**The models** (Keras, last 8 s of each test record at 100 Hz, same truth; `ecg12 evaluate`,
+table from `training/runs/default/comparison.md`):
+
+{comparison}
+
+Uncertainty of the default (Keras, test): calibrated 90 % coverage
+{unc["coverage_after"]["mean"]:.3f}; record-level Spearman(std, |error|) mean over leads
+{unc["spearman_record"]["mean"]:.2f}.
+{END}"""
+
+
+def write_readme() -> None:
+    text = README.read_text()
+    if BEGIN not in text or END not in text:
+        raise SystemExit(f"{README}: results markers not found")
+    head, rest = text.split(BEGIN, 1)
+    tail = rest.split(END, 1)[1]
+    README.write_text(head + readme_block() + tail)
+
+
 def main() -> None:
     CARD.write_text(build())
-    print(f"wrote {CARD}")
+    write_readme()
+    print(f"wrote {CARD} and the results block of {README}")
 
 
 if __name__ == "__main__":
