@@ -17,3 +17,15 @@ class PolarFrameError(FirmwareBridgeError):
 
 class SignalSourceError(FirmwareBridgeError):
     """A signal for a virtual device cannot be loaded (file, lead, or parameters)."""
+
+
+class PolarUnsupportedFrame(PolarFrameError):
+    """A well-formed PMD frame of a type this decoder cannot decode (e.g. delta-compressed)."""
+
+
+class PolarControlError(FirmwareBridgeError):
+    """The PMD control point refused a command; `status` is the PMD response code."""
+
+    def __init__(self, message: str, status: int = -1) -> None:
+        super().__init__(message)
+        self.status = status

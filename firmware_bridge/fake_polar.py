@@ -4,7 +4,9 @@ It implements the part of BleakClient an ECG source needs (`connect`, `disconnec
 `is_connected`, `start_notify`, `stop_notify`, `write_gatt_char`, `disconnected_callback`),
 answers PMD control-point commands like the device, and once ECG is started (with PMD data
 notifications enabled) sends ECG data frames of 73 samples at 130 Hz from a signal, at real
-rate or `speed` times faster (0 = as fast as possible), with seeded fault injection.
+rate or `speed` times faster (0 = as fast as possible), with seeded fault injection:
+loss, damage, replays, time-stamp bit flips, ADC rate error (the time stamps stay true),
+disconnects with device time passing while offline, and a device clock restart.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from firmware_bridge.polar import (
     ECG_RESOLUTION_BITS,
     ECG_SAMPLE_RATE_HZ,
     ECG_SAMPLES_PER_FRAME,
+    FRAME_TYPE_ECG_UV24,
     MEASUREMENT_ECG,
     PMD_CONTROL_UUID,
     PMD_DATA_UUID,
@@ -92,7 +95,7 @@ class FakePolarH10:
         self.faults = faults or Faults()
         Pacer(speed)  # validates speed
         self.speed = speed
-        self.injector = FaultInjector(self.faults, seed)
+        self.injector = FaultInjector(self.faults, seed, timestamp_bytes=(1, 9))
         self.samples_per_frame = samples_per_frame
         self.start_timestamp_ns = start_timestamp_ns
         self._connect_failures = connect_failures
@@ -101,6 +104,9 @@ class FakePolarH10:
         self._stream: asyncio.Task[None] | None = None
         self._disconnect_fired = False
         self._sample_index = 0  # device keeps counting across streams and reconnects
+        self._clock_base = 0  # sample index at which the device clock last restarted
+        self._went_down = False
+        self.frame_type = FRAME_TYPE_ECG_UV24  # set 0x80 to send delta-compressed frames
         self.commands: list[bytes] = []
 
     @property
@@ -187,6 +193,8 @@ class FakePolarH10:
             settings = parse_settings(cmd[2:])
         except ValueError:
             return reply(PmdStatus.INVALID_LENGTH)
+        if any(k not in (PmdSetting.SAMPLE_RATE, PmdSetting.RESOLUTION) for k in settings):
+            return reply(PmdStatus.INVALID_PARAMETER)
         if settings.get(PmdSetting.SAMPLE_RATE, [ECG_SAMPLE_RATE_HZ]) != [ECG_SAMPLE_RATE_HZ]:
             return reply(PmdStatus.INVALID_SAMPLE_RATE)
         if settings.get(PmdSetting.RESOLUTION, [ECG_RESOLUTION_BITS]) != [ECG_RESOLUTION_BITS]:
@@ -215,25 +223,43 @@ class FakePolarH10:
             except asyncio.CancelledError:
                 pass
 
+    @property
+    def true_rate_hz(self) -> float:
+        """The ADC rate on the device's clock: 130 Hz * (1 + faults.rate_error)."""
+        return ECG_SAMPLE_RATE_HZ * (1.0 + self.faults.rate_error)
+
+    def sample_time_ns(self, index: int) -> int:
+        """Device time stamp (ns) of signal sample `index` (what the strap would report)."""
+        if index >= self._clock_base and self._clock_base:
+            return round((index - self._clock_base) * 1e9 / self.true_rate_hz)
+        return self.start_timestamp_ns + round(index * 1e9 / self.true_rate_hz)
+
     async def _run_stream(self) -> None:
         pacer = Pacer(self.speed, self.faults.drift_ppm)
+        rate = self.true_rate_hz
+        if self._went_down:  # the strap kept sampling while the link was down
+            self._sample_index += round(self.faults.offline_s * rate)
+            self._went_down = False
         first = self._sample_index
-        period_ns = 1e9 / ECG_SAMPLE_RATE_HZ
         n = len(self._signal_uv)
         for k in itertools.count():
             start = k * self.samples_per_frame
             index = first + start
-            if not self._disconnect_fired and self.injector.should_disconnect():
+            if (not self._disconnect_fired or self.faults.disconnect_every) and \
+                    self.injector.should_disconnect():
                 self._disconnect_fired = True
                 await self._link_lost()
                 return
-            delay = pacer.delay((start + self.samples_per_frame) / ECG_SAMPLE_RATE_HZ)
+            if self.injector.clock_reset_due():
+                self._clock_base = index
+            delay = pacer.delay((start + self.samples_per_frame) / rate)
             await asyncio.sleep(max(delay, 0.0))
             chunk = self._signal_uv[(index + np.arange(self.samples_per_frame)) % n]
             self._sample_index = index + self.samples_per_frame
-            last_ns = self.start_timestamp_ns + round((self._sample_index - 1) * period_ns)
-            out = self.injector.apply(encode_polar_ecg(last_ns, chunk))
-            if out is not None:
+            frame = bytearray(encode_polar_ecg(self.sample_time_ns(self._sample_index - 1),
+                                               chunk))
+            frame[9] = self.frame_type
+            for out in self.injector.apply_all(bytes(frame)):
                 await self._deliver(PMD_DATA_UUID, out)
 
     async def _link_lost(self) -> None:
@@ -241,5 +267,6 @@ class FakePolarH10:
         self._connected = False
         self._notify.clear()
         self.stats.disconnected = True
+        self._went_down = True
         if self.disconnected_callback is not None:
             self.disconnected_callback(self)

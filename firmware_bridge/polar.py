@@ -15,14 +15,18 @@ from typing import NamedTuple
 
 import numpy as np
 
-from firmware_bridge.errors import PolarFrameError
+from firmware_bridge.errors import PolarControlError, PolarFrameError, PolarUnsupportedFrame
 
-PMD_SERVICE_UUID = "fb005c80-02e7-f387-1cad-8acba1da8ce6"
-PMD_CONTROL_UUID = "fb005c81-02e7-f387-1cad-8acba1da8ce6"
-PMD_DATA_UUID = "fb005c82-02e7-f387-1cad-8acba1da8ce6"
+#: Polar Measurement Data service and characteristics (Polar BLE SDK, BlePMDClient)
+PMD_SERVICE_UUID = "fb005c80-02e7-f387-1cad-8acd2d8df0c8"
+PMD_CONTROL_UUID = "fb005c81-02e7-f387-1cad-8acd2d8df0c8"
+PMD_DATA_UUID = "fb005c82-02e7-f387-1cad-8acd2d8df0c8"
+#: standard Bluetooth SIG Heart Rate Measurement characteristic (also on every H10)
+HEART_RATE_MEASUREMENT_UUID = "00002a37-0000-1000-8000-00805f9b34fb"
 
 MEASUREMENT_ECG = 0x00
 FRAME_TYPE_ECG_UV24 = 0x00
+FRAME_TYPE_COMPRESSED = 0x80  # bit 7: delta-compressed frame (SDK-only scheme, refused)
 CONTROL_RESPONSE = 0xF0
 ECG_SAMPLE_RATE_HZ = 130
 ECG_RESOLUTION_BITS = 14
@@ -62,6 +66,24 @@ class PmdStatus(enum.IntEnum):
     INVALID_NUMBER_OF_CHANNELS = 11
     INVALID_STATE = 12
     DEVICE_IN_CHARGER = 13
+
+
+#: what each refusal means for a user (status names follow the SDK's response codes)
+STATUS_ADVICE: dict[int, str] = {
+    PmdStatus.INVALID_OP_CODE: "invalid op code (the device does not know this command)",
+    PmdStatus.INVALID_MEASUREMENT_TYPE: "invalid measurement type",
+    PmdStatus.NOT_SUPPORTED: "measurement not supported by this device",
+    PmdStatus.INVALID_LENGTH: "invalid command length",
+    PmdStatus.INVALID_PARAMETER: "invalid parameter in the command",
+    PmdStatus.ALREADY_IN_STATE: "already streaming (or already stopped)",
+    PmdStatus.INVALID_RESOLUTION: "invalid resolution (the H10 ECG supports 14 bits)",
+    PmdStatus.INVALID_SAMPLE_RATE: "invalid sample rate (the H10 ECG supports 130 Hz)",
+    PmdStatus.INVALID_RANGE: "invalid range",
+    PmdStatus.INVALID_MTU: "invalid MTU (the link MTU is too small for this stream)",
+    PmdStatus.INVALID_NUMBER_OF_CHANNELS: "invalid number of channels",
+    PmdStatus.INVALID_STATE: "invalid state (enable PMD data notifications before start)",
+    PmdStatus.DEVICE_IN_CHARGER: "the device is in its charger",
+}
 
 
 def ecg_start_command(sample_rate_hz: int = ECG_SAMPLE_RATE_HZ,
@@ -122,6 +144,24 @@ class ControlResponse:
         except ValueError:
             return f"UNKNOWN_0x{self.status:02x}"
 
+    @property
+    def message(self) -> str:
+        """One line naming the refusal, e.g. 'ALREADY_IN_STATE: already streaming ...'."""
+        advice = STATUS_ADVICE.get(self.status, "unknown PMD status code")
+        return f"{self.status_name} (status {self.status}): {advice}"
+
+    def raise_for_status(self, what: str = "PMD command") -> ControlResponse:
+        """Return self if the command succeeded, else raise PolarControlError naming why."""
+        if not self.ok:
+            raise PolarControlError(f"{what} refused: {self.message}", self.status)
+        return self
+
+    def settings(self) -> dict[PmdSetting | int, list[int]]:
+        """Settings of a GET_SETTINGS reply (after its one 'more frames follow' byte)."""
+        if self.op != PmdOp.GET_SETTINGS:
+            raise PolarFrameError(f"PMD response to op 0x{self.op:02x} carries no settings")
+        return parse_settings(self.params[1:])
+
     def to_bytes(self) -> bytes:
         return bytes([CONTROL_RESPONSE, self.op, self.measurement_type, self.status]) + bytes(
             self.params)
@@ -156,11 +196,12 @@ def decode_polar_ecg(frame: bytes | bytearray | memoryview) -> PolarEcgFrame:
         raise PolarFrameError(
             f"PMD frame measurement type is 0x{data[0]:02x}, not ECG (0x00)")
     frame_type = data[9]
-    if frame_type & 0x80:
-        raise PolarFrameError(
-            f"PMD ECG frame type 0x{frame_type:02x} is delta-compressed; not supported")
+    if frame_type & FRAME_TYPE_COMPRESSED:
+        raise PolarUnsupportedFrame(
+            f"PMD ECG frame type 0x{frame_type:02x} is delta-compressed; not supported "
+            "(only type 0x00, uncompressed 3-byte µV samples)")
     if frame_type != FRAME_TYPE_ECG_UV24:
-        raise PolarFrameError(
+        raise PolarUnsupportedFrame(
             f"PMD ECG frame type 0x{frame_type:02x} is unsupported (only 0x00, 3-byte µV)")
     payload = data[_HEADER_LEN:]
     if len(payload) % 3:

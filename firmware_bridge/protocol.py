@@ -17,6 +17,7 @@ Frame layout (little-endian)::
 
 from __future__ import annotations
 
+import collections
 import enum
 import struct
 import zlib
@@ -33,6 +34,7 @@ HEADER_LEN = HEADER.size  # 15
 CRC_LEN = 4
 MAX_SAMPLES = 255
 SEQ_MOD = 1 << 16
+RECENT_FRAMES = 1024  # replay window of the decoder, in frames
 #: GATT profile of the ecg12 protocol over BLE (SPEC.md; the ESP32 sketch advertises these)
 GATT_SERVICE_UUID = "ec120000-5a1e-4c0d-9f6e-6ec9d2a4b001"
 GATT_FRAME_UUID = "ec120001-5a1e-4c0d-9f6e-6ec9d2a4b001"
@@ -203,8 +205,10 @@ class FrameDecoder:
     failure one byte is dropped and the search for the sync word resumes, so a real frame
     that starts inside garbage or inside a damaged frame is still found. `resyncs` counts
     the times the decoder lost sync (had to discard bytes), `lost_frames` the frames missing
-    by sequence number (per stream, modulo 2**16; a backward jump of >= 2**15 counts as a
-    device restart in `seq_resets`, an exact repeat is dropped as a duplicate).
+    by sequence number (per stream, modulo 2**16). A frame whose number was delivered among
+    the last RECENT_FRAMES with the same time stamp, or an older frame resent late (number
+    and time stamp both step back consistently), is dropped and counted in `duplicates`;
+    only a backward jump that is neither is a device restart (`seq_resets`).
     """
 
     def __init__(self) -> None:
@@ -212,6 +216,14 @@ class FrameDecoder:
         self._buf = bytearray()
         self._hunting = False
         self._last_seq: dict[int, int] = {}
+        self._last_ts: dict[int, int] = {}
+        self._recent: dict[int, collections.OrderedDict[int, int]] = {}
+
+    def drop_partial(self) -> None:
+        """Forget buffered bytes (a link went down mid-frame); sequence state is kept."""
+        if self._buf:
+            self._discard(len(self._buf))
+        self._hunting = False
 
     def __getattr__(self, name: str) -> int:
         stats = self.__dict__.get("stats")
@@ -279,23 +291,48 @@ class FrameDecoder:
             samples = _unpack_samples(buf[HEADER_LEN:end], fmt.width)
             del buf[:end + CRC_LEN]
             self._hunting = False
-            lost = self._account(sid, seq)
+            lost = self._account(sid, seq, ts, n, fs)
             if lost is None:
                 continue
             self.stats.frames += 1
             out.append(Frame(seq, sid, fs, ts, Status(status), fmt, samples, lost))
 
-    def _account(self, stream_id: int, seq: int) -> int | None:
+    def _account(self, stream_id: int, seq: int, ts_us: int, n: int, fs: int) -> int | None:
+        """Frames lost before this one, or None for a replayed frame (dropped, counted)."""
+        recent = self._recent.setdefault(stream_id, collections.OrderedDict())
         last = self._last_seq.get(stream_id)
-        self._last_seq[stream_id] = seq
-        if last is None:
-            return 0
-        gap = (seq - last - 1) % SEQ_MOD
-        if gap == SEQ_MOD - 1:
-            self.stats.duplicates += 1
-            return None
-        if gap >= SEQ_MOD // 2:
-            self.stats.seq_resets += 1
-            return 0
-        self.stats.lost_frames += gap
+        if last is not None:
+            if seq in recent:
+                if recent[seq] == ts_us:  # the same frame again: a replay
+                    self.stats.duplicates += 1
+                    return None
+                return self._restart(stream_id, seq, ts_us)  # same number, other time
+            gap = (seq - last - 1) % SEQ_MOD
+            if gap >= SEQ_MOD // 2:  # backwards: an old frame resent late, or a restart
+                back = (last - seq) % SEQ_MOD
+                dt_us = (self._last_ts[stream_id] - ts_us) % (1 << 32)
+                expect_us = back * n * 1e6 / fs
+                if abs(dt_us - expect_us) <= 0.1 * expect_us + n * 1e6 / fs:
+                    self.stats.duplicates += 1
+                    return None
+                return self._restart(stream_id, seq, ts_us)
+            self.stats.lost_frames += gap
+        else:
+            gap = 0
+        self._remember(stream_id, seq, ts_us)
         return gap
+
+    def _restart(self, stream_id: int, seq: int, ts_us: int) -> int:
+        self.stats.seq_resets += 1
+        self._recent[stream_id].clear()
+        self._remember(stream_id, seq, ts_us)
+        return 0
+
+    def _remember(self, stream_id: int, seq: int, ts_us: int) -> None:
+        self._last_seq[stream_id] = seq
+        self._last_ts[stream_id] = ts_us
+        recent = self._recent[stream_id]
+        recent[seq] = ts_us
+        recent.move_to_end(seq)
+        while len(recent) > RECENT_FRAMES:
+            recent.popitem(last=False)

@@ -12,6 +12,7 @@ import termios
 import threading
 import time
 import tty
+import zlib
 from collections.abc import Iterator
 from typing import Literal
 
@@ -20,7 +21,7 @@ import numpy as np
 from firmware_bridge.ascii import AdcScale, encode_ascii
 from firmware_bridge.errors import FirmwareBridgeError
 from firmware_bridge.faults import FaultInjector, Faults, FaultStats, Pacer
-from firmware_bridge.protocol import FrameEncoder, SampleFormat, Status
+from firmware_bridge.protocol import CRC_LEN, FrameEncoder, SampleFormat, Status
 
 Format = Literal["ecg12", "ascii"]
 
@@ -44,7 +45,9 @@ class FrameSource:
     def __init__(self, signal_mv: np.ndarray, fs_hz: float, fmt: Format = "ecg12", *,
                  samples_per_frame: int | None = None, loop: bool = True, stream_id: int = 0,
                  sample_format: SampleFormat = SampleFormat.INT16, start_timestamp_us: int = 0,
-                 adc: AdcScale | None = None) -> None:
+                 adc: AdcScale | None = None, rate_error: float = 0.0) -> None:
+        """`rate_error`: the device samples at fs_hz * (1 + rate_error) on its own clock
+        (ecg12 time stamps say so; the frames' fs field stays nominal)."""
         sig = np.asarray(signal_mv, dtype=np.float64)
         if sig.ndim != 1 or sig.size == 0:
             raise FirmwareBridgeError(f"signal_mv must be 1-D and non-empty, got {sig.shape}")
@@ -60,6 +63,7 @@ class FrameSource:
         self.samples_per_frame = spf
         self.adc = adc or AdcScale()
         self.start_timestamp_us = start_timestamp_us
+        self.true_fs_hz = self.fs_hz * (1.0 + rate_error)
         self._encoder = FrameEncoder(int(round(fs_hz)), stream_id, sample_format)
         self._chunks = iter_chunks(sig, spf, loop)
 
@@ -67,15 +71,26 @@ class FrameSource:
         """(device time in s of the frame's last sample, wire bytes)."""
         for start, chunk in self._chunks:
             off = np.isnan(chunk)
-            t_end = (start + len(chunk)) / self.fs_hz
+            t_end = (start + len(chunk)) / self.true_fs_hz
             if self.fmt == "ascii":
                 counts = self.adc.mv_to_counts(np.where(off, 0.0, chunk))
                 yield t_end, encode_ascii(counts, off)
                 continue
             status = Status.LEAD_OFF if off.any() else Status(0)
             uv = np.rint(np.where(off, 0.0, chunk) * 1000.0).astype(np.int64)
-            ts = self.start_timestamp_us + int(round(start * 1e6 / self.fs_hz))
+            ts = self.start_timestamp_us + int(round(start * 1e6 / self.true_fs_hz))
             yield t_end, self._encoder.encode(uv, ts, status)
+
+
+def reseal_ecg12(frame: bytes) -> bytes:
+    """Recompute the CRC-32 of an ecg12 frame whose header was changed."""
+    body = frame[:-CRC_LEN]
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def ecg12_injector(faults: Faults, seed: int | None) -> FaultInjector:
+    """A FaultInjector that knows where an ecg12 frame keeps its time stamp (bytes 10-13)."""
+    return FaultInjector(faults, seed, timestamp_bytes=(10, 14), reseal=reseal_ecg12)
 
 
 class VirtualSerialDevice:
@@ -89,8 +104,9 @@ class VirtualSerialDevice:
         self.faults = faults or Faults()
         self.source = FrameSource(signal_mv, fs_hz, fmt, samples_per_frame=samples_per_frame,
                                   loop=loop, stream_id=stream_id, sample_format=sample_format,
-                                  adc=adc)
-        self.injector = FaultInjector(self.faults, seed)
+                                  adc=adc, rate_error=self.faults.rate_error)
+        self.injector = ecg12_injector(self.faults, seed) if fmt == "ecg12" else \
+            FaultInjector(self.faults, seed)
         self._pacer_args = (speed, self.faults.drift_ppm)
         Pacer(*self._pacer_args)  # validates speed
         self._master: int | None = None
@@ -185,9 +201,9 @@ class VirtualSerialDevice:
                 wait = pacer.delay(t_dev)
                 if wait > 0 and self._stop.wait(wait):
                     return
-                out = self.injector.apply(data)
-                if out is not None and not self._write(out):
-                    return
+                for out in self.injector.apply_all(data):
+                    if not self._write(out):
+                        return
         except BaseException as exc:  # surfaced through .error, never lost silently
             self.error = exc
         finally:

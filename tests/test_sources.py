@@ -293,12 +293,15 @@ def test_polar_dropped_frames_are_gaps_of_whole_frames() -> None:
 def test_polar_reconnects_after_drop_and_resends_start() -> None:
     from firmware_bridge.polar import ecg_start_command
 
-    dev, factory = _h10(faults=Faults(disconnect_after=8), connect_failures=1)
+    dev, factory = _h10(faults=Faults(disconnect_after=8, offline_s=1.0), connect_failures=1)
     src = open_source("polar:C0:FF:EE:00:10:10", client_factory=factory, backoff_base_s=0.01)
     chunks = asyncio.run(collect(src, 20 * 73))
     assert src.stats.reconnects == 1
     assert dev.commands.count(ecg_start_command()) == 2
-    assert sum(c.gap_before_s > 0 for c in chunks) == 1
+    gaps = [c for c in chunks if c.gap_before_s > 0]  # placed by device time, not host time
+    assert len(gaps) == 1 and round(gaps[0].gap_before_s * 130) == 130
+    first_gap = next(i for i, c in enumerate(chunks) if c.gap_before_s > 0)
+    assert total(chunks[:first_gap]) == 8 * 73
 
 
 class FakeScanner:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import dataclasses
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -22,7 +24,13 @@ from edge.sources.queue import ChunkQueue
 
 @dataclass
 class SourceStats:
-    """Counters a source keeps (cumulative)."""
+    """Counters a source keeps (cumulative over the session, across reconnects).
+
+    `frames` accepted device frames; `lost_samples` samples the device time line says are
+    missing; `duplicates` replayed frames dropped; `corrupt` frames/lines dropped as damaged
+    or implausible; `resets` device clock/sequence restarts; `clock_steps` time stamp jumps
+    overruled by sequence numbers; `measured_fs_hz` the device's true rate (0 = unknown).
+    """
 
     chunks: int = 0
     samples: int = 0
@@ -31,7 +39,31 @@ class SourceStats:
     reconnects: int = 0
     lost_frames: int = 0
     bad_frames: int = 0
+    frames: int = 0
+    lost_samples: int = 0
+    duplicates: int = 0
+    corrupt: int = 0
+    resets: int = 0
+    clock_steps: int = 0
+    measured_fs_hz: float = 0.0
     extra: dict[str, float] = field(default_factory=dict)
+
+    def update_clock(self, c: Any) -> None:
+        """Copy a device clock's counters (edge.sources.deviceclock.ClockCounters)."""
+        self.frames, self.lost_samples = c.frames, c.lost_samples
+        self.resets, self.clock_steps = c.resets, c.clock_steps
+        self.measured_fs_hz = round(float(c.measured_fs_hz), 4)
+        self.extra["clock_duplicates"] = c.duplicates
+        self.extra["clock_corrupt"] = c.corrupt
+
+    def as_dict(self) -> dict[str, Any]:
+        """The per-session counters for summary.json and the live status."""
+        d = dataclasses.asdict(self)
+        extra = d.pop("extra")
+        d["duplicates"] += int(extra.pop("clock_duplicates", 0))
+        d["corrupt"] += int(extra.pop("clock_corrupt", 0))
+        d.update(extra)
+        return d
 
 
 class Source(abc.ABC):
@@ -117,14 +149,17 @@ class DeviceSource(Source):
     async def _disconnect(self) -> None: ...
 
     def _put(self, samples_mv: np.ndarray, t0_s: float, fs_hz: float, *, gap_s: float = 0.0,
-             status: frozenset[str] = frozenset()) -> None:
-        new = self._new_segment
+             status: frozenset[str] = frozenset(), new_segment: bool = False) -> None:
+        new = self._new_segment or new_segment
         self._new_segment = False
         self.queue.put(self._make_chunk(samples_mv, t0_s, fs_hz, gap_s=gap_s, new_segment=new,
                                         status=status))
 
+    #: True when the source's device clock survives reconnects (gaps placed by device time)
+    keeps_device_time = False
+
     def _on_new_segment(self) -> None:
-        """Reset device-time state after a reconnect (subclasses extend)."""
+        """Called after a link loss, before reconnecting (subclasses extend)."""
 
     async def _run(self) -> None:
         connected_once = False
@@ -157,7 +192,8 @@ class DeviceSource(Source):
                                 f"{self.uri}: lost the device and could not reconnect within "
                                 f"{self.reconnect_s:g} s ({exc})") from exc
                         attempt += 1
-                    self._new_segment = True
+                    if not self.keeps_device_time:  # else the device clock places the gap
+                        self._new_segment = True
                     self._on_new_segment()
                     await asyncio.sleep(backoff_s(attempt - 1, self.backoff_base_s))
         except asyncio.CancelledError:

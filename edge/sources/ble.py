@@ -14,7 +14,10 @@ __all__ = ["ECG12_DATA_UUID", "ECG12_SERVICE_UUID", "Ecg12BleSource"]
 
 
 class Ecg12BleSource(NotifySource):
+    """ecg12 frames over BLE; the device time line and sequence state survive reconnects."""
+
     name_prefix = "ecg12"
+    keeps_device_time = True
 
     def __init__(self, address: str, **kwargs: Any) -> None:
         super().__init__(address, **kwargs)
@@ -22,7 +25,11 @@ class Ecg12BleSource(NotifySource):
         self._chunker = FrameChunker(self)
 
     def _on_new_segment(self) -> None:
-        self._chunker = FrameChunker(self)
+        self._chunker.reconnected()
+
+    async def _pump(self) -> None:
+        await super()._pump()
+        self._chunker.finish(0.0)
 
     async def _start(self) -> None:
         await self.transport.start_notify(ECG12_DATA_UUID, self._on_data)

@@ -53,6 +53,11 @@ class SerialSource(DeviceSource):
         self._decoder: Any = None
         self._first_connect = True
 
+    @property
+    def keeps_device_time(self) -> bool:  # type: ignore[override]
+        """ecg12 frames carry device time across reconnects; ASCII has only the host clock."""
+        return self.format == "ecg12"
+
     async def _connect(self) -> None:
         t = self._factory(self.port, self.baud)
         await asyncio.to_thread(t.open)
@@ -61,8 +66,11 @@ class SerialSource(DeviceSource):
         self._first_connect = False
 
     def _make_decoder(self, skip_partial: bool) -> None:
-        if self.format == "ecg12":
-            self._decoder = FrameChunker(self, nominal_fs_hz=self.fs_hz)
+        if self.format == "ecg12":  # one for the whole session: the device time line
+            if self._decoder is None:
+                self._decoder = FrameChunker(self, nominal_fs_hz=self.fs_hz)
+            else:
+                self._decoder.reconnected()
         else:
             self._decoder = AsciiChunker(self, self.fs_hz, *self._adc, skip_partial=skip_partial)
 

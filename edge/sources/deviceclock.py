@@ -1,0 +1,417 @@
+"""Device clock model: one monotonic time line per source, built from the device's own clock.
+
+`DeviceTimeline` places frames (device time of a frame's last sample, its sample count and,
+where the protocol has them, the frames lost by sequence number) on one time line:
+
+- the true sample rate (samples per device second) is estimated from contiguous frames,
+  with slow forgetting, and is used instead of the nominal rate (+- 5 % is normal for a
+  Polar H10); samples are spaced by that rate and the line follows the frame time stamps
+  (as Polar's SDK spaces samples by them) through a phase lock that smooths their jitter;
+- a gap is declared only when the device time line says samples are missing by more than
+  the rate uncertainty allows: jitter and drift never make gaps;
+- a time stamp that jumps implausibly (backwards, further than the host clock or the frame
+  count allows, or not a whole number of frames) is held back; if the next frame continues
+  the old time line it was corrupt (dropped, counted, its samples become a gap), if the next
+  frame continues the new time it is a device clock restart (a new segment);
+- a frame whose time stamp equals a recently delivered one is a replay: dropped, counted.
+
+`GridResampler` turns samples at device times into samples on the nominal grid
+`t0 + k / fs_hz` (4-point Lagrange; exact where a sample sits on a grid point) and never
+interpolates across a gap. `TimedChunker` joins both with the host clock mapping.
+The timeline survives reconnects: a reconnect gap is placed by device time.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from edge.sources.clock import ClockMapper
+
+_SNAP = 1e-4  # a sample within this fraction of a grid step is taken as on the grid point
+
+
+@dataclass
+class ClockCounters:
+    """Per-session counters of a device time line."""
+
+    frames: int = 0
+    lost_samples: int = 0
+    duplicates: int = 0
+    corrupt: int = 0
+    resets: int = 0
+    clock_steps: int = 0
+    measured_fs_hz: float = 0.0
+
+
+@dataclass(frozen=True)
+class Placed:
+    """A frame placed on the time line: its samples' line times (s)."""
+
+    times_s: np.ndarray
+    payload: Any
+    gap: bool = False
+    reset: bool = False
+
+
+@dataclass
+class _Pending:
+    t_last: float
+    n: int
+    arrival: float
+    payload: Any
+    lost_frames: int | None = None
+
+
+class DeviceTimeline:
+    """Frames -> device time line (see module docstring).
+
+    `max_rate_error`: largest plausible deviation of the true rate from nominal;
+    `tolerance_samples`: time-stamp jitter allowed, in samples; `host_slack_s`: how much
+    more device time than host time may pass between two frames (buffering, start-up).
+    """
+
+    def __init__(self, nominal_fs_hz: float, *, max_rate_error: float = 0.06,
+                 tolerance_samples: float = 1.0, host_slack_s: float = 5.0,
+                 forget_frames: float = 2000.0, recent: int = 64,
+                 phase_gain: float = 0.2) -> None:
+        if not nominal_fs_hz > 0:
+            raise ValueError(f"nominal_fs_hz must be > 0, got {nominal_fs_hz}")
+        self.nominal_fs_hz = float(nominal_fs_hz)
+        self.max_rate_error = max_rate_error
+        self.tolerance_samples = tolerance_samples
+        self.host_slack_s = host_slack_s
+        self.phase_gain = phase_gain
+        self._forget = 1.0 - 1.0 / forget_frames
+        self.counters = ClockCounters(measured_fs_hz=self.nominal_fs_hz)
+        self._sum_n = 0.0
+        self._sum_dt = 0.0
+        self._last_t: float | None = None  # device time of the last accepted sample
+        self._last_host = 0.0
+        self._last_line = 0.0
+        self._offset = 0.0  # line time = device time + offset (changes only at clock steps)
+        self._frame_n: int | None = None
+        self._prev_n = 0
+        self._force_reset = False
+        self._recent: collections.deque[float] = collections.deque(maxlen=recent)
+        self._candidate: _Pending | None = None
+        self._hold: _Pending | None = None
+        self._reconnected = False
+
+    # ------------------------------------------------------------------ estimates
+    @property
+    def rate_hz(self) -> float:
+        """Estimated true rate (nominal until half a second of contiguous data was seen)."""
+        if self._sum_n < 20 or self._sum_dt <= 0:
+            return self.nominal_fs_hz
+        lo = self.nominal_fs_hz * (1 - self.max_rate_error)
+        hi = self.nominal_fs_hz * (1 + self.max_rate_error)
+        return float(np.clip(self._sum_n / self._sum_dt, lo, hi))
+
+    @property
+    def rate_uncertainty(self) -> float:
+        """Relative uncertainty of `rate_hz`."""
+        if self._sum_n < 20 or self._sum_dt <= 0:
+            return self.max_rate_error
+        return min(self.max_rate_error, 0.001 + 2 * self.tolerance_samples / self._sum_n)
+
+    @property
+    def frame_size(self) -> int | None:
+        """The usual samples per frame (after two equal frames), else None."""
+        return self._frame_n
+
+    def reconnected(self) -> None:
+        """The link was down: the next frame may start anywhere later on the device clock."""
+        self._reconnected = True
+
+    def force_reset(self) -> None:
+        """The device said it restarted (e.g. its sequence numbers did): next frame = new
+        segment."""
+        self._force_reset = True
+
+    def line_time(self, device_t_s: float) -> float:
+        return device_t_s + self._offset
+
+    # ------------------------------------------------------------------ placing
+    def place(self, t_last_s: float, n: int, arrival_s: float, payload: Any = None,
+              lost_frames: int | None = None) -> list[Placed]:
+        """Place one frame; returns the frames that can be delivered now (0, 1 or 2)."""
+        if n <= 0:
+            return []
+        f = _Pending(t_last_s, n, arrival_s, payload, lost_frames)
+        if self._last_t is None and self._hold is None:
+            self._hold = f  # placed with the next frame, once the rate is known
+            return []
+        if self._hold is not None:
+            h, self._hold = self._hold, None
+            dt = f.t_last - h.t_last
+            if abs(dt * self.nominal_fs_hz - f.n) <= self.tolerance_samples + \
+                    self.max_rate_error * abs(dt) * self.nominal_fs_hz and \
+                    (lost_frames in (None, 0)):
+                self._sum_n, self._sum_dt = float(f.n), dt
+            return [self._accept(h, verdict="first"), *self.place(t_last_s, n, arrival_s,
+                                                                  payload, lost_frames)]
+        if self._force_reset:
+            self._force_reset = False
+            self._candidate = None
+            self.counters.resets += 1
+            return [self._accept(f, verdict="reset")]
+        verdict, missing = self._judge(self._last_t, self._last_host, f)
+        if verdict == "duplicate":
+            self.counters.duplicates += 1
+            return []
+        if verdict != "bad":
+            if self._candidate is not None:
+                self.counters.corrupt += 1
+                self._candidate = None
+            return [self._accept(f, verdict, missing)]
+        c, self._candidate = self._candidate, f
+        if c is not None:
+            v, _ = self._judge(c.t_last, c.arrival, f, strict=True)
+            if v == "ok":  # the new time goes on: the device clock restarted
+                self._candidate = None
+                self.counters.resets += 1
+                first = self._accept(c, "reset")
+                return [first, self._accept(f, "ok", 0.0)]
+            self.counters.corrupt += 1
+        return []
+
+    def finish(self) -> list[Placed]:
+        """End of stream: a held-back frame never confirmed is counted as corrupt; a first
+        frame still waiting for a second is placed at the estimated rate."""
+        if self._candidate is not None:
+            self.counters.corrupt += 1
+            self._candidate = None
+        h, self._hold = self._hold, None
+        return [self._accept(h, verdict="first")] if h is not None else []
+
+    def _judge(self, last_t: float, last_host: float, f: _Pending,
+               strict: bool = False) -> tuple[str, float]:
+        rate = self.rate_hz
+        dt = f.t_last - last_t
+        missing = dt * rate - f.n
+        tol = self.tolerance_samples + self.rate_uncertainty * abs(dt) * rate
+        if strict:
+            return ("ok" if abs(missing) <= tol else "bad"), missing
+        if f.lost_frames is not None:  # sequence numbers say whether frames were lost
+            if f.lost_frames == 0:
+                return ("ok" if abs(missing) <= tol else "step"), missing
+            biggest = max(f.n, self._frame_n or f.n, 255)
+            if f.lost_frames - tol <= missing <= f.lost_frames * biggest + tol:
+                return "gap", missing
+            return "gapstep", missing
+        if any(abs(f.t_last - r) * rate < 0.25 for r in self._recent):
+            return "duplicate", missing
+        if abs(missing) <= tol:
+            return "ok", missing
+        host_ok = dt <= (f.arrival - last_host) * (1 + self.max_rate_error) + self.host_slack_s
+        if missing > tol and host_ok:
+            if self._reconnected:
+                return "gap", missing
+            size = self._frame_n or f.n
+            whole = round(missing / size)
+            if whole >= 1 and abs(missing - whole * size) <= tol:
+                return "gap", missing
+        return "bad", missing
+
+    def _accept(self, f: _Pending, verdict: str, missing: float = 0.0) -> Placed:
+        rate = self.rate_hz
+        gap = reset = False
+        observed = self.line_time(f.t_last)
+        if verdict == "ok":  # phase-locked: follow the time stamps, smooth their jitter
+            predicted = self._last_line + f.n / rate
+            line_last = predicted + self.phase_gain * (observed - predicted)
+            dt = f.t_last - self._last_t  # type: ignore[operator]
+            self._sum_n = self._sum_n * self._forget + f.n
+            self._sum_dt = self._sum_dt * self._forget + dt
+            self.counters.measured_fs_hz = self.rate_hz
+        elif verdict == "step":  # seq says contiguous, time jumped: re-anchor the line
+            line_last = self._last_line + f.n / rate
+            self._offset = line_last - f.t_last
+            self.counters.clock_steps += 1
+        elif verdict == "gap":  # the gap is what the device clock says
+            gap, line_last = True, observed
+            self.counters.lost_samples += max(1, round(missing))
+        elif verdict == "gapstep":  # frames lost, but their time is unusable: by frame count
+            gap = True
+            est = f.lost_frames * (self._frame_n or f.n)  # type: ignore[operator]
+            line_last = self._last_line + (est + f.n) / rate
+            self._offset = line_last - f.t_last
+            self.counters.lost_samples += est
+            self.counters.clock_steps += 1
+        else:  # first frame, or the device clock restarted: the line starts at device time
+            reset = verdict == "reset"
+            self._offset = 0.0
+            self._recent.clear()
+            line_last = f.t_last
+        times = line_last - np.arange(f.n - 1, -1, -1, dtype=np.float64) / rate
+        if f.n == self._prev_n:
+            self._frame_n = f.n
+        self._prev_n = f.n
+        self._last_t, self._last_line = f.t_last, line_last
+        self._last_host = f.arrival
+        self._recent.append(f.t_last)
+        self._reconnected = False
+        self.counters.frames += 1
+        return Placed(times, f.payload, gap=gap, reset=reset)
+
+
+@dataclass
+class GridRun:
+    """Output of the resampler: grid samples from index `k0` (segment-relative)."""
+
+    k0: int
+    values: np.ndarray
+    gap_samples: int = 0
+    new_segment: bool = False
+    payloads: list[Any] = field(default_factory=list)
+
+
+class GridResampler:
+    """Samples at line times -> the nominal grid `t0 + k / fs_hz` of the segment.
+
+    Output lags input by up to two samples (cubic interpolation needs one sample after);
+    `flush()` at a gap, a reset or the end emits the rest of the run.
+    """
+
+    def __init__(self, fs_hz: float) -> None:
+        self.fs_hz = float(fs_hz)
+        self.t0: float | None = None
+        self.next_k = 0
+        self._t = np.zeros(0)
+        self._x = np.zeros(0)
+        self._pending_gap = 0
+        self._pending_new = False
+        self._payloads: list[Any] = []
+
+    def grid_time(self, k: int) -> float:
+        return (self.t0 or 0.0) + k / self.fs_hz
+
+    def push(self, times_s: np.ndarray, values: np.ndarray, *, gap: bool = False,
+             reset: bool = False, payload: Any = None) -> list[GridRun]:
+        out: list[GridRun] = []
+        if reset or self.t0 is None:
+            out += self.flush()
+            self._pending_new = self.t0 is not None
+            self.t0, self.next_k = float(times_s[0]), 0
+        elif gap or not len(self._t):
+            out += self.flush()
+            k1 = int(np.ceil((times_s[0] - self.t0) * self.fs_hz - _SNAP))
+            if k1 > self.next_k:
+                self._pending_gap += k1 - self.next_k
+                self.next_k = k1
+        self._t = np.concatenate([self._t, np.asarray(times_s, np.float64)])
+        self._x = np.concatenate([self._x, np.asarray(values, np.float64)])
+        self._payloads.append(payload)
+        run = self._emit(final=False)
+        return out + ([run] if run is not None else [])
+
+    def flush(self) -> list[GridRun]:
+        run = self._emit(final=True)
+        self._t, self._x = np.zeros(0), np.zeros(0)
+        return [run] if run is not None else []
+
+    def _emit(self, final: bool) -> GridRun | None:
+        T, X = self._t, self._x
+        L = len(T)
+        if L == 0 or self.t0 is None:
+            return None
+        eps = _SNAP / self.fs_hz
+        k_last = int(np.floor((T[-1] + eps - self.t0) * self.fs_hz))
+        ks = np.arange(self.next_k, k_last + 1)
+        tq = self.t0 + ks / self.fs_hz
+        j = np.clip(np.searchsorted(T, tq + eps, side="right") - 1, 0, L - 1)
+        off = np.abs(tq - T[j]) > eps
+        if not final:  # a grid point off the samples needs one sample after it: wait
+            late = off & (tq > (T[-2] - eps if L >= 2 else -np.inf))
+            if late.any():
+                stop = int(np.argmax(late))
+                ks, tq, j, off = ks[:stop], tq[:stop], j[:stop], off[:stop]
+        if len(ks) == 0:
+            return None
+        y = X[j].copy()
+        if L >= 2 and off.any():
+            jl = np.clip(j, 0, L - 2)
+            cubic = off & (jl >= 1) & (jl + 2 <= L - 1)
+            lin = off & ~cubic
+            if lin.any():
+                a, b = jl[lin], jl[lin] + 1
+                w = (tq[lin] - T[a]) / (T[b] - T[a])
+                y[lin] = X[a] + w * (X[b] - X[a])
+            if cubic.any():
+                idx = jl[cubic][:, None] + np.arange(-1, 3)[None, :]
+                y[cubic] = _lagrange(tq[cubic], T[idx], X[idx])
+        self.next_k = int(ks[-1]) + 1
+        keep_from = max(0, int(np.searchsorted(T, self.grid_time(self.next_k) + eps,
+                                               side="right")) - 2)
+        self._t, self._x = T[keep_from:], X[keep_from:]
+        run = GridRun(int(ks[0]), y, self._pending_gap, self._pending_new, self._payloads)
+        self._pending_gap, self._pending_new, self._payloads = 0, False, []
+        return run
+
+
+def _lagrange(tq: np.ndarray, t: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Vectorised 4-point Lagrange interpolation at `tq` through rows of (t, x)."""
+    out = np.zeros_like(tq)
+    for i in range(4):
+        w = np.ones_like(tq)
+        for k in range(4):
+            if k != i:
+                w *= (tq - t[:, k]) / (t[:, i] - t[:, k])
+        out += w * x[:, i]
+    return out
+
+
+Put = Callable[..., None]
+
+
+class TimedChunker:
+    """Device frames -> time line -> nominal grid -> `put(samples, t0_host, fs, gap_s=,
+    status=, new_segment=)`; one per source, kept across reconnects."""
+
+    def __init__(self, put: Put, nominal_fs_hz: float, **timeline_kw: Any) -> None:
+        self.put = put
+        self.timeline = DeviceTimeline(nominal_fs_hz, **timeline_kw)
+        self.grid = GridResampler(nominal_fs_hz)
+        self.mapper = ClockMapper()
+        self.fs_hz = float(nominal_fs_hz)
+        self._last_arrival = 0.0
+
+    @property
+    def counters(self) -> ClockCounters:
+        return self.timeline.counters
+
+    def add(self, t_last_s: float, samples: np.ndarray, arrival_s: float, *,
+            lost_frames: int | None = None, status: frozenset[str] = frozenset()) -> None:
+        """One decoded frame: device time of its last sample, its samples (any unit)."""
+        self._last_arrival = arrival_s
+        for p in self.timeline.place(t_last_s, len(samples), arrival_s, (samples, status),
+                                     lost_frames):
+            self._place(p, arrival_s)
+
+    def _place(self, p: Placed, arrival_s: float) -> None:
+        if p.reset:
+            self.mapper.reset()
+        self.mapper.update(p.times_s[-1] + 1.0 / self.fs_hz, arrival_s)
+        x, st = p.payload
+        self._deliver(self.grid.push(p.times_s, x, gap=p.gap, reset=p.reset, payload=st))
+
+    def flush(self) -> None:
+        """End of stream (or of this device's time line): deliver everything held."""
+        for p in self.timeline.finish():
+            self._place(p, self._last_arrival)
+        self._deliver(self.grid.flush())
+
+    def _deliver(self, runs: list[GridRun]) -> None:
+        for r in runs:
+            if self.mapper.offset_s is None:
+                continue
+            status = frozenset().union(*[s for s in r.payloads if s]) if r.payloads else \
+                frozenset()
+            t0 = self.mapper.to_host(self.grid.grid_time(r.k0))
+            self.put(r.values, t0, self.fs_hz, gap_s=r.gap_samples / self.fs_hz,
+                     status=status, new_segment=r.new_segment)
