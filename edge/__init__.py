@@ -39,6 +39,18 @@ __all__ = [
 ]
 
 MIN_FS_HZ, MAX_FS_HZ = 100.0, 1000.0
+MAX_SEED = 2**32 - 1
+
+
+def _check_int(name: str, value: Any, lo: int, hi: int) -> int:
+    """An integer option within [lo, hi], or InputInvalid naming it and its value."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        if not (isinstance(value, (float, np.floating)) and float(value).is_integer()):
+            raise InputInvalid(f"{name}={value!r} must be an integer in {lo}..{hi}")
+    v = int(value)
+    if not lo <= v <= hi:
+        raise InputInvalid(f"{name}={value!r} must be an integer in {lo}..{hi}")
+    return v
 
 
 def __getattr__(name: str) -> Any:
@@ -71,9 +83,13 @@ class ReconstructionModel:
 
     def streaming(self, fs_hz: float, metadata: dict[str, Any] | None = None,
                   mc_samples: int | None = None, seed: int = 0) -> StreamingReconstructor:
-        """A ``StreamingReconstructor`` on this bundle."""
+        """A ``StreamingReconstructor`` on this bundle (``seed`` 0..2**32-1, ``mc_samples``
+        0..10000 or None for the bundle's default)."""
         from edge.pipeline import StreamingReconstructor
 
+        seed = _check_int("seed", seed, 0, MAX_SEED)
+        if mc_samples is not None:
+            mc_samples = _check_int("mc_samples", mc_samples, 0, 10000)
         return StreamingReconstructor(self.bundle, fs_hz, metadata, mc_samples, seed)
 
     def reconstruct(self, lead_i: Any, fs: float, metadata: dict[str, Any] | None = None,
@@ -98,8 +114,13 @@ class ReconstructionModel:
         if bad.any():
             raise InputInvalid(f"lead_i has {int(bad.sum())} non-finite value(s) (NaN/inf); "
                                f"first at sample {int(np.argmax(bad))}")
+        from edge.conditioning import ConditioningError
+
         rec = self.streaming(fs, metadata, mc_samples, seed)
-        blocks = rec.push(Chunk(x.astype(np.float32), t0_s=0.0, fs_hz=fs)) + rec.flush()
+        try:
+            blocks = rec.push(Chunk(x.astype(np.float32), t0_s=0.0, fs_hz=fs)) + rec.flush()
+        except ConditioningError as exc:  # e.g. a rate without a small ratio to the model's
+            raise InputInvalid(f"fs={fs:g} Hz: {exc}") from None
         leads = np.concatenate([b.leads for b in blocks]) if blocks else np.zeros((0, 12))
         std = np.concatenate([b.std for b in blocks]) if blocks else np.zeros((0, 12))
         flags = [f for b in blocks for f in b.flags]

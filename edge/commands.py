@@ -2,11 +2,18 @@
 
 Output folder: leads.csv (default; streamed row by row, valid after Ctrl-C, NaN for gaps),
 events.ndjson, report.png, summary.json, and ecg12.hea/.dat + ecg12_std.* with --format wfdb.
+
+The rule for every command: a run that produced no reconstruction exits non-zero with one
+line naming the problem and leaves no output files behind; a run stopped by Ctrl-C (SIGINT)
+or SIGTERM flushes, writes summary.json with `interrupted: true` and the report, and exits 0.
+Every option is checked when the command line is parsed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
+import signal
 import sys
 import time
 from pathlib import Path
@@ -14,7 +21,35 @@ from typing import Any
 
 import click
 
+from edge.errors import EdgeError, InputInvalid, InputTooShort
 from edge.sinks.recorder import FORMATS, Recorder
+
+MIN_FS_HZ, MAX_FS_HZ = 100.0, 1000.0  # = edge.MIN_FS_HZ, edge.MAX_FS_HZ
+
+
+class Number(click.ParamType):
+    """A finite int/float option within a range (click's ranges let nan and inf through)."""
+
+    def __init__(self, kind: type = float, lo: float | None = None, hi: float | None = None,
+                 lo_open: bool = False) -> None:
+        self.kind, self.lo, self.hi, self.lo_open = kind, lo, hi, lo_open
+        self.name = "integer" if kind is int else "number"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+                ) -> Any:
+        try:
+            v = self.kind(float(value)) if self.kind is float else self.kind(str(value).strip())
+        except (TypeError, ValueError, OverflowError):
+            self.fail(f"{value!r} is not {'an integer' if self.kind is int else 'a number'}",
+                      param, ctx)
+        if isinstance(v, float) and not math.isfinite(v):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        if self.lo is not None and (v <= self.lo if self.lo_open else v < self.lo):
+            self.fail(f"{value!r} must be {'>' if self.lo_open else '>='} {self.lo:g}"
+                      + (f" and <= {self.hi:g}" if self.hi is not None else ""), param, ctx)
+        if self.hi is not None and v > self.hi:
+            self.fail(f"{value!r} must be <= {self.hi:g}", param, ctx)
+        return v
 
 
 async def run_session(source: Any, model: Any, recorder: Recorder, *,
@@ -33,6 +68,7 @@ async def run_session(source: Any, model: Any, recorder: Recorder, *,
         async for chunk in source:
             arrival = time.monotonic()
             if rec is None:
+                check_stream_rate(chunk.fs_hz, getattr(source, "uri", "source"))
                 rec = model.streaming(chunk.fs_hz, metadata, mc_samples, seed)
             recorder.on_chunk(chunk)
             pending = loop.run_in_executor(None, rec.push, chunk)
@@ -52,8 +88,22 @@ async def run_session(source: Any, model: Any, recorder: Recorder, *,
     return recorder.close(interrupted=interrupted, latency_s=latency)
 
 
+def check_stream_rate(fs_hz: float, what: str, model_fs_hz: float | None = None) -> None:
+    """Refuse a rate outside 100-1000 Hz or (given the model rate) without a small ratio."""
+    if not (math.isfinite(fs_hz) and MIN_FS_HZ <= fs_hz <= MAX_FS_HZ):
+        raise InputInvalid(f"{what}: sampling rate {fs_hz:g} Hz is outside the supported "
+                           f"{MIN_FS_HZ:g}-{MAX_FS_HZ:g} Hz")
+    if model_fs_hz is not None:
+        from edge.conditioning import ConditioningError, updown
+
+        try:
+            updown(fs_hz, model_fs_hz)
+        except ConditioningError as exc:
+            raise InputInvalid(f"{what}: sampling rate {fs_hz:g} Hz: {exc}") from None
+
+
 async def _finish(source: Any, rec: Any, pending: Any, recorder: Recorder) -> None:
-    from edge.errors import EdgeError
+    from edge.conditioning import ConditioningError
 
     try:
         await source.aclose()
@@ -64,7 +114,7 @@ async def _finish(source: Any, rec: Any, pending: Any, recorder: Recorder) -> No
     if rec is not None:
         try:
             recorder.on_blocks(rec.flush())
-        except EdgeError as exc:
+        except (EdgeError, ConditioningError) as exc:
             recorder.errors.append(str(exc))
 
 
@@ -87,33 +137,104 @@ def _count(flags: list[dict[str, Any]]) -> dict[str, int]:
 
 def _load_model(bundle: str | None) -> Any:
     from edge import load_bundle
-    from edge.errors import EdgeError
 
+    return load_bundle(bundle)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _check_length(source: Any, model: Any) -> None:
+    """Refuse, before any output exists, a file or simulation shorter than one window."""
+    fs_m, window = float(model.bundle.fs_hz), int(model.bundle.window)
+    need = window / fs_m
+    rec = getattr(source, "recording", None)
+    if rec is not None:
+        n = rec.n_samples
+        if n / source.fs_hz < need:
+            raise InputTooShort(f"{rec.path}: channel {rec.channel!r} lasts "
+                                f"{n / source.fs_hz:.2f} s ({n} samples at {source.fs_hz:g} Hz)"
+                                f"; one window of the model needs {need:.2f} s")
+        return
+    duration = getattr(source, "duration_s", None)
+    if duration and duration < need:
+        raise InputTooShort(f"{source.uri}: {duration:g} s of signal; one window of the model "
+                            f"needs {need:.2f} s")
+
+
+async def _run_with_signals(**kw: Any) -> dict[str, Any]:
+    """`run_session` with SIGTERM doing what Ctrl-C does: stop, flush, close every output."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    caught: list[str] = []  # the first signal stops the run; later ones are ignored
+
+    def stop(name: str) -> None:
+        if not caught and task is not None:
+            caught.append(name)
+            kw["recorder"].info["signal"] = name
+            task.cancel()
+
+    installed = []
+    for sig in (signal.SIGTERM,):
+        try:
+            loop.add_signal_handler(sig, stop, sig.name)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
+            pass
     try:
-        return load_bundle(bundle)
-    except EdgeError as exc:
-        raise click.ClickException(str(exc)) from None
+        return await run_session(**kw)
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+def _cleanup(recorder: Recorder, created: bool) -> None:
+    """Remove the outputs of a run that produced nothing (no half-written folder)."""
+    for name in ("leads.csv", "events.ndjson", "summary.json", "report.png", "ecg12.hea",
+                 "ecg12.dat", "ecg12_std.hea", "ecg12_std.dat"):
+        try:
+            (recorder.out / name).unlink(missing_ok=True)
+        except OSError:
+            pass
+    if created:
+        try:
+            recorder.out.rmdir()
+        except OSError:
+            pass
 
 
 def run_cli(source_uri: str, *, bundle: str | None, profile: str | None, mc_samples: int | None,
             seed: int, out: Path, events: str | None, duration: float | None, fmt: str,
             quiet: bool = False, title: str = "", **overrides: Any) -> dict[str, Any]:
-    """Open everything, run the session with a live status line on stderr, print a summary."""
+    """Open and check everything, run the session with a live status line on stderr, print a
+    summary. Raises click.ClickException (one line) when the run produced no reconstruction
+    or ended on an error."""
     from rich.console import Console
     from rich.live import Live
 
-    from edge.profile import ProfileError, load_profile
-    from edge.sinks.csv import SinkError
+    from edge.conditioning import ConditioningError
+    from edge.profile import load_profile
     from edge.sources import SourceError, open_source
 
     try:
         metadata = load_profile(profile) if profile else None
         source = open_source(source_uri, **overrides)
         model = _load_model(bundle)
+        if hasattr(source, "conform_rate"):
+            source.conform_rate(float(model.bundle.fs_hz))
+        if source.fs_hz is not None:
+            check_stream_rate(float(source.fs_hz), getattr(source, "uri", source_uri),
+                              float(model.bundle.fs_hz))
+        _check_length(source, model)
+        model.streaming(float(source.fs_hz or model.bundle.fs_hz), metadata, mc_samples, seed)
+        created = not out.exists()
         recorder = Recorder(out, fmt=fmt, events=events, title=title or source_uri,
                             source=source_uri)
-    except (SourceError, ProfileError, SinkError) as exc:
-        raise click.ClickException(str(exc)) from None
+    except (EdgeError, SourceError, ConditioningError) as exc:
+        raise click.ClickException(_one_line(exc)) from None
+    if hasattr(source, "describe"):
+        recorder.info["input"] = source.describe()
     console = Console(stderr=True)
     live = Live(console=console, refresh_per_second=4, transient=False,
                 auto_refresh=console.is_terminal and not quiet)
@@ -125,28 +246,42 @@ def run_cli(source_uri: str, *, bundle: str | None, profile: str | None, mc_samp
             last[0] = now
             live.update(_status_line(r, latency))
 
+    error: str | None = None
     try:
         with live:
-            summary = asyncio.run(run_session(source, model, recorder, metadata=metadata,
-                                              mc_samples=mc_samples, seed=seed,
-                                              duration_s=duration, on_update=update))
+            summary = asyncio.run(_run_with_signals(
+                source=source, model=model, recorder=recorder, metadata=metadata,
+                mc_samples=mc_samples, seed=seed, duration_s=duration, on_update=update))
     except KeyboardInterrupt:  # the session already closed its outputs
         summary = recorder.close(interrupted=True)
-    except SourceError as exc:
-        recorder.close(error=str(exc))
-        raise click.ClickException(str(exc)) from None
+    except (EdgeError, SourceError, ConditioningError, OSError) as exc:
+        error = _one_line(exc)
+        summary = recorder.close(error=error)
+    if summary["rows_out"] == 0:
+        _cleanup(recorder, created)
+        reason = error or "; ".join(summary.get("errors") or []) or (
+            "interrupted before the first reconstruction" if summary.get("interrupted")
+            else "no samples received")
+        raise click.ClickException(f"no reconstruction: {_one_line(Exception(reason))}")
     if not quiet:
         console.print(_status_line(recorder, summary.get("latency_s", 0.0)))
         console.print(f"wrote {out}/ ({', '.join(Path(p).name for p in summary['files'].values())})"
                       + ("  [interrupted]" if summary.get("interrupted") else ""))
+        for note in summary.get("input", {}).get("notes", []):
+            console.print(f"note: {note}")
+    problem = error or "; ".join(summary.get("errors") or [])
+    if problem:
+        raise click.ClickException(f"stopped after {summary['signal_s']:.1f} s of output "
+                                   f"(kept in {out}/): {problem}")
     return summary
 
 
 _common = [
     click.option("--bundle", default=None, help="bundle folder (default: the shipped one)"),
     click.option("--profile", default=None, help="profile file (JSON/TOML: age, sex, axes)"),
-    click.option("--mc-samples", type=int, default=None, help="MC-dropout samples T"),
-    click.option("--seed", type=int, default=0, show_default=True),
+    click.option("--mc-samples", type=Number(int, 0, 10000), default=None,
+                 help="MC-dropout samples T (0-10000; default: the bundle's)"),
+    click.option("--seed", type=Number(int, 0, 2**32 - 1), default=0, show_default=True),
     click.option("--events", default=None, help="NDJSON events: '-' = stdout, or a file "
                  "(default OUT/events.ndjson)"),
     click.option("--format", "fmt", type=click.Choice(FORMATS), default="csv", show_default=True,
@@ -164,41 +299,51 @@ def _with_common(f: Any) -> Any:
 @click.command()
 @click.option("--source", "source_uri", default="sim:", show_default=True,
               help="sim:?seed=1&hr=70 | serial:PORT?baud=&format=ecg12|ascii&fs= | "
-                   "polar:[ADDR] | ble:ADDR | file:PATH?speed=1")
-@click.option("--out", type=click.Path(path_type=Path), default=None,
+                   "polar:[ADDR] | ble:ADDR | file:PATH?speed=1&lead=I&channel=&fs=")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="output folder (default out/stream-<time>)")
-@click.option("--duration", type=float, default=None, help="stop after S seconds of signal")
+@click.option("--duration", type=Number(float, 0, lo_open=True), default=None,
+              help="stop after S seconds of signal")
 @_with_common
 def stream(source_uri: str, out: Path | None, **kw: Any) -> None:
-    """Stream a source to 12 leads with uncertainty (Ctrl-C stops cleanly)."""
+    """Stream a source to 12 leads with uncertainty (Ctrl-C or SIGTERM stops cleanly)."""
     out = out or Path("out") / time.strftime("stream-%Y%m%d-%H%M%S")
     run_cli(source_uri, out=out, **kw)
 
 
 @click.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--lead", default="I", show_default=True, help="lead of FILE to use as Lead I")
-@click.option("--fs", type=float, default=None, help="sampling rate (CSV without time column)")
-@click.option("--out", type=click.Path(path_type=Path), default=None,
+@click.option("--lead", default=None, help="name of the channel to use as Lead I [default: I]")
+@click.option("--channel", type=Number(int, 0), default=None,
+              help="index (0-based) of the channel to use as Lead I, instead of --lead")
+@click.option("--fs", type=Number(float, MIN_FS_HZ, MAX_FS_HZ), default=None,
+              help="sampling rate in Hz, for a file that carries none (e.g. CSV without time)")
+@click.option("--units", type=click.Choice(["mV", "uV", "V"], case_sensitive=False),
+              default=None, help="units of the channel, overriding the file's or detected ones")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="output folder (default out/<file name>)")
 @_with_common
-def reconstruct(file: str, lead: str, fs: float | None, out: Path | None, **kw: Any) -> None:
-    """Reconstruct a recording (WFDB .hea, CSV or EDF) offline."""
+def reconstruct(file: str, lead: str | None, channel: int | None, fs: float | None,
+                units: str | None, out: Path | None, **kw: Any) -> None:
+    """Reconstruct a recording (WFDB, EDF/EDF+/BDF, CSV/TSV) offline."""
+    if lead is not None and channel is not None:
+        raise click.UsageError("give --lead or --channel, not both")
     out = out or Path("out") / Path(file).stem
-    run_cli(f"file:{file}", out=out, duration=None, speed=0.0, lead=lead, fs=fs, **kw)
+    run_cli(f"file:{file}", out=out, duration=None, speed=0.0, lead=lead, channel=channel,
+            fs=fs, units=units, **kw)
 
 
 @click.command()
-@click.option("--out", type=click.Path(path_type=Path), default=Path("out/demo"),
-              show_default=True)
-@click.option("--seconds", type=float, default=30.0, show_default=True,
-              help="seconds of simulated signal")
-@click.option("--speed", type=float, default=0.0, show_default=True,
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False),
+              default=Path("out/demo"), show_default=True)
+@click.option("--seconds", type=Number(float, 0, 7 * 86400, lo_open=True), default=30.0,
+              show_default=True, help="seconds of simulated signal (at least one model window)")
+@click.option("--speed", type=Number(float, 0), default=0.0, show_default=True,
               help="x real time (0 = as fast as possible)")
 @_with_common
 def demo(out: Path, seconds: float, speed: float, **kw: Any) -> None:
     """Main job with no hardware: simulator -> shipped bundle -> out/demo/."""
-    summary = run_cli(f"sim:?seed=1&hr=70&duration={seconds:g}&speed={speed:g}", out=out,
+    summary = run_cli(f"sim:?seed=1&hr=70&duration={seconds!r}&speed={speed!r}", out=out,
                       duration=None, title="ecg12 demo (simulated Lead I)", **kw)
     if not kw.get("quiet"):
         click.echo(f"demo: {summary['signal_s']:.1f} s of 12-lead ECG in {summary['wall_s']:.1f}"

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from edge.errors import EdgeError
+
 #: Field names in encoding order. Units: years, 'M'/'F', bpm, beats per 10 s, ms, degrees.
 FIELDS: tuple[str, ...] = (
     "age", "sex", "ventricular_rate", "qrs_count", "qrs_duration", "r_axis", "t_axis",
@@ -51,7 +53,7 @@ _WIDTH = {"age": 1, "sex": 1, "ventricular_rate": 1, "qrs_count": 1, "qrs_durati
 ENCODED_SIZE = sum(_WIDTH.values()) + len(FIELDS)
 
 
-class MetadataError(ValueError):
+class MetadataError(EdgeError, ValueError):
     """A metadata field has an unknown name or an unusable value."""
 
 
@@ -78,6 +80,9 @@ def normalise_sex(value: Any) -> str | None:
 def clean_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
     """Validate a metadata mapping: known keys only, plausible values; missing -> dropped."""
     out: dict[str, Any] = {}
+    if metadata is not None and not isinstance(metadata, Mapping):
+        raise MetadataError(f"metadata must be a mapping of fields (e.g. {{'age': 54}}), got "
+                            f"{type(metadata).__name__} {metadata!r:.60}")
     for key, value in (metadata or {}).items():
         if key not in FIELDS:
             raise MetadataError(
@@ -89,8 +94,10 @@ def clean_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
             out[key] = normalise_sex(value)
             continue
         try:
+            if isinstance(value, (bool, np.bool_)):
+                raise TypeError("a boolean is not a number")
             v = float(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise MetadataError(f"metadata field {key!r}: not a number: {value!r}") from None
         lo, hi = _RANGES[key]
         if not (lo <= v <= hi) or math.isnan(v):

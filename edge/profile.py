@@ -11,12 +11,13 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from edge.errors import EdgeError
 from edge.metadata import MetadataError, clean_metadata
 
 PROFILE_FIELDS: tuple[str, ...] = ("age", "sex", "r_axis", "t_axis")
 
 
-class ProfileError(ValueError):
+class ProfileError(EdgeError, ValueError):
     """The profile file is missing, unparsable or holds an unknown/implausible field."""
 
 
@@ -25,16 +26,25 @@ def load_profile(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise ProfileError(f"profile file not found: {p}")
-    text = p.read_text(encoding="utf-8")
+    try:
+        text = p.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ProfileError(f"profile {p}: not UTF-8 text (byte {exc.start}); write it as JSON "
+                           "or TOML") from None
+    except OSError as exc:
+        raise ProfileError(f"profile {p}: cannot read ({exc.strerror})") from None
     try:
         if p.suffix.lower() == ".toml":
             data: Any = tomllib.loads(text)
         else:
             data = json.loads(text)
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ProfileError(f"profile {p}: cannot parse ({exc})") from None
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
+        reason = " ".join(str(exc).split())
+        kind = "TOML" if p.suffix.lower() == ".toml" else "JSON"
+        raise ProfileError(f"profile {p}: cannot parse as {kind} ({reason})") from None
     if not isinstance(data, dict):
-        raise ProfileError(f"profile {p}: expected a table/object of fields, got {type(data)}")
+        raise ProfileError(f"profile {p}: expected a table/object of fields, got "
+                           f"{type(data).__name__}")
     if isinstance(data.get("patient"), dict):
         data = data["patient"]
     for key in data:

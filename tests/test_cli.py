@@ -25,7 +25,9 @@ def run_without_tensorflow(*args: str) -> subprocess.CompletedProcess:
 def test_train_without_the_train_extra_names_the_fix() -> None:
     res = run_without_tensorflow("train", "training/configs/tiny.json", "--out", "/tmp/never")
     assert res.returncode == 1
-    assert "pip install 'ecg12[train]'" in res.stderr and "Traceback" not in res.stderr
+    assert "'ecg12 train' needs" in res.stderr and "Traceback" not in res.stderr
+    assert "pip install -e '.[train]'" in res.stderr  # from the checkout, not a registry
+    assert len(res.stderr.strip().splitlines()) == 1
 
 
 def test_help_lists_all_commands_without_tensorflow() -> None:

@@ -41,6 +41,8 @@ class Recorder:
         self.features: dict[str, float] = {}
         self.status: frozenset[str] = frozenset()
         self.errors: list[str] = []
+        #: extra fields for summary.json (e.g. what the input file was read as)
+        self.info: dict[str, Any] = {}
         self._tail: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._lead_i: list[np.ndarray] = []
         self._fs: float | None = None
@@ -146,7 +148,8 @@ class Recorder:
             "signal_s": self.csv.rows / self._fs if self._fs else 0.0,
             "gaps": len(self.gaps), "gap_s": float(sum(g["duration_s"] for g in self.gaps)),
             "flags": kinds, "features": self.features, "files": files,
-            "wall_s": time.monotonic() - self._started, "errors": self.errors, **extra,
+            "wall_s": time.monotonic() - self._started, "errors": self.errors, **self.info,
+            **extra,
         }
         ev = self.events.emit("summary", **self.summary)
         (self.out / "summary.json").write_text(json.dumps(ev, indent=2) + "\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
@@ -14,18 +15,61 @@ def _flat(v: str) -> tuple[float, float]:
     a, sep, b = v.partition(":")
     if not sep:
         a, sep, b = v.partition("-")
-    lo, hi = float(a), float(b)
+    lo, hi = _finite(a), _finite(b)
     if not hi > lo >= 0:
         raise ValueError(f"need 0 <= start < end, got {v!r}")
     return lo, hi
 
 
-_SIM = {"seed": int, "hr": float, "duration": float, "speed": float, "fs": float,
-        "chunk": float, "drop": float, "flat": _flat, "noise": float}
-_FILE = {"speed": float, "lead": str, "fs": float, "chunk": float}
-_SERIAL = {"baud": int, "format": str, "fs": float, "queue": float, "reconnect": float,
-           "adc_bits": int, "vref": float, "gain": float}
-_BLE = {"queue": float, "reconnect": float, "scan": float, "name": str}
+def _finite(v: str) -> float:
+    f = float(v)
+    if not math.isfinite(f):
+        raise ValueError("not a finite number")
+    return f
+
+
+def _positive(v: str) -> float:
+    f = _finite(v)
+    if not f > 0:
+        raise ValueError("must be > 0")
+    return f
+
+
+def _non_negative(v: str) -> float:
+    f = _finite(v)
+    if not f >= 0:
+        raise ValueError("must be >= 0")
+    return f
+
+
+def _index(v: str) -> int:
+    i = int(v)
+    if i < 0:
+        raise ValueError("must be a 0-based index >= 0")
+    return i
+
+
+def _seed(v: str) -> int:
+    i = int(v)
+    if not 0 <= i < 2**32:
+        raise ValueError("must be an integer in 0..2**32-1")
+    return i
+
+
+def _units(v: str) -> str:
+    if v.strip().lower() not in {"mv", "uv", "µv", "v"}:
+        raise ValueError("use mV, uV or V")
+    return v.strip()
+
+
+_SIM = {"seed": _seed, "hr": _finite, "duration": _non_negative, "speed": _non_negative,
+        "fs": _positive, "chunk": _positive, "drop": _finite, "flat": _flat,
+        "noise": _non_negative}
+_FILE = {"speed": _non_negative, "lead": str, "fs": _positive, "chunk": _positive,
+         "channel": _index, "units": _units}
+_SERIAL = {"baud": int, "format": str, "fs": _positive, "queue": _positive,
+           "reconnect": _non_negative, "adc_bits": int, "vref": _positive, "gain": _finite}
+_BLE = {"queue": _positive, "reconnect": _non_negative, "scan": _positive, "name": str}
 SCHEMES: dict[str, dict[str, Callable[[str], Any]]] = {
     "sim": _SIM, "file": _FILE, "serial": _SERIAL, "polar": _BLE, "ble": _BLE,
 }
