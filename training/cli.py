@@ -9,6 +9,26 @@ from typing import Any
 
 import click
 
+#: the project's named errors (module, class): shown as one line, never a traceback
+_NAMED_ERRORS = (("training.calibration", "CalibrationError"), ("training.config", "ConfigError"),
+                 ("training.data", "DataError"), ("training.evaluate", "EvaluationError"))
+
+
+def _named_errors() -> tuple[type[BaseException], ...]:
+    """The named error classes of the modules already imported: an error of a module that
+    was never imported cannot have been raised, and importing it here would pull in Keras
+    (training.evaluate) for commands such as `ecg12 data summary` that do not need it."""
+    import sys
+
+    from edge.errors import EdgeError
+
+    found: list[type[BaseException]] = [EdgeError]
+    for module, name in _NAMED_ERRORS:
+        cls = getattr(sys.modules.get(module), name, None)
+        if isinstance(cls, type):
+            found.append(cls)
+    return tuple(found)
+
 
 def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Show the project's named errors (bad config, missing run file, data problem) as one
@@ -16,15 +36,12 @@ def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from training.calibration import CalibrationError
-        from training.config import ConfigError
-        from training.data import DataError
-        from training.evaluate import EvaluationError
-
         try:
             return fn(*args, **kwargs)
-        except (ConfigError, DataError, EvaluationError, CalibrationError) as exc:
-            raise click.ClickException(str(exc)) from None
+        except Exception as exc:
+            if isinstance(exc, _named_errors()):
+                raise click.ClickException(" ".join(str(exc).split())) from None
+            raise
 
     return wrapper
 
@@ -48,7 +65,8 @@ def data_summary(data_root: Path | None) -> None:
 @click.command()
 @click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
-              help="Run folder (default: runs/<config name>).")
+              help="Run folder (default: runs/<config name> in the current folder; the "
+                   "project's runs are in training/runs/).")
 @click.option("--resume/--no-resume", default=True, help="Resume from the run folder's checkpoint.")
 @_friendly
 def train(config: Path, out_dir: Path | None, resume: bool) -> None:
