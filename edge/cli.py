@@ -27,6 +27,7 @@ _EDGE_COMMANDS: dict[str, str] = {
     "stream": "edge.commands:stream",
     "reconstruct": "edge.commands:reconstruct",
     "demo": "edge.commands:demo",
+    "devices": "edge.devices:devices",
 }
 
 

@@ -85,7 +85,9 @@ async def run_session(source: Any, model: Any, recorder: Recorder, *,
         interrupted = True
     finally:
         await _finish(source, rec, pending, recorder)
-    return recorder.close(interrupted=interrupted, latency_s=latency)
+    stats = getattr(source, "stats", None)  # per-session device counters (frames, lost, ...)
+    counters = {"device": stats.as_dict()} if hasattr(stats, "as_dict") else {}
+    return recorder.close(interrupted=interrupted, latency_s=latency, **counters)
 
 
 def check_stream_rate(fs_hz: float, what: str, model_fs_hz: float | None = None) -> None:

@@ -415,3 +415,40 @@ class TimedChunker:
             t0 = self.mapper.to_host(self.grid.grid_time(r.k0))
             self.put(r.values, t0, self.fs_hz, gap_s=r.gap_samples / self.fs_hz,
                      status=status, new_segment=r.new_segment)
+
+
+class StepFilter:
+    """Plausibility of samples where the protocol has no CRC: a sample further than
+    `max_step` (per sample interval) from the last accepted one is rejected, unless
+    `confirm` such samples in a row agree with each other (a real change of level)."""
+
+    def __init__(self, max_step: float, confirm: int = 3) -> None:
+        self.max_step = float(max_step)
+        self.confirm = confirm
+        self.rejected = 0
+        self._ref: float | None = None
+        self._since = 1
+        self._pending: list[float] = []
+
+    def reset(self) -> None:
+        self._ref, self._since, self._pending = None, 1, []
+
+    def ok(self, values: np.ndarray) -> np.ndarray:
+        """Mask of accepted samples (NaN samples stay NaN and break the reference)."""
+        mask = np.ones(len(values), bool)
+        for i, v in enumerate(values.tolist()):
+            if v != v:  # NaN: no reference across it
+                self.reset()
+                continue
+            if self._ref is None or abs(v - self._ref) <= self.max_step * self._since:
+                self._ref, self._since, self._pending = v, 1, []
+                continue
+            self._pending.append(v)
+            self._since += 1
+            p = self._pending
+            if len(p) >= self.confirm and max(p) - min(p) <= self.max_step * len(p):
+                self._ref, self._since, self._pending = v, 1, []
+                continue
+            mask[i] = False
+            self.rejected += 1
+        return mask

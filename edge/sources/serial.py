@@ -14,6 +14,7 @@ from edge.sources.errors import SourceURIError
 from edge.sources.frames import FrameChunker
 
 FORMATS = ("ecg12", "ascii")
+MAX_SLEW_MV_PER_S = 125.0  # plausibility limit of ASCII samples (no CRC in that format)
 
 
 class ByteTransport(Protocol):
@@ -102,7 +103,11 @@ class AsciiChunker:
         self.scale = AdcScale(bits, vref, gain)
         self.decoder = AsciiDecoder(valid_range=(0, self.scale.full_scale),
                                     skip_first_line=skip_partial)
+        from edge.sources.deviceclock import StepFilter
+
         self.clock = ClockMapper()
+        # an AD8232 front end cannot step more than ~125 mV/s (R-wave upstrokes are < 100)
+        self.steps = StepFilter(MAX_SLEW_MV_PER_S / fs_hz * self.scale.counts_per_mv)
         self.index = 0  # samples (incl. missing ones) since the segment start
         self._gap_n = 0
         self._noise_seen = 0
@@ -118,15 +123,24 @@ class AsciiChunker:
             if self._started and noise:  # a garbled line mid-stream stood for a sample
                 vals.extend([np.nan] * noise)
                 self.source.stats.bad_frames += noise
+                self.source.stats.corrupt += noise
             if len(got):
                 self._started = True
                 vals.extend(got.tolist())
         lead_off = self.decoder.lead_off > lead_off_before
-        self._emit_values(np.asarray(vals, dtype=np.float64), arrival_s, lead_off)
+        values = np.asarray(vals, dtype=np.float64)
+        ok = self.steps.ok(values)
+        if not ok.all():  # a damaged digit: dropped, counted, an explicit one-sample gap
+            bad = int((~ok).sum())
+            self.source.stats.bad_frames += bad
+            self.source.stats.corrupt += bad
+            values[~ok] = np.nan
+        self._emit_values(values, arrival_s, lead_off)
 
     def _emit_values(self, values: np.ndarray, arrival_s: float, lead_off: bool) -> None:
         if not len(values):
             return
+        self.source.stats.frames += len(values)
         self.clock.update((self.index + len(values)) / self.fs_hz, arrival_s)
         status = frozenset({"lead_off"}) if lead_off else frozenset()
         mv = self.scale.counts_to_mv(values)

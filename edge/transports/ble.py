@@ -40,7 +40,13 @@ class BleTransport:
             name = getattr(device, "name", None) or getattr(adv, "local_name", None) or ""
             return name.startswith(self.name_prefix)
 
-        device = await self._scanner.find_device_by_filter(match, timeout=self.scan_s)
+        try:
+            device = await self._scanner.find_device_by_filter(match, timeout=self.scan_s)
+        except Exception as exc:  # bleak: "[Errno 2]", D-Bus errors -> name the cause
+            from edge.devices import BluetoothUnavailable, explain_bleak_error, preflight
+
+            preflight()
+            raise BluetoothUnavailable(explain_bleak_error(exc)) from exc
         if device is None:
             what = self.address or f"a device named {self.name_prefix!r}"
             raise DeviceNotFound(f"BLE: {what} not found in a {self.scan_s:g} s scan")
