@@ -30,6 +30,7 @@ from edge.leads import LEADS
 
 if TYPE_CHECKING:
     from edge.bundle import Bundle
+    from edge.personalize import Personalization
     from edge.pipeline import Flag, StreamingReconstructor
 
 __all__ = [
@@ -82,19 +83,38 @@ class ReconstructionModel:
         return self.bundle.manifest
 
     def streaming(self, fs_hz: float, metadata: dict[str, Any] | None = None,
-                  mc_samples: int | None = None, seed: int = 0) -> StreamingReconstructor:
+                  mc_samples: int | None = None, seed: int = 0,
+                  personalization: Personalization | None = None) -> StreamingReconstructor:
         """A ``StreamingReconstructor`` on this bundle (``seed`` 0..2**32-1, ``mc_samples``
-        0..10000 or None for the bundle's default)."""
+        0..10000 or None for the bundle's default), personalised with ``personalization``
+        (whose enrolment metadata is used when ``metadata`` is None)."""
         from edge.pipeline import StreamingReconstructor
 
         seed = _check_int("seed", seed, 0, MAX_SEED)
         if mc_samples is not None:
             mc_samples = _check_int("mc_samples", mc_samples, 0, 10000)
-        return StreamingReconstructor(self.bundle, fs_hz, metadata, mc_samples, seed)
+        if metadata is None and personalization is not None:
+            metadata = personalization.metadata or None
+        return StreamingReconstructor(self.bundle, fs_hz, metadata, mc_samples, seed,
+                                      personalization=personalization)
+
+    def personalize(self, ecg_mv: Any, fs: float, wearable_lead_i: Any = None,
+                    metadata: dict[str, Any] | None = None, *, wearable_fs: float | None = None,
+                    mc_samples: int = 30, seed: int = 0) -> Personalization:
+        """Enrol a wearer from a standard 12-lead ECG ``(n, 12)`` mV at ``fs`` (I, II, III,
+        aVR, aVL, aVF, V1-V6; at least one model window), optionally with the wearable's
+        simultaneous single lead (at ``wearable_fs``, default ``fs``). See ``edge.personalize``.
+        """
+        from edge.personalize import personalize
+
+        return personalize(self, ecg_mv, fs, wearable_lead_i, metadata,
+                           wearable_fs=wearable_fs, mc_samples=mc_samples, seed=seed)
 
     def reconstruct(self, lead_i: Any, fs: float, metadata: dict[str, Any] | None = None,
-                    mc_samples: int = 30, seed: int = 0) -> Reconstruction:
-        """Lead I ``(n,)`` mV at ``fs`` (100-1000 Hz) -> ``Reconstruction`` at ``fs``."""
+                    mc_samples: int = 30, seed: int = 0,
+                    personalization: Personalization | None = None) -> Reconstruction:
+        """Lead I ``(n,)`` mV at ``fs`` (100-1000 Hz) -> ``Reconstruction`` at ``fs``
+        (personalised with ``personalization`` from ``personalize``)."""
         try:
             fs = float(fs)
         except (TypeError, ValueError):
@@ -116,7 +136,7 @@ class ReconstructionModel:
                                f"first at sample {int(np.argmax(bad))}")
         from edge.conditioning import ConditioningError
 
-        rec = self.streaming(fs, metadata, mc_samples, seed)
+        rec = self.streaming(fs, metadata, mc_samples, seed, personalization)
         try:
             blocks = rec.push(Chunk(x.astype(np.float32), t0_s=0.0, fs_hz=fs)) + rec.flush()
         except ConditioningError as exc:  # e.g. a rate without a small ratio to the model's

@@ -85,6 +85,8 @@ class _Segment:
                                     rec.fs_in_hz, t0_s)
         self.drained = False
         self.n_out = 0
+        pz = rec.personalization
+        self.personal = pz.applier(rec.fs_in_hz) if pz is not None else None
 
 
 class StreamingReconstructor:
@@ -93,8 +95,9 @@ class StreamingReconstructor:
     def __init__(self, bundle: Bundle, fs_in_hz: float, metadata: dict[str, Any] | None = None,
                  mc_samples: int | None = None, seed: int = 0,
                  quality: QualityConfig | None = None, min_flag_s: float = 0.2,
-                 max_bridge_s: float = 1.0) -> None:
+                 max_bridge_s: float = 1.0, personalization: Any = None) -> None:
         self.bundle = bundle
+        self.personalization = personalization  # edge.personalize.Personalization or None
         try:
             self.fs_in_hz = float(fs_in_hz)
         except (TypeError, ValueError):
@@ -277,6 +280,8 @@ class StreamingReconstructor:
             std[in_gap] = np.nan
             sd[in_gap] = np.nan
         std[np.isnan(leads[:, 1]), 1:] = np.nan
+        if seg.personal is not None:  # the wearer's correction (causal: chunking-invariant)
+            leads, std = seg.personal.push(leads, std)
         unc = seg.runs.push(sd, seg.n_out, closed)
         seg.n_out += len(k)
         flags = seg.flags.release(seg.n_out, closed, unc)
