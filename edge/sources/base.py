@@ -48,21 +48,19 @@ class SourceStats:
     measured_fs_hz: float = 0.0
     extra: dict[str, float] = field(default_factory=dict)
 
-    def update_clock(self, c: Any) -> None:
-        """Copy a device clock's counters (edge.sources.deviceclock.ClockCounters)."""
+    def update_clock(self, c: Any, *, duplicates: int = 0, corrupt: int = 0) -> None:
+        """Copy a device clock's counters (edge.sources.deviceclock.ClockCounters), plus the
+        duplicates / corrupt frames the decoder in front of it dropped."""
         self.frames, self.lost_samples = c.frames, c.lost_samples
         self.resets, self.clock_steps = c.resets, c.clock_steps
+        self.duplicates = c.duplicates + duplicates
+        self.corrupt = c.corrupt + corrupt
         self.measured_fs_hz = round(float(c.measured_fs_hz), 4)
-        self.extra["clock_duplicates"] = c.duplicates
-        self.extra["clock_corrupt"] = c.corrupt
 
     def as_dict(self) -> dict[str, Any]:
         """The per-session counters for summary.json and the live status."""
         d = dataclasses.asdict(self)
-        extra = d.pop("extra")
-        d["duplicates"] += int(extra.pop("clock_duplicates", 0))
-        d["corrupt"] += int(extra.pop("clock_corrupt", 0))
-        d.update(extra)
+        d.update(d.pop("extra"))
         return d
 
 

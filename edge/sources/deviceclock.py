@@ -65,6 +65,11 @@ class _Pending:
     arrival: float
     payload: Any
     lost_frames: int | None = None
+    ref: int = -1  # index of the sample the time stamp belongs to (-1 = the last)
+
+    def __post_init__(self) -> None:
+        if self.ref < 0:
+            self.ref = self.n - 1
 
 
 class DeviceTimeline:
@@ -78,7 +83,7 @@ class DeviceTimeline:
     def __init__(self, nominal_fs_hz: float, *, max_rate_error: float = 0.06,
                  tolerance_samples: float = 1.0, host_slack_s: float = 5.0,
                  forget_frames: float = 2000.0, recent: int = 64,
-                 phase_gain: float = 0.2) -> None:
+                 phase_gain: float = 0.1) -> None:
         if not nominal_fs_hz > 0:
             raise ValueError(f"nominal_fs_hz must be > 0, got {nominal_fs_hz}")
         self.nominal_fs_hz = float(nominal_fs_hz)
@@ -100,6 +105,7 @@ class DeviceTimeline:
         self._recent: collections.deque[float] = collections.deque(maxlen=recent)
         self._candidate: _Pending | None = None
         self._hold: _Pending | None = None
+        self._last: _Pending | None = None
         self._reconnected = False
 
     # ------------------------------------------------------------------ estimates
@@ -138,29 +144,31 @@ class DeviceTimeline:
 
     # ------------------------------------------------------------------ placing
     def place(self, t_last_s: float, n: int, arrival_s: float, payload: Any = None,
-              lost_frames: int | None = None) -> list[Placed]:
-        """Place one frame; returns the frames that can be delivered now (0, 1 or 2)."""
+              lost_frames: int | None = None, ref_index: int = -1) -> list[Placed]:
+        """Place one frame whose sample `ref_index` (default: the last) was taken at device
+        time `t_last_s`; returns the frames that can be delivered now (0, 1 or 2)."""
         if n <= 0:
             return []
-        f = _Pending(t_last_s, n, arrival_s, payload, lost_frames)
+        f = _Pending(t_last_s, n, arrival_s, payload, lost_frames, ref_index)
         if self._last_t is None and self._hold is None:
             self._hold = f  # placed with the next frame, once the rate is known
             return []
         if self._hold is not None:
             h, self._hold = self._hold, None
             dt = f.t_last - h.t_last
-            if abs(dt * self.nominal_fs_hz - f.n) <= self.tolerance_samples + \
+            adv = _advance(h, f)
+            if abs(dt * self.nominal_fs_hz - adv) <= self.tolerance_samples + \
                     self.max_rate_error * abs(dt) * self.nominal_fs_hz and \
                     (lost_frames in (None, 0)):
-                self._sum_n, self._sum_dt = float(f.n), dt
-            return [self._accept(h, verdict="first"), *self.place(t_last_s, n, arrival_s,
-                                                                  payload, lost_frames)]
+                self._sum_n, self._sum_dt = float(adv), dt
+            return [self._accept(h, verdict="first"),
+                    *self.place(t_last_s, n, arrival_s, payload, lost_frames, ref_index)]
         if self._force_reset:
             self._force_reset = False
             self._candidate = None
             self.counters.resets += 1
             return [self._accept(f, verdict="reset")]
-        verdict, missing = self._judge(self._last_t, self._last_host, f)
+        verdict, missing = self._judge(self._last_t, self._last_host, f, prev=self._last)
         if verdict == "duplicate":
             self.counters.duplicates += 1
             return []
@@ -171,7 +179,7 @@ class DeviceTimeline:
             return [self._accept(f, verdict, missing)]
         c, self._candidate = self._candidate, f
         if c is not None:
-            v, _ = self._judge(c.t_last, c.arrival, f, strict=True)
+            v, _ = self._judge(c.t_last, c.arrival, f, strict=True, prev=c)
             if v == "ok":  # the new time goes on: the device clock restarted
                 self._candidate = None
                 self.counters.resets += 1
@@ -189,11 +197,11 @@ class DeviceTimeline:
         h, self._hold = self._hold, None
         return [self._accept(h, verdict="first")] if h is not None else []
 
-    def _judge(self, last_t: float, last_host: float, f: _Pending,
+    def _judge(self, last_t: float, last_host: float, f: _Pending, *, prev: _Pending | None,
                strict: bool = False) -> tuple[str, float]:
         rate = self.rate_hz
         dt = f.t_last - last_t
-        missing = dt * rate - f.n
+        missing = dt * rate - _advance(prev, f)
         tol = self.tolerance_samples + self.rate_uncertainty * abs(dt) * rate
         if strict:
             return ("ok" if abs(missing) <= tol else "bad"), missing
@@ -222,15 +230,16 @@ class DeviceTimeline:
         rate = self.rate_hz
         gap = reset = False
         observed = self.line_time(f.t_last)
+        adv = _advance(self._last, f)
         if verdict == "ok":  # phase-locked: follow the time stamps, smooth their jitter
-            predicted = self._last_line + f.n / rate
+            predicted = self._last_line + adv / rate
             line_last = predicted + self.phase_gain * (observed - predicted)
             dt = f.t_last - self._last_t  # type: ignore[operator]
-            self._sum_n = self._sum_n * self._forget + f.n
+            self._sum_n = self._sum_n * self._forget + adv
             self._sum_dt = self._sum_dt * self._forget + dt
             self.counters.measured_fs_hz = self.rate_hz
         elif verdict == "step":  # seq says contiguous, time jumped: re-anchor the line
-            line_last = self._last_line + f.n / rate
+            line_last = self._last_line + adv / rate
             self._offset = line_last - f.t_last
             self.counters.clock_steps += 1
         elif verdict == "gap":  # the gap is what the device clock says
@@ -239,7 +248,7 @@ class DeviceTimeline:
         elif verdict == "gapstep":  # frames lost, but their time is unusable: by frame count
             gap = True
             est = f.lost_frames * (self._frame_n or f.n)  # type: ignore[operator]
-            line_last = self._last_line + (est + f.n) / rate
+            line_last = self._last_line + (est + adv) / rate
             self._offset = line_last - f.t_last
             self.counters.lost_samples += est
             self.counters.clock_steps += 1
@@ -248,16 +257,23 @@ class DeviceTimeline:
             self._offset = 0.0
             self._recent.clear()
             line_last = f.t_last
-        times = line_last - np.arange(f.n - 1, -1, -1, dtype=np.float64) / rate
+        times = line_last + (np.arange(f.n, dtype=np.float64) - f.ref) / rate
         if f.n == self._prev_n:
             self._frame_n = f.n
         self._prev_n = f.n
-        self._last_t, self._last_line = f.t_last, line_last
+        self._last_t, self._last_line, self._last = f.t_last, line_last, f
         self._last_host = f.arrival
         self._recent.append(f.t_last)
         self._reconnected = False
         self.counters.frames += 1
         return Placed(times, f.payload, gap=gap, reset=reset)
+
+
+def _advance(prev: _Pending | None, f: _Pending) -> int:
+    """Samples from the previous frame's reference sample to this frame's (none lost)."""
+    if prev is None:
+        return f.n
+    return (prev.n - 1 - prev.ref) + 1 + f.ref
 
 
 @dataclass
@@ -385,12 +401,14 @@ class TimedChunker:
     def counters(self) -> ClockCounters:
         return self.timeline.counters
 
-    def add(self, t_last_s: float, samples: np.ndarray, arrival_s: float, *,
-            lost_frames: int | None = None, status: frozenset[str] = frozenset()) -> None:
-        """One decoded frame: device time of its last sample, its samples (any unit)."""
+    def add(self, t_ref_s: float, samples: np.ndarray, arrival_s: float, *,
+            lost_frames: int | None = None, status: frozenset[str] = frozenset(),
+            ref_index: int = -1) -> None:
+        """One decoded frame: device time of its sample `ref_index` (default: the last),
+        its samples (any unit)."""
         self._last_arrival = arrival_s
-        for p in self.timeline.place(t_last_s, len(samples), arrival_s, (samples, status),
-                                     lost_frames):
+        for p in self.timeline.place(t_ref_s, len(samples), arrival_s, (samples, status),
+                                     lost_frames, ref_index):
             self._place(p, arrival_s)
 
     def _place(self, p: Placed, arrival_s: float) -> None:

@@ -45,7 +45,6 @@ class FrameChunker:
         self._unwrapped_us = 0
         self._resets = 0
         self._bad = 0
-        self._dups = 0
         self._new_next = False
 
     @property
@@ -77,10 +76,7 @@ class FrameChunker:
         bad = st.crc_failures + st.bad_headers
         stats = self.source.stats
         stats.bad_frames += bad - self._bad
-        stats.corrupt += bad - self._bad
         self._bad = bad
-        stats.duplicates += st.duplicates - self._dups
-        self._dups = st.duplicates
         for f in frames:
             fs = float(f.fs_hz)
             restart = st.seq_resets != self._resets
@@ -98,10 +94,9 @@ class FrameChunker:
                 step = (int(f.timestamp_us) - self._raw_us) % _WRAP_US
                 self._unwrapped_us += step - _WRAP_US if step >= _WRAP_US // 2 else step
                 self._raw_us = int(f.timestamp_us)
-            n = len(f.samples_uv)
-            t_last = self._unwrapped_us / 1e6 + (n - 1) / self.timed.timeline.rate_hz
-            self.timed.add(t_last, f.samples_uv.astype(np.float64), arrival_s,
-                           lost_frames=f.lost_before, status=status_names(int(f.status)))
+            self.timed.add(self._unwrapped_us / 1e6, f.samples_uv.astype(np.float64),
+                           arrival_s, lost_frames=f.lost_before, ref_index=0,
+                           status=status_names(int(f.status)))
             stats.lost_frames += f.lost_before
-        if self.timed is not None:
-            self.source.stats.update_clock(self.timed.counters)
+        self.source.stats.update_clock(self.counters, duplicates=st.duplicates,
+                                       corrupt=self._bad)

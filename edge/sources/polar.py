@@ -138,11 +138,11 @@ class PolarSource(NotifySource):
 
     def _corrupt(self) -> None:
         self.stats.bad_frames += 1
-        self.stats.corrupt += 1
+        self._sync_stats()
 
     def _sync_stats(self) -> None:
         c = self.timed.counters
-        self.stats.update_clock(c)
+        self.stats.update_clock(c, corrupt=self.stats.bad_frames)
         self.stats.lost_frames = round(c.lost_samples / (self.timed.timeline.frame_size or 73))
 
     async def _pump(self) -> None:
