@@ -42,6 +42,48 @@ def _record_line(hea: Path) -> list[str]:
     raise _fail(hea, "empty WFDB header (no record line)")
 
 
+_BITS = {"8": 8, "16": 16, "24": 24, "32": 32, "61": 16, "80": 8, "160": 16, "212": 12,
+         "310": 32 / 3, "311": 32 / 3}
+
+
+def _with_rate(base: Path, hea: Path, fs: float) -> Path:
+    """A copy of a header that has no rate (and so no length), with both filled in, in a
+    temporary folder, next to links to the original signal files. wfdb cannot read
+    a record without a length."""
+    import atexit
+    import shutil
+    import tempfile
+
+    lines = [ln for ln in hea.read_text().splitlines()]
+    idx = [i for i, ln in enumerate(lines) if ln.strip() and not ln.lstrip().startswith("#")]
+    rec = lines[idx[0]].split()
+    sigs = [lines[i].split() for i in idx[1:1 + int(rec[1])]]
+    if not sigs:
+        raise _fail(hea, "no signal lines")
+    files: dict[str, tuple[float, int]] = {}
+    for tok in sigs:
+        fmt, _, spf = tok[1].split("+")[0].partition("x")
+        if fmt not in _BITS:
+            raise _fail(hea, f"signal format {fmt!r}: cannot infer the record length without "
+                             "a rate in the record line", "add the rate and length to the header")
+        bits, n = files.get(tok[0], (0.0, 0))
+        files[tok[0]] = (bits + _BITS[fmt] * int(spf or 1), n)
+    lengths = []
+    for name, (bits, _) in files.items():
+        f = base.parent / name
+        if not f.is_file():
+            raise _fail(hea, f"signal file {name!r} not found")
+        lengths.append(int(f.stat().st_size * 8 // bits))
+    tmp = Path(tempfile.mkdtemp(prefix="ecg12-wfdb-"))
+    atexit.register(shutil.rmtree, tmp, True)
+    rec = [rec[0], rec[1], repr(float(fs)), str(min(lengths))]
+    for name in files:
+        (tmp / name).symlink_to((base.parent / name).resolve())
+    out = [" ".join(rec)] + [" ".join(t) for t in sigs]
+    (tmp / f"{rec[0].split('/')[0]}.hea").write_text("\n".join(out) + "\n")
+    return tmp / rec[0].split("/")[0]
+
+
 def _header_fs(tokens: list[str], hea: Path) -> float | None:
     """The record line's sampling frequency field; None when absent."""
     if len(tokens) < 3:
@@ -86,6 +128,15 @@ def _read(base: Path, ch: int, start: int, stop: int) -> np.ndarray:
     return np.asarray(rec.e_p_signal[0], dtype=np.float64)
 
 
+def _check_end(base: Path, ch: int, n_frames: int, hea: Path) -> None:
+    """Refuse now, not mid-stream, a signal file shorter than its header says."""
+    try:
+        _read(base, ch, n_frames - 1, n_frames)
+    except RecordingInputError:
+        raise _fail(hea, f"record line field 'number of samples' {n_frames}: the signal file "
+                         "holds fewer (truncated?)") from None
+
+
 def open_wfdb(p: Path, lead: str | None, channel: int | None, fs_opt: float | None,
               units: str | None) -> Recording:
     """Check a WFDB record (the .hea, .dat or base path) and return its chosen channel."""
@@ -93,6 +144,9 @@ def open_wfdb(p: Path, lead: str | None, channel: int | None, fs_opt: float | No
     hea = base.with_suffix(".hea")
     tokens = _record_line(hea)
     file_fs = _header_fs(tokens, hea)
+    shown = base
+    if file_fs is None and fs_opt is not None and "/" not in tokens[0]:
+        base = _with_rate(base, hea, fs_opt)  # only the length matters for reading
     header = _rdheader(base)
     if getattr(header, "seg_name", None):
         return _open_multi(base, hea, header, file_fs, lead, channel, fs_opt, units)
@@ -113,6 +167,7 @@ def open_wfdb(p: Path, lead: str | None, channel: int | None, fs_opt: float | No
     if n_frames <= 0:
         raise _fail(hea, f"record line field 'number of samples' is {n_frames}: no samples")
     first = _read(base, ch, 0, min(n_frames, max(1, int(_CHECK_S * frame_fs))))
+    _check_end(base, ch, n_frames, hea)
     declared = unit_key((header.units or [None] * n_sig)[ch], hea, f"signal {ch} units")
     unit, unit_from = resolve_units(first, declared, units, hea, names[ch] or str(ch))
 
@@ -122,7 +177,7 @@ def open_wfdb(p: Path, lead: str | None, channel: int | None, fs_opt: float | No
             yield f0 * spf, _read(base, ch, f0, min(n_frames, f0 + step))
 
     notes = [f"{spf} samples per frame: read at {fs:g} Hz"] if spf > 1 else []
-    return Recording(base, "WFDB", names[ch] or f"channel {ch}", ch, fs,
+    return Recording(shown, "WFDB", names[ch] or f"channel {ch}", ch, fs,
                      "header" if fs_from == label else fs_from, n_frames * spf, unit, unit_from,
                      reader, notes)
 
@@ -170,6 +225,7 @@ def _open_multi(base: Path, hea: Path, header: Any, file_fs: float | None, lead:
                         f"record's {fs:g} Hz")
         seg_unit = unit_key((sh.units or [None] * len(seg_names))[k], seg_base,
                             f"signal {k} units")
+        _check_end(seg_base, k, n, seg_base.with_suffix(".hea"))
         if first is None:
             first, declared = _read(seg_base, k, 0, min(n, int(_CHECK_S * fs))), seg_unit
         elif seg_unit != declared:

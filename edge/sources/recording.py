@@ -39,6 +39,8 @@ _TIME_SCALES = {"t": 1.0, "t_s": 1.0, "time": 1.0, "time_s": 1.0, "times": 1.0, 
                 "t_us": 1e-6, "time_us": 1e-6, "timestamp_us": 1e-6}
 #: amplitude (99.9th percentile of |x - median|, in mV) above which a signal looks like µV
 UV_LIKE_MV, V_LIKE_MV = 30.0, 0.03
+#: larger than any ECG (mV) in any of the units above
+MAX_ECG_MV = 200.0
 BLOCK_S = 60.0
 _CHECK_S = 30.0
 
@@ -139,6 +141,10 @@ def resolve_units(first: np.ndarray, declared: str | None, forced: str | None,
             raise _fail(path, f"--units {forced!r} is not mV, uV or V")
         return key, "--units"
     a = _amplitude_mv(first * UNITS_TO_MV[declared or "mv"])
+    if (a * 1e-3 if declared in (None, "mv") else a) > MAX_ECG_MV:  # too big even as uV
+        raise _fail(path, f"channel {channel!r} reaches {a:.3g} "
+                          f"{'units' if declared is None else 'mV'}: implausible for an ECG "
+                          "in mV or uV", "check the channel, or force the units with --units")
     if declared is None:
         if a > UV_LIKE_MV:
             return "uv", f"amplitude ({a:.0f} units: looks like uV)"
