@@ -5,8 +5,10 @@ where the protocol has them, the frames lost by sequence number) on one time lin
 
 - the true sample rate (samples per device second) is estimated from contiguous frames,
   with slow forgetting, and is used instead of the nominal rate (+- 5 % is normal for a
-  Polar H10); samples are spaced by that rate and the line follows the frame time stamps
-  (as Polar's SDK spaces samples by them) through a phase lock that smooths their jitter;
+  Polar H10; within 50 ppm of nominal it is taken as nominal); samples are spaced by that
+  rate and the line follows the frame time stamps (as Polar's SDK spaces samples by them)
+  through a phase lock that corrects only errors seen in two frames in a row (drift), so
+  one frame's jittered or damaged time stamp moves nothing;
 - a gap is declared only when the device time line says samples are missing by more than
   the rate uncertainty allows: jitter and drift never make gaps;
 - a time stamp that jumps implausibly (backwards, further than the host clock or the frame
@@ -33,6 +35,7 @@ import numpy as np
 from edge.sources.clock import ClockMapper
 
 _SNAP = 1e-4  # a sample within this fraction of a grid step is taken as on the grid point
+SNAP_RATE = 50e-6  # a rate within 50 ppm of nominal is taken as nominal (no resampling)
 
 
 @dataclass
@@ -106,6 +109,7 @@ class DeviceTimeline:
         self._candidate: _Pending | None = None
         self._hold: _Pending | None = None
         self._last: _Pending | None = None
+        self._last_e = 0.0
         self._reconnected = False
 
     # ------------------------------------------------------------------ estimates
@@ -114,9 +118,11 @@ class DeviceTimeline:
         """Estimated true rate (nominal until half a second of contiguous data was seen)."""
         if self._sum_n < 20 or self._sum_dt <= 0:
             return self.nominal_fs_hz
-        lo = self.nominal_fs_hz * (1 - self.max_rate_error)
-        hi = self.nominal_fs_hz * (1 + self.max_rate_error)
-        return float(np.clip(self._sum_n / self._sum_dt, lo, hi))
+        ratio = self._sum_n / self._sum_dt / self.nominal_fs_hz
+        if abs(ratio - 1) < SNAP_RATE:  # a crystal-timed device: exactly nominal
+            return self.nominal_fs_hz
+        return self.nominal_fs_hz * float(np.clip(ratio, 1 - self.max_rate_error,
+                                                  1 + self.max_rate_error))
 
     @property
     def rate_uncertainty(self) -> float:
@@ -233,7 +239,11 @@ class DeviceTimeline:
         adv = _advance(self._last, f)
         if verdict == "ok":  # phase-locked: follow the time stamps, smooth their jitter
             predicted = self._last_line + adv / rate
-            line_last = predicted + self.phase_gain * (observed - predicted)
+            e, prev_e = observed - predicted, self._last_e
+            # correct only an error seen twice in a row (drift), never a one-frame outlier
+            corr = np.sign(e) * min(abs(e), abs(prev_e)) if e * prev_e > 0 else 0.0
+            line_last = predicted + self.phase_gain * corr
+            self._last_e = e
             dt = f.t_last - self._last_t  # type: ignore[operator]
             self._sum_n = self._sum_n * self._forget + adv
             self._sum_dt = self._sum_dt * self._forget + dt
@@ -257,6 +267,8 @@ class DeviceTimeline:
             self._offset = 0.0
             self._recent.clear()
             line_last = f.t_last
+        if verdict != "ok":
+            self._last_e = 0.0
         times = line_last + (np.arange(f.n, dtype=np.float64) - f.ref) / rate
         if f.n == self._prev_n:
             self._frame_n = f.n

@@ -1,0 +1,357 @@
+"""Fault campaign: fuzzed inputs per codec (ecg12 frames, Polar PMD, AD8232 ASCII) and link
+drops on the fake H10 / a serial link, checked sample by sample against the truth.
+
+    python -m firmware_bridge.campaign --short          # CI size (seconds)
+    python -m firmware_bridge.campaign --damaged 1000000 --disconnects 100 --json out.json
+
+For each codec, a known signal is sent as frames (or lines); each input is damaged with
+probability 1/2 (bytes flipped, truncated, extended, junk before it, replayed, dropped, time
+stamp bit flipped; for ASCII: a digit changed, a byte changed, a line lost, doubled or
+merged). Every delivered sample is compared with the truth at the grid index the source gave
+it: `wrong` samples differ from the truth there; `shifted` ones equal the truth a few
+samples away (a loss not made an explicit gap); `unaccounted` = samples neither delivered
+nor inside an explicit gap. `accept_rate` = damaged inputs that changed samples and had
+wrong samples delivered / damaged inputs that changed samples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from firmware_bridge.synth import synthetic_ecg
+
+
+@dataclass
+class Result:
+    codec: str
+    inputs: int = 0
+    damaged: int = 0
+    altering: int = 0  # damaged inputs that changed sample data (not drop / replay)
+    accepted_altering: int = 0
+    delivered: int = 0
+    wrong: int = 0
+    shifted: int = 0
+    unaccounted: int = 0
+    gap_samples: int = 0
+    counters: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    max_error_mv: float = 0.0
+
+    @property
+    def accept_rate(self) -> float:
+        return self.accepted_altering / self.altering if self.altering else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d["accept_rate"] = round(self.accept_rate, 5)
+        return d
+
+
+class _Sink:
+    """Stands in for a DeviceSource: collects what the chunkers `_put`."""
+
+    def __init__(self) -> None:
+        from edge.sources.base import SourceStats
+
+        self.stats = SourceStats()
+        self.k: list[np.ndarray] = []
+        self.x: list[np.ndarray] = []
+        self._next = 0
+        self.gap = 0
+
+    def _put(self, samples: np.ndarray, t0: float, fs: float, *, gap_s: float = 0.0,
+             status: frozenset[str] = frozenset(), new_segment: bool = False) -> None:
+        g = round(gap_s * fs)
+        self._next += g
+        self.gap += g
+        self.k.append(self._next + np.arange(len(samples)))
+        self.x.append(np.asarray(samples, np.float64))
+        self._next += len(samples)
+
+    def grid(self) -> tuple[np.ndarray, np.ndarray]:
+        if not self.k:
+            return np.zeros(0, int), np.zeros(0)
+        return np.concatenate(self.k), np.concatenate(self.x)
+
+
+def _score(res: Result, sink: _Sink, truth_mv: np.ndarray, first: int, ranges: list[
+        tuple[int, int, bool]], tol: float) -> None:
+    """Compare delivered samples with the truth; `ranges` = (start, end, altering) of each
+    damaged input, in truth indices."""
+    k, x = sink.grid()
+    idx = k + first
+    inside = idx < len(truth_mv)
+    idx, x = idx[inside], x[inside]
+    ok = np.abs(x - truth_mv[idx]) <= tol
+    res.delivered = int(len(x))
+    res.max_error_mv = float(np.abs(x - truth_mv[idx]).max()) if len(x) else 0.0
+    bad = np.flatnonzero(~ok)
+    shifted = 0
+    for i in bad.tolist():
+        lo, hi = max(0, idx[i] - 300), min(len(truth_mv), idx[i] + 300)
+        if np.any(np.abs(truth_mv[lo:hi] - x[i]) <= tol):
+            shifted += 1
+    res.shifted = shifted
+    res.wrong = int(len(bad)) - shifted
+    res.gap_samples = sink.gap
+    span = int(k[-1] + 1) if len(k) else 0
+    res.unaccounted = max(0, span - res.delivered - sink.gap)
+    wrong_at = np.zeros(len(truth_mv) + 1, bool)
+    wrong_at[idx[bad]] = True
+    csum = np.concatenate([[0], np.cumsum(wrong_at)])
+    for a, b, altering in ranges:
+        if altering:
+            res.altering += 1
+            if csum[min(b, len(truth_mv))] - csum[min(a, len(truth_mv))] > 0:
+                res.accepted_altering += 1
+    res.counters = sink.stats.as_dict()
+
+
+def _damage_bytes(rng: np.random.Generator, frame: bytes, kinds: list[str],
+                  history: list[bytes]) -> tuple[list[bytes], bool]:
+    """(what is sent instead of `frame`, whether sample data was altered)."""
+    kind = kinds[int(rng.integers(len(kinds)))]
+    b = bytearray(frame)
+    if kind == "flip":
+        for pos in rng.integers(0, len(b), size=int(rng.integers(1, 5))):
+            b[pos] ^= int(rng.integers(1, 256))
+        return [bytes(b)], True
+    if kind == "truncate":
+        return [bytes(b[:int(rng.integers(1, len(b)))])], True
+    if kind == "extend":
+        return [bytes(b) + rng.integers(0, 256, int(rng.integers(1, 7)), np.uint8).tobytes()], \
+            True
+    if kind == "junk":
+        return [rng.integers(0, 256, int(rng.integers(1, 41)), np.uint8).tobytes() + bytes(b)], \
+            False
+    if kind == "replay" and history:
+        return [frame, history[-1 - int(rng.integers(min(len(history), 50)))]], False
+    if kind == "ts":
+        return [b"ts"], True  # placeholder, replaced by the caller (needs the codec)
+    return [], False  # drop
+
+
+def fuzz_ecg12(n_damaged: int, seed: int = 0, clock_faults: bool = False) -> Result:
+    """ecg12 frames (CRC-32): damaged bytes must never be delivered. `clock_faults`: instead,
+    flip a time-stamp bit and fix the CRC (a firmware clock bug), scored for shifts."""
+    from edge.sources.frames import FrameChunker
+    from firmware_bridge.protocol import FrameEncoder
+    from firmware_bridge.virtual_serial import reseal_ecg12
+
+    rng = np.random.default_rng(seed)
+    fs, per = 250, 25
+    n_frames = 2 * n_damaged
+    truth_uv = np.rint(synthetic_ecg(n_frames * per / fs + 1, fs, seed) * 1000)
+    res = Result("ecg12-clock" if clock_faults else "ecg12")
+    sink = _Sink()
+    fc = FrameChunker(sink)  # type: ignore[arg-type]
+    enc = FrameEncoder(fs)
+    history: list[bytes] = []
+    ranges = []
+    kinds = ["ts"] if clock_faults else ["flip", "truncate", "extend", "junk", "replay", "drop"]
+    t0 = time.perf_counter()
+    for i in range(n_frames):
+        fr = enc.encode(truth_uv[i * per:(i + 1) * per], timestamp_us=i * per * 4000)
+        sent = [fr]
+        if i >= 10 and rng.random() < 0.5:
+            sent, altering = _damage_bytes(rng, fr, kinds, history)
+            if sent == [b"ts"]:
+                b = bytearray(fr)
+                bit = int(rng.integers(0, 32))
+                b[10 + bit // 8] ^= 1 << (bit % 8)
+                sent = [reseal_ecg12(bytes(b))]
+            res.damaged += 1
+            ranges.append((i * per, (i + 1) * per, altering))
+        history.append(fr)
+        del history[:-64]
+        for s in sent:
+            res.inputs += 1
+            fc.feed(s, i * per / fs + 0.02)
+    fc.finish(n_frames * per / fs)
+    res.seconds = time.perf_counter() - t0
+    # a valid frame with a wrong time stamp may move the phase lock by a fraction of a
+    # sample (interpolation error, scored with 0.05 mV); damaged bytes must be exact
+    _score(res, sink, truth_uv / 1000, 0, ranges, 0.05 if clock_faults else 1e-6)
+    return res
+
+
+def fuzz_polar(n_damaged: int, seed: int = 0) -> Result:
+    """Polar PMD notifications (no CRC): plausibility checks only."""
+    from edge.sources.deviceclock import TimedChunker
+    from edge.sources.polar import implausible_uv
+    from firmware_bridge.errors import PolarFrameError
+    from firmware_bridge.polar import decode_polar_ecg, encode_polar_ecg
+
+    rng = np.random.default_rng(seed)
+    fs, per = 130, 73
+    n_frames = 2 * n_damaged
+    truth_uv = np.rint(synthetic_ecg(n_frames * per / fs + 1, fs, seed) * 1000)
+    res = Result("polar")
+    sink = _Sink()
+
+    def put(x: np.ndarray, t0: float, f: float, **kw: Any) -> None:
+        sink._put(x * 1e-3, t0, f, **kw)
+
+    tc = TimedChunker(put, fs)
+    history: list[bytes] = []
+    ranges = []
+    kinds = ["flip", "truncate", "extend", "replay", "drop", "ts"]
+    base_ns = 757_382_400 * 10**9
+    t0 = time.perf_counter()
+    for i in range(n_frames):
+        fr = encode_polar_ecg(base_ns + round(((i + 1) * per - 1) * 1e9 / fs),
+                              truth_uv[i * per:(i + 1) * per])
+        sent = [fr]
+        if i >= 10 and rng.random() < 0.5:
+            sent, altering = _damage_bytes(rng, fr, kinds, history)
+            if sent == [b"ts"]:
+                b = bytearray(fr)
+                bit = int(rng.integers(0, 64))
+                b[1 + bit // 8] ^= 1 << (bit % 8)
+                sent = [bytes(b)]
+            res.damaged += 1
+            ranges.append((i * per, (i + 1) * per, altering))
+        history.append(fr)
+        del history[:-64]
+        arrival = (i + 1) * per / fs + 0.05
+        for s in sent:
+            res.inputs += 1
+            try:
+                f = decode_polar_ecg(s)
+            except PolarFrameError:
+                sink.stats.bad_frames += 1
+                continue
+            size = tc.timeline.frame_size
+            if len(f.samples_uv) == 0 or (size and len(f.samples_uv) != size) or \
+                    implausible_uv(f.samples_uv):
+                sink.stats.bad_frames += 1
+                continue
+            tc.add(f.timestamp_ns / 1e9, f.samples_uv.astype(np.float64), arrival)
+    tc.flush()
+    sink.stats.update_clock(tc.counters, corrupt=sink.stats.bad_frames)
+    res.seconds = time.perf_counter() - t0
+    _score(res, sink, truth_uv / 1000, 0, ranges, 2e-3)
+    return res
+
+
+def fuzz_ascii(n_damaged: int, seed: int = 0) -> Result:
+    """AD8232 one-value-per-line ASCII (no CRC, no sequence numbers)."""
+    from edge.sources.serial import AsciiChunker
+    from firmware_bridge.ascii import AdcScale
+
+    rng = np.random.default_rng(seed)
+    fs = 250.0
+    n = 2 * n_damaged
+    adc = AdcScale()
+    counts = adc.mv_to_counts(synthetic_ecg(n / fs + 1, fs, seed))[:n]
+    res = Result("ascii")
+    sink = _Sink()
+    ch = AsciiChunker(sink, fs, adc.bits, adc.vref_v, adc.gain)  # type: ignore[arg-type]
+    ch.clock.update(0.0, 0.0)
+    ranges = []
+    kinds = ["digit", "byte", "drop", "double", "merge", "junk"]
+    t0 = time.perf_counter()
+    for i in range(n):
+        line = b"%d\r\n" % counts[i]
+        if i > 10 and rng.random() < 0.5:
+            kind = kinds[int(rng.integers(len(kinds)))]
+            b = bytearray(line)
+            digits = len(line) - 2
+            altering = kind in ("digit", "byte", "merge")
+            if kind == "digit":
+                pos = int(rng.integers(digits))
+                b[pos] = ord("0") + (b[pos] - ord("0") + int(rng.integers(1, 10))) % 10
+            elif kind == "byte":
+                b[int(rng.integers(len(b)))] = int(rng.integers(0, 256))
+            elif kind == "drop":
+                b = bytearray()
+            elif kind == "double":
+                b = b + b
+            elif kind == "merge":
+                b = b[:-2]
+            else:
+                b = bytearray(b"x#!?\r\n") + b
+            line = bytes(b)
+            res.damaged += 1
+            ranges.append((i, i + 1, altering))
+        res.inputs += 1
+        ch.feed(line, i / fs)
+    ch.finish(n / fs)
+    res.seconds = time.perf_counter() - t0
+    _score(res, sink, adc.counts_to_mv(counts), 0, ranges, 1e-6)
+    return res
+
+
+async def _polar_disconnects(n: int, seed: int) -> Result:
+    from edge.sources import open_source
+    from firmware_bridge.fake_polar import FakePolarH10
+    from firmware_bridge.faults import Faults
+
+    sig = synthetic_ecg(600, 130, seed)
+    dev = FakePolarH10(signal_mv=sig, speed=0, seed=seed,
+                       faults=Faults(disconnect_every=4, offline_s=1.3))
+
+    def factory(addr: Any, disconnected_callback: Any = None) -> FakePolarH10:
+        dev.disconnected_callback = disconnected_callback
+        return dev
+
+    src = open_source("polar:C0:FF:EE:00:10:10", client_factory=factory, backoff_base_s=0.0)
+    sink = _Sink()
+    res = Result("polar-link")
+    t0 = time.perf_counter()
+    async for c in src:
+        sink._put(c.samples[:, 0], c.t0_s, c.fs_hz, gap_s=c.gap_before_s)
+        if src.stats.reconnects >= n:
+            break
+    await src.aclose()
+    res.seconds = time.perf_counter() - t0
+    res.inputs = dev.stats.frames
+    res.damaged = dev.stats.disconnects
+    truth = np.rint(sig * 1000) / 1000
+    _score(res, sink, np.tile(truth, 3), 0, [], 1e-6)
+    res.counters["expected_gap_samples"] = round(1.3 * 130)
+    return res
+
+
+def run(n_damaged: int, n_disconnects: int, seed: int = 0) -> dict[str, Any]:
+    out = {r.codec: r.as_dict() for r in (fuzz_ecg12(n_damaged, seed),
+                                          fuzz_ecg12(n_damaged // 10, seed, True),
+                                          fuzz_polar(n_damaged, seed),
+                                          fuzz_ascii(n_damaged, seed))}
+    link = asyncio.run(_polar_disconnects(n_disconnects, seed))
+    out[link.codec] = link.as_dict()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--damaged", type=int, default=1_000_000,
+                    help="damaged inputs per codec (as many clean ones are sent too)")
+    ap.add_argument("--disconnects", type=int, default=100)
+    ap.add_argument("--short", action="store_true", help="CI size: 3000 damaged, 10 drops")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", default=None, help="write the results here")
+    a = ap.parse_args(argv)
+    n, d = (3000, 10) if a.short else (a.damaged, a.disconnects)
+    out = run(n, d, a.seed)
+    text = json.dumps(out, indent=2, default=float)
+    if a.json:
+        with open(a.json, "w") as fh:
+            fh.write(text + "\n")
+    for codec, r in out.items():
+        print(f"{codec:10s} inputs {r['inputs']:>9d} damaged {r['damaged']:>8d} delivered "
+              f"{r['delivered']:>9d} wrong {r['wrong']:>6d} shifted {r['shifted']:>6d} "
+              f"unaccounted {r['unaccounted']:>6d} gaps {r['gap_samples']:>8d} accept "
+              f"{100 * r['accept_rate']:.2f}% max err {r['max_error_mv']:.3g} mV ({r['seconds']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
