@@ -108,7 +108,11 @@ def read_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         header = f.readline().strip().split(",")
     if tuple(header) != COLUMNS:
         raise SinkError(f"{p} is not an ecg12 output CSV (header {header[:3]}...)")
-    data = np.loadtxt(p, delimiter=",", skiprows=1, ndmin=2, dtype=np.float64)
+    raw = p.read_bytes()
+    if raw and not raw.endswith(b"\n"):  # a writer killed inside a large write: drop the cut row
+        raw = raw[:raw.rfind(b"\n") + 1]
+    data = np.loadtxt(io.StringIO(raw.decode()), delimiter=",", skiprows=1, ndmin=2,
+                      dtype=np.float64)
     if data.size == 0:
         data = np.zeros((0, len(COLUMNS)))
     return data[:, 0], data[:, 1:13].astype(np.float32), data[:, 13:25].astype(np.float32)
