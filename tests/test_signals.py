@@ -5,7 +5,6 @@ a long file streams from disk in blocks."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
