@@ -42,6 +42,10 @@ class ModelConfig:
     # metadata branch) and scales each output lead (a learned per-lead gain), so it can change
     # the output instead of being one more input the head may ignore
     film: bool = False
+    # train the mean by plain MSE and the log-variance by Gaussian NLL around the
+    # stop-gradient mean, so the variance head cannot absorb what the mean should learn
+    # (with beta-NLL the metadata went unused)
+    decoupled_variance: bool = False
     # weight of a per-lead amplitude term in the loss: (std(pred) - std(true))^2 over the
     # window, against regression to the mean of the amplitudes
     amplitude_loss: float = 0.0

@@ -229,8 +229,8 @@ def build_model(cfg: TrainConfig) -> keras.Model:
             raise ValueError(f"U-Net needs a window divisible by 8, got {window}")
         model = _build_unet(cfg.model, window)
     aleatoric = cfg.model.kind == "edge" and cfg.model.aleatoric
-    loss = (beta_nll(n_outputs(cfg.model), cfg.model.nll_beta, cfg.model.amplitude_loss)
-            if aleatoric else "mse")
+    loss = (beta_nll(n_outputs(cfg.model), cfg.model.nll_beta, cfg.model.amplitude_loss,
+                     cfg.model.decoupled_variance) if aleatoric else "mse")
     metrics = [mean_mse(n_outputs(cfg.model))] if aleatoric else None
     model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=loss,
                   metrics=metrics)
@@ -245,22 +245,27 @@ def is_aleatoric(model: keras.Model) -> bool:
     return any(layer.name == "prediction_with_logvar" for layer in model.layers)
 
 
-def beta_nll(k: int, beta: float, amplitude: float = 0.0):
+def beta_nll(k: int, beta: float, amplitude: float = 0.0, decoupled: bool = False):
     """beta-NLL (Seitzer et al., ICLR 2022) of a Gaussian with predicted log-variance.
 
     y_pred = [mean (k), log_var (k)]; each sample's NLL is weighted by stop_grad(var)**beta so
     that the mean keeps learning where the predicted variance is large. ``amplitude`` > 0 adds
     ``amplitude * mean_leads (std_t(mean) - std_t(true))**2`` per window (std over time), a
-    penalty on shrunken amplitudes (regression to the mean).
+    penalty on shrunken amplitudes (regression to the mean). ``decoupled``: MSE of the mean
+    plus the NLL of the log-variance around ``stop_gradient(mean)`` (beta unused).
     """
     ops = keras.ops
 
     def loss(y_true, y_pred):
         mu, lv = y_pred[..., :k], ops.clip(y_pred[..., k:], LOGVAR_MIN, LOGVAR_MAX)
         var = ops.exp(lv)
-        nll = 0.5 * (lv + ops.square(y_true - mu) / var)
-        if beta:
-            nll = nll * ops.stop_gradient(var) ** beta
+        if decoupled:
+            sq = ops.square(y_true - mu)
+            nll = sq + 0.5 * (lv + ops.stop_gradient(sq) / var)
+        else:
+            nll = 0.5 * (lv + ops.square(y_true - mu) / var)
+            if beta:
+                nll = nll * ops.stop_gradient(var) ** beta
         out = ops.mean(nll, axis=-1)
         if amplitude:
             gap = ops.square(ops.std(mu, axis=1) - ops.std(y_true, axis=1))  # (B, k)
