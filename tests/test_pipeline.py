@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from bundle_fixture import synthetic_lead_i, write_tiny_bundle
 
 from edge.bundle import Bundle
@@ -298,3 +300,22 @@ def test_frequent_small_drops_still_reconstruct(bundle: Bundle) -> None:
 def test_negative_bridge_limit_is_refused(bundle: Bundle) -> None:
     with pytest.raises(InputInvalid, match="max_bridge_s=-1"):
         StreamingReconstructor(bundle, 130.0, max_bridge_s=-1)
+
+
+@settings(max_examples=4, deadline=None)
+@given(fs=st.sampled_from([130.0, 250.0]), seed=st.integers(0, 10_000),
+       sizes=st.lists(st.integers(1, 700), min_size=1, max_size=20),
+       short_gap=st.floats(0.05, 1.0), long_gap=st.floats(1.05, 4.0))
+def test_streaming_equals_offline_random_chunks_bridged_and_restarting_gaps(
+        bundle: Bundle, fs: float, seed: int, sizes: list[int], short_gap: float,
+        long_gap: float) -> None:
+    n = int(fs * 20)
+    x = synthetic_lead_i(n, fs, seed % 7)
+    gaps = {int(fs * 5): round(short_gap, 3), int(fs * 10): round(long_gap, 3)}
+    whole = cat(run(bundle, x, fs, gaps=gaps, mc_samples=2, seed=seed))
+    parts = cat(run(bundle, x, fs, sizes=sizes, gaps=gaps, mc_samples=2, seed=seed))
+    np.testing.assert_allclose(whole[0], parts[0], atol=1e-5, equal_nan=True)
+    np.testing.assert_allclose(whole[1], parts[1], atol=1e-5, equal_nan=True)
+    assert [(f.kind, f.leads) for f in whole[2]] == [(f.kind, f.leads) for f in parts[2]]
+    n_gap = int(round(round(short_gap, 3) * fs))  # bridged: its samples are NaN rows
+    assert whole[0].shape[0] == n + n_gap
