@@ -349,7 +349,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{codec:10s} inputs {r['inputs']:>9d} damaged {r['damaged']:>8d} delivered "
               f"{r['delivered']:>9d} wrong {r['wrong']:>6d} shifted {r['shifted']:>6d} "
               f"unaccounted {r['unaccounted']:>6d} gaps {r['gap_samples']:>8d} accept "
-              f"{100 * r['accept_rate']:.2f}% max err {r['max_error_mv']:.3g} mV ({r['seconds']:.0f} s)")
+              f"{100 * r['accept_rate']:.2f}% max err {r['max_error_mv']:.3g} mV "
+              f"({r['seconds']:.0f} s)")
     return 0
 
 
