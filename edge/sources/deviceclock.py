@@ -186,7 +186,9 @@ class DeviceTimeline:
         c, self._candidate = self._candidate, f
         if c is not None:
             v, _ = self._judge(c.t_last, c.arrival, f, strict=True, prev=c)
-            if v == "ok":  # the new time goes on: the device clock restarted
+            # a clock restarts backwards (to its epoch); a forward jump beyond the host clock
+            # confirmed by a second frame is still damage
+            if v == "ok" and c.t_last < self._last_t:  # type: ignore[operator]
                 self._candidate = None
                 self.counters.resets += 1
                 first = self._accept(c, "reset")
