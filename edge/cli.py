@@ -27,6 +27,7 @@ _EDGE_COMMANDS: dict[str, str] = {
     "stream": "edge.commands:stream",
     "reconstruct": "edge.commands:reconstruct",
     "demo": "edge.commands:demo",
+    "enroll": "edge.enroll:enroll",
     "devices": "edge.devices:devices",
 }
 

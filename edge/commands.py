@@ -55,7 +55,7 @@ class Number(click.ParamType):
 async def run_session(source: Any, model: Any, recorder: Recorder, *,
                       metadata: dict[str, Any] | None = None, mc_samples: int | None = None,
                       seed: int = 0, duration_s: float | None = None,
-                      on_update: Any = None) -> dict[str, Any]:
+                      on_update: Any = None, personalization: Any = None) -> dict[str, Any]:
     """Stream `source` through `model.streaming(...)` into `recorder` until the source ends,
     `duration_s` of signal is done, or the task is cancelled (Ctrl-C). Always flushes the
     pipeline and closes every output; returns the summary."""
@@ -69,7 +69,8 @@ async def run_session(source: Any, model: Any, recorder: Recorder, *,
             arrival = time.monotonic()
             if rec is None:
                 check_stream_rate(chunk.fs_hz, getattr(source, "uri", "source"))
-                rec = model.streaming(chunk.fs_hz, metadata, mc_samples, seed)
+                rec = model.streaming(chunk.fs_hz, metadata, mc_samples, seed,
+                                      personalization=personalization)
             recorder.on_chunk(chunk)
             pending = loop.run_in_executor(None, rec.push, chunk)
             blocks = await asyncio.shield(pending)
@@ -216,11 +217,13 @@ def run_cli(source_uri: str, *, bundle: str | None, profile: str | None, mc_samp
     from rich.live import Live
 
     from edge.conditioning import ConditioningError
+    from edge.personalize import load_personalization
     from edge.profile import load_profile
     from edge.sources import SourceError, open_source
 
     try:
         metadata = load_profile(profile) if profile else None
+        personalization = load_personalization(profile) if profile else None
         source = open_source(source_uri, **overrides)
         model = _load_model(bundle)
         if hasattr(source, "conform_rate"):
@@ -253,7 +256,8 @@ def run_cli(source_uri: str, *, bundle: str | None, profile: str | None, mc_samp
         with live:
             summary = asyncio.run(_run_with_signals(
                 source=source, model=model, recorder=recorder, metadata=metadata,
-                mc_samples=mc_samples, seed=seed, duration_s=duration, on_update=update))
+                mc_samples=mc_samples, seed=seed, duration_s=duration, on_update=update,
+                personalization=personalization))
     except KeyboardInterrupt:  # the session already closed its outputs
         summary = recorder.close(interrupted=True)
     except (EdgeError, SourceError, ConditioningError, OSError) as exc:

@@ -8,7 +8,8 @@ same columns 10, 20 and 40 ms earlier (a short *causal* FIR, so it runs chunk by
 the enrolment's true lead, band-passed 0.5-40 Hz zero-phase (``edge.conditioning.condition``).
 The ridge shrinks toward the identity (the generic output). Its strength is chosen per lead by
 split-half cross-validation of the enrolment, and a lead whose held-out r does not improve by
-``MIN_GAIN_R`` (with a lower RMSE) falls back to the generic model, with the reason recorded.
+``MIN_GAIN_R`` (with a lower RMSE), or stays below ``MIN_R``, falls back to the generic model,
+with the reason recorded.
 III, aVR, aVL and aVF are derived from the corrected I and II (Einthoven/Goldberger).
 
 Uncertainty: the std of a personalised lead is the generic std times a per-lead factor that
@@ -44,6 +45,8 @@ LAGS_S: tuple[float, ...] = (0.01, 0.02, 0.04)
 LAMBDAS: tuple[float, ...] = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 #: Held-out r gain a lead needs to be personalised (otherwise: generic, and say so).
 MIN_GAIN_R = 0.01
+#: Held-out r a personalised lead must reach at all (below: the fit is mostly noise).
+MIN_R = 0.5
 #: Extra factor on the recalibrated std (cross-record error exceeds within-record error).
 STD_INFLATION = 1.0
 #: Enrolment edges left out of the fit (s), where zero-phase filters see mirrored signal.
@@ -211,9 +214,13 @@ class Personalization:
                    template=dict(d.get("template", {})), info=dict(d.get("info", {})))
 
     def save(self, path: str | Path) -> Path:
-        """Write ``{"personalization": ...}`` as JSON (a profile file ``--profile`` reads)."""
+        """Write a JSON profile (``--profile``): ``patient`` (the profile fields of the
+        enrolment metadata), ``clinical`` (12-lead measurements), ``personalization``."""
+        from edge.profile import PROFILE_FIELDS
+
         p = Path(path)
-        doc = {"personalization": self.to_dict()}
+        patient = {k: v for k, v in self.metadata.items() if k in PROFILE_FIELDS}
+        doc = {"patient": patient, "clinical": self.clinical, "personalization": self.to_dict()}
         p.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
         return p
 
@@ -324,11 +331,13 @@ def check_enrolment(ecg_mv: Any, fs_hz: float, min_n: int) -> np.ndarray:
     if float(np.median(amp)) > 30.0:
         raise PersonalizationError(f"enrolment amplitude {float(np.median(amp)):.0f} (median "
                                    f"lead) looks like µV, not mV: divide by 1000")
+    c = x - x.mean(axis=0)
     i, ii = c[:, 0], c[:, 1]
     checks = {"III": ii - i, "aVR": -(i + ii) / 2, "aVL": i - ii / 2, "aVF": ii - i / 2}
     for lead, want in checks.items():
         got = c[:, LEAD_INDEX[lead]]
-        err = float(np.sqrt(np.mean((got - want) ** 2)) / (np.sqrt(np.mean(want ** 2)) + 1e-9))
+        den = max(float(np.sqrt(np.mean(got ** 2))), float(np.sqrt(np.mean(want ** 2))), 1e-6)
+        err = float(np.sqrt(np.mean((got - want) ** 2))) / den
         if err > 0.25:
             raise PersonalizationError(
                 f"enrolment lead {lead} disagrees with its derivation from I and II "
@@ -342,6 +351,7 @@ def fit_personalization(generic: np.ndarray, generic_std: np.ndarray, target: np
                         fs_hz: float, *, fit_lead_i: bool = False,
                         lags_s: tuple[float, ...] = LAGS_S,
                         lambdas: tuple[float, ...] = LAMBDAS, min_gain_r: float = MIN_GAIN_R,
+                        min_r: float = MIN_R,
                         std_inflation: float = STD_INFLATION, edge_s: float = EDGE_S
                         ) -> Personalization:
     """Fit the correction from the generic rows ``(n, 12)`` (+ std) to ``target`` ``(n, 12)``
@@ -389,10 +399,12 @@ def fit_personalization(generic: np.ndarray, generic_std: np.ndarray, target: np
         assert best is not None
         rp, lam, ep, pred = best
         cv_g[lead], cv_p[lead] = round(rg, 4), round(rp, 4)
-        if not (math.isfinite(rp) and rp >= (rg if math.isfinite(rg) else -1) + min_gain_r
-                and ep < eg):
-            fallback[lead] = (f"held-out r {rp:.3f} vs generic {rg:.3f}, RMSE {ep:.3f} vs "
-                              f"{eg:.3f} mV: no gain")
+        rg_ = rg if math.isfinite(rg) else -1.0
+        if not (math.isfinite(rp) and rp >= min_r and ep < eg and rp >= rg_ + min_gain_r):
+            why = (f"held-out r {rp:.3f} < {min_r:g}" if not rp >= min_r else
+                   f"held-out RMSE {ep:.3f} >= generic {eg:.3f} mV" if not ep < eg else
+                   f"held-out r gain {rp - rg_:+.3f} < {min_gain_r:g}")
+            fallback[lead] = f"{why}: no gain (r {rp:.3f} vs generic {rg:.3f})"
             continue
         weights[lead] = [float(v) for v in _ridge(x[ok], t[ok, j], lam, w0)]
         lam_of[lead] = lam

@@ -1,0 +1,319 @@
+"""Personalisation: known linear maps recovered, lags by hand, fall-back, files, streaming ==
+offline for any chunking, enrolment errors, the CLI enroll -> reconstruct --profile path, and
+real PTB-XL patient pairs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from bundle_fixture import synthetic_lead_i
+from scipy import signal
+
+import edge
+from edge.chunk import Chunk
+from edge.leads import LEAD_INDEX, LEADS
+from edge.personalize import (
+    FEATURE_LEADS,
+    Personalization,
+    PersonalizationError,
+    check_enrolment,
+    fit_personalization,
+    lag_features,
+)
+
+FS = 500.0
+NF = len(FEATURE_LEADS)
+
+
+@pytest.fixture(scope="module")
+def model() -> edge.ReconstructionModel:
+    return edge.load_bundle(num_threads=1)
+
+
+def smooth_rows(n: int, seed: int, fs: float = FS) -> np.ndarray:
+    """Einthoven-consistent (n, 12) rows of band-limited random signals (mV)."""
+    rng = np.random.default_rng(seed)
+    sos = signal.butter(2, [1.0, 20.0], "bandpass", fs=fs, output="sos")
+    x = signal.sosfiltfilt(sos, rng.normal(0, 1, (n, 12)), axis=0)
+    x /= x.std(axis=0)
+    i, ii = x[:, 0], x[:, 1]
+    x[:, 2], x[:, 3], x[:, 4], x[:, 5] = ii - i, -(i + ii) / 2, i - ii / 2, ii - i / 2
+    return x
+
+
+def col(lead: str, lag_index: int = 0) -> int:
+    """Column of ``lead`` (a FEATURE_LEADS name) at lag block ``lag_index`` (0 = now)."""
+    return lag_index * NF + FEATURE_LEADS.index(lead)
+
+
+# ------------------------------------------------------------------------- features by hand
+def test_lag_features_by_hand() -> None:
+    rows = np.array([[0.0], [10.0], [20.0], [30.0]])
+    x = lag_features(rows, 100.0, (0.01, 0.025))
+    # lag 1 sample: the row before (the first row repeated before the start)
+    np.testing.assert_allclose(x[:, 1], [0, 0, 10, 20])
+    # lag 2.5 samples: halfway between 2 and 3 samples back
+    np.testing.assert_allclose(x[:, 2], [0, 0, 0, 5])
+    # a given past replaces the padding
+    x = lag_features(rows, 100.0, (0.01,), past=np.array([[-7.0], [-5.0]]))
+    np.testing.assert_allclose(x[:, 1], [-5, 0, 10, 20])
+
+
+# ------------------------------------------------------------------------- known answers
+def test_exact_linear_map_is_recovered() -> None:
+    g = smooth_rows(5000, 1)
+    t = g.copy()
+    # hand-chosen maps: II = 0.5 II + 0.3 V1; V3 = 2 V3 - 0.5 I; V5 = V5 20 ms earlier (delay)
+    t[:, 1] = 0.5 * g[:, 1] + 0.3 * g[:, 6]
+    t[:, 8] = 2.0 * g[:, 8] - 0.5 * g[:, 0]
+    t[10:, 10] = g[:-10, 10]  # 10 samples at 500 Hz = the 20 ms lag
+    t[:10, 10] = g[0, 10]
+    i, ii = t[:, 0], t[:, 1]
+    t[:, 2], t[:, 3], t[:, 4], t[:, 5] = ii - i, -(i + ii) / 2, i - ii / 2, ii - i / 2
+    std = np.full_like(g, 0.1)
+    p = fit_personalization(g, std, t, FS, lambdas=(1e-9,), edge_s=0.0)
+    w = np.array(p.weights["II"])
+    expect = np.zeros(NF * 4)
+    expect[col("II")], expect[col("V1")] = 0.5, 0.3
+    np.testing.assert_allclose(w, expect, atol=1e-6)
+    w = np.array(p.weights["V3"])
+    expect = np.zeros(NF * 4)
+    expect[col("V3")], expect[col("I")] = 2.0, -0.5
+    np.testing.assert_allclose(w, expect, atol=1e-6)
+    w = np.array(p.weights["V5"])
+    expect = np.zeros(NF * 4)
+    expect[col("V5", 2)] = 1.0  # LAGS_S = (0.01, 0.02, 0.04): block 2 is 20 ms
+    np.testing.assert_allclose(w, expect, atol=1e-6)
+    # identity leads gain nothing: they stay generic, and the reason is given
+    for lead in ("V1", "V2", "V4", "V6"):
+        assert lead in p.fallback and "no gain" in p.fallback[lead]
+    out, sd = p.apply(g, std, FS)
+    np.testing.assert_allclose(out[:, [1, 8, 10]], t[:, [1, 8, 10]], atol=1e-6)
+    # derived limb leads follow the corrected II (Einthoven / Goldberger)
+    np.testing.assert_allclose(out[:, 2], out[:, 1] - out[:, 0], atol=1e-9)
+    np.testing.assert_allclose(out[:, 3], -(out[:, 0] + out[:, 1]) / 2, atol=1e-9)
+    # an exact fit earns a (near) zero std for the corrected leads; the others keep theirs
+    assert sd[:, 1].max() < 1e-4 and np.allclose(sd[:, 6], 0.1)
+
+
+def test_wearable_lead_is_mapped_to_lead_i() -> None:
+    g = smooth_rows(5000, 2)
+    t = g.copy()
+    g[:, 0] = -0.7 * t[:, 0]  # an inverted, attenuated strap lead in place of Lead I
+    p = fit_personalization(g, np.full_like(g, 0.1), t, FS, fit_lead_i=True, lambdas=(1e-9,),
+                            edge_s=0.0)
+    w = np.array(p.weights["I"])
+    expect = np.zeros(NF * 4)
+    expect[col("I")] = -1 / 0.7
+    np.testing.assert_allclose(w, expect, atol=1e-6)
+    out, sd = p.apply(g, np.full_like(g, 0.1), FS)
+    np.testing.assert_allclose(out[:, 0], t[:, 0], atol=1e-6)
+    np.testing.assert_allclose(out[:, 2], out[:, 1] - out[:, 0], atol=1e-9)
+    assert p.source == "wearable" and p.lead_i_std_mv is not None
+
+
+def test_unrelated_enrolment_falls_back_and_says_so() -> None:
+    g = smooth_rows(5000, 3)
+    t = smooth_rows(5000, 4)  # another "person": nothing to learn
+    p = fit_personalization(g, np.full_like(g, 0.1), t, FS)
+    assert p.weights == {}  # held-out r of a fit to noise stays far below MIN_R
+    assert sorted(p.fallback) == sorted(["II", "V1", "V2", "V3", "V4", "V5", "V6"])
+    out, sd = p.apply(g, np.full_like(g, 0.1), FS)
+    np.testing.assert_array_equal(out, g)
+    assert "generic model kept" in p.summary()
+
+
+# ------------------------------------------------------------------------- files
+def test_save_load_round_trip(tmp_path: Path) -> None:
+    g = smooth_rows(4000, 5)
+    t = g.copy()
+    t[:, 7] = 1.5 * g[:, 7] + 0.2 * g[:, 8]
+    p = fit_personalization(g, np.full_like(g, 0.1), t, FS)
+    p.metadata = {"age": 54.0, "sex": "F", "r_axis": 30.0}
+    path = p.save(tmp_path / "w.json")
+    q = Personalization.load(path)
+    assert q.weights == p.weights and q.std_scale == p.std_scale and q.fallback == p.fallback
+    a, b = p.apply(g, np.full_like(g, 0.1), FS), q.apply(g, np.full_like(g, 0.1), FS)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    # the file is also a profile: its patient fields load as metadata
+    from edge.profile import load_profile
+
+    assert load_profile(path) == {"age": 54.0, "sex": "F", "r_axis": 30.0}
+
+
+@pytest.mark.parametrize(("edit", "needle"), [
+    (lambda d: d.update(schema_version="0"), "schema_version='0'"),
+    (lambda d: d["weights"].update(V2=[1.0, 2.0]), "weights['V2'] must be 32"),
+    (lambda d: d.pop("lags_s"), "field 'lags_s' is missing"),
+    (lambda d: d["std_scale"].update(V2=-1.0), "std_scale['V2']=-1.0"),
+])
+def test_bad_file_is_a_named_error(tmp_path: Path, edit, needle: str) -> None:
+    g = smooth_rows(4000, 6)
+    t = g.copy()
+    t[:, 7] = 1.5 * g[:, 7]
+    doc = {"personalization": fit_personalization(g, np.full_like(g, 0.1), t, FS).to_dict()}
+    edit(doc["personalization"])
+    (tmp_path / "w.json").write_text(json.dumps(doc))
+    with pytest.raises(PersonalizationError, match=needle.replace("[", r"\[")):
+        Personalization.load(tmp_path / "w.json")
+
+
+# ------------------------------------------------------------------------- enrolment checks
+def _ecg(n: int = 5000) -> np.ndarray:
+    return smooth_rows(n, 7) * 0.5
+
+
+def test_enrolment_errors_name_the_problem() -> None:
+    x = _ecg()
+    check_enrolment(x, FS, 4000)
+    swapped = x.copy()
+    swapped[:, [1, 2]] = swapped[:, [2, 1]]  # II and III swapped
+    with pytest.raises(PersonalizationError, match="disagrees with its derivation"):
+        check_enrolment(swapped, FS, 4000)
+    with pytest.raises(PersonalizationError, match="looks like µV"):
+        check_enrolment(x * 1000, FS, 4000)
+    with pytest.raises(PersonalizationError, match="one model window"):
+        check_enrolment(x[:3000], FS, 4000)
+    flat = x.copy()
+    flat[:, 8] = 0.0
+    with pytest.raises(PersonalizationError, match="lead V3 is flat"):
+        check_enrolment(flat, FS, 4000)
+    nan = x.copy()
+    nan[17, 9] = np.nan
+    with pytest.raises(PersonalizationError, match="first in lead V4 at sample 17"):
+        check_enrolment(nan, FS, 4000)
+    with pytest.raises(PersonalizationError, match=r"\(n, 12\)"):
+        check_enrolment(x[:, :8], FS, 4000)
+
+
+# ------------------------------------------------------------------------- streaming
+def _hand_personalization() -> Personalization:
+    """Non-trivial weights with lags on every corrected lead (incl. Lead I)."""
+    rng = np.random.default_rng(0)
+    weights = {lead: list(rng.normal(0, 0.3, NF * 4)) for lead in ("I", "II", "V2", "V5")}
+    return Personalization(weights=weights, std_scale={"II": 0.5, "V2": 0.7, "V5": 2.0},
+                           source="wearable", lead_i_std_mv=0.05)
+
+
+@pytest.mark.parametrize(("fs", "seed"), [(130.0, 1), (500.0, 2)])
+def test_streaming_equals_offline_for_random_chunkings(model, fs: float, seed: int) -> None:
+    p = _hand_personalization()
+    x = synthetic_lead_i(int(fs * 12), fs, seed)
+    whole = model.reconstruct(x, fs, mc_samples=2, personalization=p)
+    generic = model.reconstruct(x, fs, mc_samples=2)
+    # offline = the generic output of the segment passed through Personalization.apply
+    lead, sd = p.apply(generic.leads, generic.std, fs)
+    np.testing.assert_allclose(whole.leads, lead, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(whole.std, sd, rtol=1e-6, atol=1e-6)
+    assert not np.allclose(whole.leads[:, 6:], generic.leads[:, 6:])
+    rng = np.random.default_rng(seed)
+    for _ in range(3):
+        rec = model.streaming(fs, mc_samples=2, personalization=p)
+        blocks, i = [], 0
+        while i < len(x):
+            m = int(rng.integers(1, int(fs * 1.5)))
+            blocks += rec.push(Chunk(x[i:i + m].astype(np.float32), t0_s=i / fs, fs_hz=fs))
+            i += m
+        blocks += rec.flush()
+        np.testing.assert_array_equal(np.concatenate([b.leads for b in blocks]), whole.leads)
+        np.testing.assert_array_equal(np.concatenate([b.std for b in blocks]), whole.std)
+
+
+# ------------------------------------------------------------------------- real data
+def _ptbxl_pairs(data_root: Path, k: int) -> list[tuple[Path, Path]]:
+    import csv
+
+    rows = list(csv.DictReader((data_root / "ptbxl" / "ptbxl_database.csv").open()))
+    have = {int(p.name[:5]): p.with_suffix("")
+            for p in (data_root / "ptbxl" / "records500").glob("*/*_hr.hea")}
+    by: dict[str, list[int]] = {}
+    for r in rows:
+        e = int(r["ecg_id"])
+        if e in have:
+            by.setdefault(r["patient_id"], []).append(e)
+    pairs = [(have[v[0]], have[v[1]]) for v in (sorted(v) for v in by.values()) if len(v) >= 2]
+    return sorted(pairs)[:k]
+
+
+def _read(path: Path) -> np.ndarray:
+    from edge.enroll import read_12_lead
+
+    return read_12_lead(path.with_suffix(".hea"))[0]
+
+
+def _r11(out: np.ndarray, truth: np.ndarray) -> float:
+    s = 500
+    return float(np.mean([np.corrcoef(out[s:-s, j], truth[s:-s, j])[0, 1]
+                          for j in range(1, 12)]))
+
+
+@pytest.mark.needs_data
+def test_real_patient_pairs_gain(model, data_root: Path) -> None:
+    from scipy.signal import butter, sosfiltfilt
+
+    sos = butter(2, [0.5, 40.0], "bandpass", fs=FS, output="sos")  # the scoring truth
+    gains, short_gains = [], []
+    for enrol, test in _ptbxl_pairs(data_root, 4):
+        e, t = _read(enrol), _read(test)
+        truth = sosfiltfilt(sos, t, axis=0)
+        gen = _r11(model.reconstruct(t[:, 0], FS, mc_samples=5).leads, truth)
+        p = model.personalize(e, FS, mc_samples=5)
+        per = _r11(model.reconstruct(t[:, 0], FS, mc_samples=5, personalization=p).leads, truth)
+        ps = model.personalize(e[:4000], FS, mc_samples=5)  # one model window
+        short = _r11(model.reconstruct(t[:, 0], FS, mc_samples=5, personalization=ps).leads,
+                     truth)
+        gains.append(per - gen)
+        short_gains.append(short - gen)
+        assert p.quality["beats"] > 3 and "r_axis" in p.clinical
+    assert np.mean(gains) > 0.05, gains
+    assert np.mean(short_gains) > -0.02, short_gains
+
+
+@pytest.mark.needs_data
+def test_cli_enroll_then_reconstruct_with_profile(data_root: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from edge.cli import main
+
+    enrol, test = _ptbxl_pairs(data_root, 1)[0]
+    prof = tmp_path / "wearer.json"
+    res = CliRunner().invoke(main, ["enroll", str(enrol.with_suffix(".hea")), "--out",
+                                    str(prof), "--age", "61", "--sex", "m", "--mc-samples", "4"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(prof.read_text())
+    assert doc["patient"]["age"] == 61 and doc["patient"]["sex"] == "M"
+    assert {"r_axis", "t_axis"} <= set(doc["patient"]) and "qrs_duration" in doc["clinical"]
+    assert doc["personalization"]["schema_version"] == "1"
+    outs = {}
+    for name, extra in (("generic", []), ("personal", ["--profile", str(prof)])):
+        out = tmp_path / name
+        res = CliRunner().invoke(main, ["reconstruct", str(test.with_suffix(".hea")), "--out",
+                                        str(out), "--quiet", "--mc-samples", "4", *extra])
+        assert res.exit_code == 0, res.output
+        outs[name] = np.genfromtxt(out / "leads.csv", delimiter=",", names=True)
+    a, b = outs["generic"], outs["personal"]
+    assert a["I"].tolist() == b["I"].tolist()  # the measured Lead I is untouched
+    assert not np.allclose(a["V2"], b["V2"])  # the wearer's correction was applied
+
+
+def test_cli_enroll_bad_input_is_one_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from edge.cli import main
+
+    csv = tmp_path / "eight.csv"
+    n = 5000
+    x = _ecg(n)
+    names = [lead for lead in LEADS if lead not in ("III", "aVR", "aVL", "aVF")]
+    cols = [x[:, LEAD_INDEX[lead]] for lead in names]
+    csv.write_text("t," + ",".join(names) + "\n" + "\n".join(
+        f"{k / FS:.4f}," + ",".join(f"{c[k]:.4f}" for c in cols) for k in range(n)) + "\n")
+    res = CliRunner().invoke(main, ["enroll", str(csv), "--out", str(tmp_path / "w.json")])
+    assert res.exit_code != 0 and res.exception is None or isinstance(res.exception, SystemExit)
+    assert "no lead 'III'" in res.output and "Traceback" not in res.output
+    assert len(res.output.strip().splitlines()) == 1
+    assert not (tmp_path / "w.json").exists()
