@@ -114,11 +114,16 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.dot(a, b) / den) if den > 0 else float("nan")
 
 
-def _ridge(x: np.ndarray, y: np.ndarray, lam: float, w0: np.ndarray) -> np.ndarray:
-    """argmin ||y - x w||^2 + lam * s * ||w - w0||^2, s = mean diagonal of x'x."""
-    a = x.T @ x
+def _ridge(a: np.ndarray, b: np.ndarray, lam: float, w0: np.ndarray) -> np.ndarray:
+    """argmin ||y - x w||^2 + lam * s * ||w - w0||^2 from a = x'x, b = x'y; s = mean diagonal
+    of a (so ``lam`` is relative to the feature energy)."""
     s = float(np.trace(a)) / len(a) or 1.0
-    return np.linalg.solve(a + lam * s * np.eye(len(a)), x.T @ y + lam * s * w0)
+    return np.linalg.solve(a + lam * s * np.eye(len(a)), b + lam * s * w0)
+
+
+def _gram(x: np.ndarray, t: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    xr = x[rows]
+    return xr.T @ xr, xr.T @ t[rows]
 
 
 # ---------------------------------------------------------------------------- the object
@@ -382,6 +387,8 @@ def fit_personalization(generic: np.ndarray, generic_std: np.ndarray, target: np
     cv_p: dict[str, float] = {}
     lam_of: dict[str, float] = {}
     lead_i_std = None
+    grams = [_gram(x, t, tr) for tr, _ in parts]  # x'x and x't once per half, all leads
+    gram_all = _gram(x, t, ok)
     for lead in leads:
         j = LEAD_INDEX[lead]
         w0 = np.zeros(nf)
@@ -391,8 +398,8 @@ def fit_personalization(generic: np.ndarray, generic_std: np.ndarray, target: np
         best: tuple[float, float, float, np.ndarray] | None = None
         for lam in lambdas:
             pred = np.full(n, np.nan)
-            for tr, te in parts:
-                pred[te] = x[te] @ _ridge(x[tr], t[tr, j], lam, w0)
+            for (a, bt), (_, te) in zip(grams, parts, strict=True):
+                pred[te] = x[te] @ _ridge(a, bt[:, j], lam, w0)
             r = float(np.mean([_pearson(pred[te], t[te, j]) for _, te in parts]))
             if best is None or r > best[0]:
                 best = (r, lam, float(np.sqrt(np.nanmean((pred[ok] - t[ok, j]) ** 2))), pred)
@@ -406,7 +413,7 @@ def fit_personalization(generic: np.ndarray, generic_std: np.ndarray, target: np
                    f"held-out r gain {rp - rg_:+.3f} < {min_gain_r:g}")
             fallback[lead] = f"{why}: no gain (r {rp:.3f} vs generic {rg:.3f})"
             continue
-        weights[lead] = [float(v) for v in _ridge(x[ok], t[ok, j], lam, w0)]
+        weights[lead] = [float(v) for v in _ridge(gram_all[0], gram_all[1][:, j], lam, w0)]
         lam_of[lead] = lam
         res = np.abs(pred[ok] - t[ok, j])
         if lead == "I":
