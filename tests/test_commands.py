@@ -32,7 +32,7 @@ class Blk:
 class EchoModel:
     """Stands in for the bundle: Lead I copied to 12 leads, std 0.1, flush emits nothing."""
 
-    def streaming(self, fs, metadata, mc_samples, seed):
+    def streaming(self, fs, metadata, mc_samples, seed, **kw):
         class Rec:
             def push(self, c):
                 x = c.samples[:, :1].repeat(12, 1)
