@@ -210,7 +210,8 @@ def summarise(rows: list[dict], amp: dict, info: dict, bundle: str | None, mc: i
         lead: {k: amplitude_fidelity(v["true"], v[k])["slope"] for k in ("generic", "personal")}
         for lead, v in amp.items()}
     same = [r["personal"]["match"] for r in rows if r["personal"]["match"] is not None]
-    wrong = [r["wrong_person"]["match"] for r in rows if r["wrong_person"]["match"] is not None]
+    wrong = [r["wrong_person"]["match"] for r in rows
+             if "wrong_person" in r and r["wrong_person"]["match"] is not None]
     out["template_match"] = {
         "same_person": np.percentile(same, [5, 25, 50]).tolist() if same else None,
         "wrong_person": np.percentile(wrong, [50, 75, 95]).tolist() if wrong else None,
