@@ -38,6 +38,8 @@ from typing import Any
 import numpy as np
 from scipy import signal
 
+from edge.errors import EdgeError
+
 #: Model rate (Hz) used by default on the gateway and for training.
 MODEL_FS_HZ = 100.0
 
@@ -45,7 +47,7 @@ MODEL_FS_HZ = 100.0
 PHASE = "zero"
 
 
-class ConditioningError(ValueError):
+class ConditioningError(EdgeError, ValueError):
     """Unusable input or settings for conditioning (non-finite samples, bad rate, shape)."""
 
 

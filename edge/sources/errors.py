@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from edge.errors import EdgeError
 
-class SourceError(Exception):
+
+class SourceError(EdgeError):
     """Base class of source errors. `hint` says what the user can do about it."""
 
     hint = ""
@@ -46,4 +48,4 @@ class DeviceProtocolError(SourceError):
 class RecordingError(SourceError, ValueError):
     """A recording file for replay cannot be read (format, lead, sampling rate)."""
 
-    hint = "WFDB (.hea), CSV with a header row, or EDF; pick the lead with ?lead=I"
+    hint = "WFDB (.hea), EDF/BDF or CSV/TSV; pick the channel with --lead NAME or --channel N"
