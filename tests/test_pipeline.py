@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bundle_fixture import synthetic_lead_i, write_tiny_bundle
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from bundle_fixture import synthetic_lead_i, write_tiny_bundle
 
 from edge.bundle import Bundle
 from edge.chunk import Chunk
