@@ -317,3 +317,21 @@ def test_cli_enroll_bad_input_is_one_line(tmp_path: Path) -> None:
     assert "no lead 'III'" in res.output and "Traceback" not in res.output
     assert len(res.output.strip().splitlines()) == 1
     assert not (tmp_path / "w.json").exists()
+
+
+def test_another_wearer_gets_the_generic_output_and_a_flag(model) -> None:
+    from edge.personalize import lead_template
+
+    fs = 250.0
+    x = synthetic_lead_i(int(fs * 12), fs, 5)
+    p = _hand_personalization()
+    generic = model.reconstruct(x, fs, mc_samples=2)
+    p.template = {"beat": list(lead_template(-x, fs))}  # an inverted beat: r about -1
+    out = model.reconstruct(x, fs, mc_samples=2, personalization=p)
+    np.testing.assert_array_equal(out.leads, generic.leads)
+    flag = [f for f in out.flags if f.kind == "personalization_mismatch"]
+    assert len(flag) == 1 and flag[0].value < -0.9 and "another wearer" in flag[0].detail
+    p.template = {"beat": list(lead_template(x, fs))}  # the enrolled wearer
+    out = model.reconstruct(x, fs, mc_samples=2, personalization=p)
+    assert not np.allclose(out.leads, generic.leads)
+    assert not [f for f in out.flags if f.kind == "personalization_mismatch"]

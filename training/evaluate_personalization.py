@@ -16,7 +16,9 @@ enrolment (patient k enrolled, patient k+1 tested). Personalised outputs are com
 `Personalization.apply` on the generic output of the test record, which equals
 `reconstruct(..., personalization=p)` on one segment (tests/test_personalize.py).
 Uncertainty: coverage of the nominal 90 % interval, generic, personalised with the generic std
-(before recalibration) and with the recalibrated std. Chest amplitude: slope of predicted vs
+(before recalibration) and with the recalibrated std. ``*_checked``: what
+`reconstruct` returns, i.e. the generic output where the median-beat check
+(`edge.personalize.mismatch_flag`) rejects the enrolment. Chest amplitude: slope of predicted vs
 true R amplitude over test records (`training.metrics.amplitude_fidelity`).
 """
 
@@ -83,7 +85,7 @@ def evaluate(bundle: str | None = None, limit: int | None = None, mc_samples: in
     import edge
     from edge.features import detect_r_peaks
     from edge.leads import LEADS
-    from edge.personalize import STD_INFLATION, template_match
+    from edge.personalize import MATCH_MIN_R, STD_INFLATION, template_match
     from training.data.splits import load_splits
     from training.metrics import amplitude_fidelity, r_wave_amplitude
     from training.truth import TRUTH_TEXT, truth_signal
@@ -127,6 +129,10 @@ def evaluate(bundle: str | None = None, limit: int | None = None, mc_samples: in
                 row[name] = {"r": sp["r"], "rmse": sp["rmse"], "cover": sp["cover"],
                              "fallback": sorted(p.fallback), "match": template_match(
                                  p, lead_i, fs)}
+                if row[name]["match"] is not None and row[name]["match"] < MATCH_MIN_R:
+                    row[name + "_checked"] = dict(row["generic"], fallback=[], match=None)
+                else:
+                    row[name + "_checked"] = {k2: v for k2, v in row[name].items()}
                 if name == "personal":
                     before = type(out)(out.leads, gen.std, out.flags, fs)
                     row[name]["cover_before_recal"] = score(before, truth, fs)["cover"]
@@ -167,7 +173,8 @@ def summarise(rows: list[dict], amp: dict, info: dict, bundle: str | None, mc: i
         **info,
     }
     conds = [c for c in ("generic", "personal", "short", "noisy_0.1mV", "noisy_0.3mV",
-                         "noisy_1mV", "wrong_person")]
+                         "noisy_1mV", "wrong_person", "personal_checked",
+                         "wrong_person_checked")]
     for direction in ("forward", "reverse"):
         d = [r for r in rows if r["direction"] == direction]
         res: dict[str, Any] = {"patients": len(d)}
