@@ -128,10 +128,3 @@ def encode_metadata(metadata: Mapping[str, Any] | None) -> np.ndarray:
             values.append(float(np.clip((md[key] - off) / scale, -5.0, 5.0)))
     return np.asarray(values + flags, dtype=np.float32)
 
-
-def restrict(metadata: Mapping[str, Any] | None, regime: str) -> dict[str, Any]:
-    """Keep only the fields allowed in a regime ('none', 'wearable', 'clinical')."""
-    if regime not in REGIMES:
-        raise MetadataError(f"unknown metadata regime {regime!r}; use one of {list(REGIMES)}")
-    allowed = REGIMES[regime]
-    return {k: v for k, v in (metadata or {}).items() if k in allowed}

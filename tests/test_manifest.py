@@ -39,7 +39,8 @@ def test_valid_manifest_types() -> None:
 
 
 def test_newer_minor_version_accepted() -> None:
-    validate_manifest(_set(tiny_manifest(), "schema_version", "1.7"))
+    assert validate_manifest(_set(tiny_manifest(), "schema_version", "1.7")).schema_version \
+        == "1.7"
 
 
 @pytest.mark.parametrize(("path", "value", "needle"), [

@@ -134,3 +134,29 @@ def test_sample_codes() -> None:
     assert codes.tolist() == [GOOD, SATURATED, SATURATED, GOOD]
     assert sample_codes(np.zeros(3), True, cfg).tolist() == [LEAD_OFF] * 3
     assert GAP not in (GOOD, LEAD_OFF, SATURATED)
+
+
+def test_quality_verdicts_by_hand() -> None:
+    """Saturated / flat / noisy / good windows, built by hand (1 s blocks at 100 Hz)."""
+    from edge.stages.quality import assess
+
+    fs, n = 100.0, 800
+    t = np.arange(n) / fs
+    ecg = np.sin(2 * np.pi * 1.2 * t) ** 15  # peaky, clean
+    none = np.zeros(n, bool)
+    cfg = QualityConfig()
+    good = assess(ecg, none, none, fs, cfg)
+    assert good.reconstruct and good.problem is None
+    sat = none.copy()
+    sat[:200] = True  # 25 % saturated > 20 %
+    v = assess(ecg, none, sat, fs, cfg)
+    assert (v.reconstruct, v.problem, v.value) == (False, "saturated", 0.25)
+    sat[:200], sat[:150] = False, True  # 18.75 %: still reconstructed
+    assert assess(ecg, none, sat, fs, cfg).problem is None
+    flat = ecg.copy()
+    flat[:300] = 0.0  # 3 of 8 one-second blocks flat
+    v = assess(flat, none, none, fs, cfg)
+    assert (v.reconstruct, v.problem) == (False, "flat or lead-off")
+    noisy = ecg + np.random.default_rng(0).normal(0, 0.3, n)
+    v = assess(noisy, none, none, fs, cfg)
+    assert v.reconstruct and v.problem == "noisy"

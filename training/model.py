@@ -39,10 +39,6 @@ def n_outputs(cfg: ModelConfig) -> int:
     return len(PREDICTED) if cfg.outputs == "independent" else len(RECONSTRUCTED)
 
 
-def meta_size(cfg: ModelConfig) -> int:
-    return PAPER_META_SIZE if cfg.kind == "paper" else ENCODED_SIZE
-
-
 @dataclass(frozen=True)
 class MaskSite:
     """One MC-dropout site of the edge head: mask input name, channel count, drop rate."""
