@@ -206,3 +206,27 @@ def test_bad_inputs_raise_named_errors(run_dir, tmp_path):
     TrainConfig(model=ModelConfig(kind="paper")).save(paper / "config.json")
     with pytest.raises(RunFolderError, match="only 'edge'"):
         convert_run(paper, tmp_path / "b")
+
+
+def test_gateway_bundle_mc_matches_keras_training_mode_dropout(run_dir, bundle):
+    """edge.Bundle itself (the gateway runtime, not converters' LiteMC): its MC mean and std
+    over T samples match Keras' own dropout (training=True) on the float model."""
+    from edge.bundle import Bundle
+    from training.mc import mc_predict
+
+    model = build_model(TINY)
+    model.load_weights(run_dir / "best.weights.h5")
+    data = synthetic(3, seed=5)
+    gw = Bundle.load(bundle)
+    T = 400
+    k_mean, k_std = mc_predict(model, data.lead_i, data.meta, T, seed=2, aleatoric=False)
+    for i in range(3):
+        mean, std = gw.predict_window(data.lead_i[i, :, 0], data.meta[i], T,
+                                      np.random.default_rng(i))
+        std = std / 1.2  # the run's calibration scale, applied by the bundle
+        assert min(float(k_std[i].mean()), float(std.mean())) > 0
+        rel = abs(float(std.mean()) - float(k_std[i].mean())) / float(k_std[i].mean())
+        assert rel < 0.1
+        # means agree to within a few standard errors of a T-sample MC mean
+        se = np.sqrt(k_std[i] ** 2 / T + std ** 2 / T)
+        assert float(np.median(np.abs(mean - k_mean[i]) / se)) < 2.0
