@@ -22,6 +22,7 @@ from typing import Any
 import click
 
 from edge.errors import EdgeError, InputInvalid, InputTooShort
+from edge.fieldkit import build_taps, stream_options
 from edge.sinks.recorder import FORMATS, Recorder
 
 MIN_FS_HZ, MAX_FS_HZ = 100.0, 1000.0  # = edge.MIN_FS_HZ, edge.MAX_FS_HZ
@@ -194,7 +195,8 @@ async def _run_with_signals(**kw: Any) -> dict[str, Any]:
 
 def _cleanup(recorder: Recorder, created: bool) -> None:
     """Remove the outputs of a run that produced nothing (no half-written folder)."""
-    for name in ("leads.csv", "events.ndjson", "summary.json", "report.png", "ecg12.hea",
+    for name in ("leads.csv", "events.ndjson", "summary.json", "report.png", "report.pdf",
+                 "ecg12.hea",
                  "ecg12.dat", "ecg12_std.hea", "ecg12_std.dat"):
         try:
             (recorder.out / name).unlink(missing_ok=True)
@@ -209,10 +211,12 @@ def _cleanup(recorder: Recorder, created: bool) -> None:
 
 def run_cli(source_uri: str, *, bundle: str | None, profile: str | None, mc_samples: int | None,
             seed: int, out: Path, events: str | None, duration: float | None, fmt: str,
-            quiet: bool = False, title: str = "", **overrides: Any) -> dict[str, Any]:
+            quiet: bool = False, title: str = "", report: str = "png",
+            report_at: float | None = None, taps: Any = None,
+            **overrides: Any) -> dict[str, Any]:
     """Open and check everything, run the session with a live status line on stderr, print a
     summary. Raises click.ClickException (one line) when the run produced no reconstruction
-    or ended on an error."""
+    or ended on an error. `taps(source)` -> live outputs (edge.sinks.tap) for the session."""
     from rich.console import Console
     from rich.live import Live
 
@@ -236,28 +240,37 @@ def run_cli(source_uri: str, *, bundle: str | None, profile: str | None, mc_samp
         created = not out.exists()
         recorder = Recorder(out, fmt=fmt, events=events, title=title or source_uri,
                             source=source_uri)
+        recorder.report_options = {"formats": (report,), "at_s": report_at}
+        from edge.provenance import run_provenance
+
+        recorder.info["provenance"] = run_provenance(
+            model, mc_samples=mc_samples, seed=seed, metadata=metadata, profile=profile,
+            personalization=personalization, source=source_uri)
+        live = list(taps(source)) if taps is not None else []
     except (EdgeError, SourceError, ConditioningError) as exc:
         raise click.ClickException(_one_line(exc)) from None
     if hasattr(source, "describe"):
         recorder.info["input"] = source.describe()
     console = Console(stderr=True)
-    live = Live(console=console, refresh_per_second=4, transient=False,
-                auto_refresh=console.is_terminal and not quiet)
+    status = Live(console=console, refresh_per_second=4, transient=False,
+                  auto_refresh=console.is_terminal and not quiet)
     last = [0.0]
 
     def update(r: Recorder, latency: float) -> None:
         now = time.monotonic()
         if console.is_terminal and not quiet and now - last[0] > 0.25:
             last[0] = now
-            live.update(_status_line(r, latency))
+            status.update(_status_line(r, latency))
 
     error: str | None = None
     try:
-        with live:
-            summary = asyncio.run(_run_with_signals(
+        from edge.sinks.tap import run_with_taps
+
+        with status:
+            summary = asyncio.run(run_with_taps(live, recorder, _run_with_signals(
                 source=source, model=model, recorder=recorder, metadata=metadata,
                 mc_samples=mc_samples, seed=seed, duration_s=duration, on_update=update,
-                personalization=personalization))
+                personalization=personalization)))
     except KeyboardInterrupt:  # the session already closed its outputs
         summary = recorder.close(interrupted=True)
     except (EdgeError, SourceError, ConditioningError, OSError) as exc:
@@ -293,6 +306,11 @@ _common = [
     click.option("--format", "fmt", type=click.Choice(FORMATS), default="csv", show_default=True,
                  help="csv streams and survives Ctrl-C; wfdb adds WFDB records at the end"),
     click.option("--quiet", is_flag=True, help="no status line"),
+    click.option("--report", type=click.Choice(("png", "pdf")), default="png",
+                 show_default=True, help="report.png always; pdf adds report.pdf"),
+    click.option("--report-at", type=Number(float, 0), default=None,
+                 help="start (s since the first sample) of the 10 s the report shows "
+                      "[default: the last 10 s]"),
 ]
 
 
@@ -311,10 +329,13 @@ def _with_common(f: Any) -> Any:
 @click.option("--duration", type=Number(float, 0, lo_open=True), default=None,
               help="stop after S seconds of signal")
 @_with_common
+@stream_options
 def stream(source_uri: str, out: Path | None, **kw: Any) -> None:
-    """Stream a source to 12 leads with uncertainty (Ctrl-C or SIGTERM stops cleanly)."""
+    """Stream a source to 12 leads with uncertainty (Ctrl-C or SIGTERM stops cleanly);
+    --view shows it live in a browser, --publish sends it to an MQTT broker."""
     out = out or Path("out") / time.strftime("stream-%Y%m%d-%H%M%S")
-    run_cli(source_uri, out=out, **kw)
+    taps = build_taps(kw)
+    run_cli(source_uri, out=out, taps=taps, **kw)
 
 
 @click.command()

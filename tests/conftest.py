@@ -40,14 +40,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if report.skipped and ("needs_data" in report.keywords or "corpora" in str(report.longrepr)):
+    if report.skipped and ("needs_data" in report.keywords or "needs_tools" in report.keywords
+                           or "corpora" in str(report.longrepr)):
         _DATA_SKIPS.append(report.nodeid)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if IN_CI and _DATA_SKIPS:
-        print(f"\nCI: {len(_DATA_SKIPS)} test(s) needing {DATA_ROOT} were skipped; CI must "
-              "run them:\n  " + "\n  ".join(_DATA_SKIPS))
+        print(f"\nCI: {len(_DATA_SKIPS)} test(s) needing {DATA_ROOT} (or chromium/playwright/"
+              "mosquitto) were skipped; CI must run them:\n  " + "\n  ".join(_DATA_SKIPS))
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 

@@ -132,13 +132,18 @@ class Recorder:
                 files["wfdb"] = str(write_wfdb(self.csv.path, self.out, "ecg12", self._fs)[0])
             except SinkError as exc:
                 self.errors.append(str(exc))
-        if self.figure and self.csv.rows:
-            from edge.sinks.figure import report_figure
+        prov = self.info.get("provenance")
+        if isinstance(prov, dict):
+            from edge.provenance import utc_now
 
-            t, leads, std = self.tail()
-            report_figure(self.out / "report.png", t, leads, std, self.flags,
-                          title=self.title, window_s=self.window_s)
-            files["figure"] = str(self.out / "report.png")
+            prov.setdefault("end_utc", utc_now())
+        if self.figure and self.csv.rows:
+            from edge.sinks.report import write_report
+
+            try:
+                files.update(write_report(self))
+            except SinkError as exc:
+                self.errors.append(str(exc))
         kinds: dict[str, int] = {}
         for f in self.flags:
             kinds[f["kind"]] = kinds.get(f["kind"], 0) + 1

@@ -1,0 +1,70 @@
+"""What produced a run: the `provenance` block of summary.json (and the report's header).
+
+ecg12 version, the bundle (name, folder, manifest sha256, per-file sha256 — verified against
+the files when the bundle was loaded), MC samples actually used, seed, the metadata given
+(profile) and the fields derived live from Lead I, the profile / personalisation, the
+conditioning, the host, and wall-clock start/end times (UTC, ISO 8601).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+
+def ecg12_version() -> str:
+    """The installed ecg12 distribution's version ("unknown" when not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ecg12")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def utc_now() -> str:
+    """Wall-clock time now, UTC, ISO 8601 with seconds."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def bundle_info(manifest: Any) -> dict[str, Any]:
+    """Name, folder, schema, creation time, quantization and sha256s of a loaded bundle."""
+    folder = Path(manifest.bundle_dir) if manifest.bundle_dir is not None else None
+    man_sha = None
+    if folder is not None and (folder / "manifest.json").is_file():
+        man_sha = hashlib.sha256((folder / "manifest.json").read_bytes()).hexdigest()
+    return {
+        "name": manifest.name, "path": str(folder) if folder else None,
+        "schema_version": manifest.schema_version, "created": manifest.created,
+        "quantization": manifest.quantization, "manifest_sha256": man_sha,
+        "files": {which: {"path": spec.path, "sha256": spec.sha256}
+                  for which, spec in (("trunk", manifest.trunk), ("head", manifest.head))},
+    }
+
+
+def run_provenance(model: Any, *, mc_samples: int | None, seed: int,
+                   metadata: dict[str, Any] | None, profile: str | None,
+                   personalization: Any = None, source: str = "") -> dict[str, Any]:
+    """The provenance dict for summary.json (`end_utc` is added when the run closes)."""
+    man = model.bundle.manifest
+    mc = man.mc.default_samples if mc_samples is None else int(mc_samples)
+    given = dict(metadata or {})
+    if not given and personalization is not None:
+        given = dict(getattr(personalization, "metadata", None) or {})
+    derived = [f for f in man.metadata.derive_from_lead_i if f not in given]
+    return {
+        "ecg12_version": ecg12_version(),
+        "bundle": bundle_info(man),
+        "mc_samples": mc, "mc_samples_default": man.mc.default_samples,
+        "seed": int(seed),
+        "metadata_given": given, "metadata_derived_from_lead_i": derived,
+        "profile": str(Path(profile).resolve()) if profile else None,
+        "personalized": personalization is not None,
+        "conditioning": dict(man.conditioning),
+        "source": source, "host": platform.node(),
+        "python": platform.python_version(), "machine": platform.machine(),
+        "start_utc": utc_now(),
+    }
