@@ -29,6 +29,7 @@ _EDGE_COMMANDS: dict[str, str] = {
     "demo": "edge.commands:demo",
     "enroll": "edge.enroll:enroll",
     "devices": "edge.devices:devices",
+    "collect": "edge.collect:collect",
 }
 
 
