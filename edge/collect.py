@@ -99,8 +99,8 @@ class DeviceSession:
             self.end = body
 
     def close(self, fmt: str = "csv") -> dict[str, Any]:
-        if self.pending:
-            self._skip_to(max(self.pending) + 1)
+        while self.pending:
+            self._skip_to(min(self.pending))
         if self.end is not None and self.next_bseq < int(self.end.get("blocks", 0)):
             self.missing.extend(range(self.next_bseq, int(self.end["blocks"])))
         self.csv.close()
