@@ -92,6 +92,9 @@ def test_live_page_in_chromium(tmp_path: Path) -> None:
             assert page.evaluate("window.ecg12.frames") > 10
             # a dropout in the simulator -> a gap flag on the page
             page.wait_for_selector("#flags li[data-kind='gap']", timeout=20000)
+            # ... shown as it happens: before the reconstruction (a window late) gets there
+            assert page.evaluate("window.ecg12.flags.some(f => f.kind === undefined && "
+                                 "f.seenAtT < f.start_s)")
             # HR from Lead I (the simulator's 70 bpm), status and delay shown
             page.wait_for_function("document.getElementById('hr').textContent !== '--'",
                                    timeout=20000)

@@ -42,6 +42,7 @@
       : [kind, m.start_s, String(m.leads)].join(":");
     if (st.flags.some((f) => f.key === key)) return;
     m.key = key;
+    m.seenAtT = st.lastT === null ? -1 : st.lastT;  // how far the traces were when it came
     st.flags.push(m);
     const li = document.createElement("li");
     li.className = "flag kind-" + kind;
