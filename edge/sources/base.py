@@ -28,8 +28,9 @@ class SourceStats:
 
     `frames` accepted device frames; `lost_samples` samples the device time line says are
     missing; `duplicates` replayed frames dropped; `corrupt` frames/lines dropped as damaged
-    or implausible; `resets` device clock/sequence restarts; `clock_steps` time stamp jumps
-    overruled by sequence numbers; `measured_fs_hz` the device's true rate (0 = unknown).
+    or implausible; `resets` device clock/sequence restarts; `clock_steps` device clock
+    steps confirmed by two frames; `bad_timestamps` single time stamps the sequence numbers
+    overruled (frame kept, placed by count); `measured_fs_hz` the true rate (0 = unknown).
     """
 
     chunks: int = 0
@@ -45,6 +46,7 @@ class SourceStats:
     corrupt: int = 0
     resets: int = 0
     clock_steps: int = 0
+    bad_timestamps: int = 0
     measured_fs_hz: float = 0.0
     extra: dict[str, float] = field(default_factory=dict)
 
@@ -53,6 +55,7 @@ class SourceStats:
         duplicates / corrupt frames the decoder in front of it dropped."""
         self.frames, self.lost_samples = c.frames, c.lost_samples
         self.resets, self.clock_steps = c.resets, c.clock_steps
+        self.bad_timestamps = getattr(c, "bad_timestamps", 0)
         self.duplicates = c.duplicates + duplicates
         self.corrupt = c.corrupt + corrupt
         self.measured_fs_hz = round(float(c.measured_fs_hz), 4)

@@ -48,6 +48,7 @@ class ClockCounters:
     corrupt: int = 0
     resets: int = 0
     clock_steps: int = 0
+    bad_timestamps: int = 0
     measured_fs_hz: float = 0.0
 
 
@@ -69,6 +70,8 @@ class _Pending:
     payload: Any
     lost_frames: int | None = None
     ref: int = -1  # index of the sample the time stamp belongs to (-1 = the last)
+    rejected: int = 0  # inputs the source had rejected when this frame was held back
+    gap: int = 0  # samples lost just before this held frame (after the one held before it)
 
     def __post_init__(self) -> None:
         if self.ref < 0:
@@ -79,12 +82,14 @@ class DeviceTimeline:
     """Frames -> device time line (see module docstring).
 
     `max_rate_error`: largest plausible deviation of the true rate from nominal;
-    `tolerance_samples`: time-stamp jitter allowed, in samples; `host_slack_s`: how much
-    more device time than host time may pass between two frames (buffering, start-up).
+    `tolerance_samples`: time-stamp jitter allowed, in samples; `host_slack_s` /
+    `live_slack_s`: how much more device time than host time may pass between two frames
+    across a reconnect / on a live link (notification buffering) for a gap to be plausible.
     """
 
     def __init__(self, nominal_fs_hz: float, *, max_rate_error: float = 0.06,
                  tolerance_samples: float = 1.0, host_slack_s: float = 5.0,
+                 live_slack_s: float = 2.0, confirm_frames: int = 3,
                  forget_frames: float = 2000.0, recent: int = 64,
                  phase_gain: float = 0.1) -> None:
         if not nominal_fs_hz > 0:
@@ -93,23 +98,30 @@ class DeviceTimeline:
         self.max_rate_error = max_rate_error
         self.tolerance_samples = tolerance_samples
         self.host_slack_s = host_slack_s
+        self.live_slack_s = live_slack_s
+        self.confirm_frames = confirm_frames
         self.phase_gain = phase_gain
         self._forget = 1.0 - 1.0 / forget_frames
         self.counters = ClockCounters(measured_fs_hz=self.nominal_fs_hz)
         self._sum_n = 0.0
         self._sum_dt = 0.0
         self._last_t: float | None = None  # device time of the last accepted sample
+        self._rate_t, self._rate_n = 0.0, 0  # last time stamp in the rate sums, samples since
         self._last_host = 0.0
+        self._latency = 0.0  # smallest (arrival - line time) seen: maps line to host time
         self._last_line = 0.0
         self._offset = 0.0  # line time = device time + offset (changes only at clock steps)
+        self._offset_before = 0.0  # the offset the last placed frame was placed under
         self._frame_n: int | None = None
         self._prev_n = 0
         self._force_reset = False
         self._recent: collections.deque[float] = collections.deque(maxlen=recent)
-        self._candidate: _Pending | None = None
+        self._held: list[_Pending] = []  # frames off the line, waiting for confirmation
+        self._step: float | None = None  # offset implied by a time stamp seq overruled
+        self._rejected = 0  # inputs the source rejected since the last placed frame
         self._hold: _Pending | None = None
         self._last: _Pending | None = None
-        self._last_e = 0.0
+        self._last_e = (0.0, 0.0)  # phase errors of the last two frames (s)
         self._reconnected = False
 
     # ------------------------------------------------------------------ estimates
@@ -149,6 +161,11 @@ class DeviceTimeline:
         return device_t_s + self._offset
 
     # ------------------------------------------------------------------ placing
+    def rejected(self) -> None:
+        """The source dropped an input (undecodable, wrong length, implausible samples):
+        a gap of whole frames after it may be explained by it."""
+        self._rejected += 1
+
     def place(self, t_last_s: float, n: int, arrival_s: float, payload: Any = None,
               lost_frames: int | None = None, ref_index: int = -1) -> list[Placed]:
         """Place one frame whose sample `ref_index` (default: the last) was taken at device
@@ -156,10 +173,10 @@ class DeviceTimeline:
         if n <= 0:
             return []
         f = _Pending(t_last_s, n, arrival_s, payload, lost_frames, ref_index)
-        if self._last_t is None and self._hold is None:
-            self._hold = f  # placed with the next frame, once the rate is known
-            return []
-        if self._hold is not None:
+        if self._last is None:
+            if self._hold is None:
+                self._hold = f  # placed with the next frame, once the rate is known
+                return []
             h, self._hold = self._hold, None
             dt = f.t_last - h.t_last
             adv = _advance(h, f)
@@ -171,114 +188,201 @@ class DeviceTimeline:
                     *self.place(t_last_s, n, arrival_s, payload, lost_frames, ref_index)]
         if self._force_reset:
             self._force_reset = False
-            self._candidate = None
-            self.counters.resets += 1
+            self._held, self._step = [], None
             return [self._accept(f, verdict="reset")]
-        verdict, missing = self._judge(self._last_t, self._last_host, f, prev=self._last)
-        if verdict == "duplicate":
+        if lost_frames is not None:
+            return [self._place_numbered(f)]
+        return self._place_unnumbered(f)
+
+    def _miss(self, ref_t: float, prev: _Pending | None, f: _Pending) -> tuple[float, float]:
+        """(samples missing between `prev` (reference sample at device time `ref_t`) and
+        `f` by the time stamps, the tolerance of that number)."""
+        rate = self.rate_hz
+        dt = f.t_last - ref_t
+        missing = dt * rate - _advance(prev, f)
+        return missing, self.tolerance_samples + self.rate_uncertainty * abs(dt) * rate
+
+    def _whole(self, missing: float, tol: float, size: int, most: int | None) -> int:
+        """Frames a gap of `missing` samples is (0 unless a whole number, 1..`most`)."""
+        if tol >= size / 4:
+            return 0
+        k = round(missing / size)
+        return k if k >= 1 and (most is None or k <= most) and \
+            abs(missing - k * size) <= tol else 0
+
+    def _line_device_t(self) -> float:
+        """Device time of the last placed reference sample, as the line has it."""
+        return self._last_line - self._offset
+
+    def _place_numbered(self, f: _Pending) -> Placed:
+        """Sequence numbers say how many frames are missing; the time stamp is trusted only
+        where it agrees with them (then it measures the gap and the drift). One time stamp
+        that disagrees is ignored (counted); two in a row that agree are a clock step."""
+        lost = int(f.lost_frames or 0)
+        missing, tol = self._miss(self._line_device_t(), self._last, f)
+        size = self._frame_n
+        if lost == 0:
+            agrees = abs(missing) <= tol
+        elif size is not None:  # frames of one size: the loss is exactly lost * size
+            agrees = abs(missing - lost * size) <= tol
+        else:
+            agrees = lost - tol <= missing <= lost * max(f.n, 255) + tol
+        if agrees:
+            self._step = None
+            return self._accept(f, "ok" if lost == 0 else "gap", missing)
+        rate = self.rate_hz
+        est = lost * (size or f.n)
+        line_last = self._last_line + (est + _advance(self._last, f)) / rate
+        implied = line_last - f.t_last  # the offset under which this time stamp is right
+        if self._step is not None and abs(implied - self._step) * rate <= \
+                self.tolerance_samples / 4:  # a real step moves both time stamps alike
+            self._step = None  # confirmed: the device clock stepped; follow it from here
+            self._offset = implied
+            self.counters.clock_steps += 1
+            self.counters.bad_timestamps -= 1  # the first of the two was not bad after all
+        else:
+            self._step = implied
+            self.counters.bad_timestamps += 1
+        f.t_last = line_last - self._offset
+        return self._accept(f, "count", float(est))
+
+    def _place_unnumbered(self, f: _Pending) -> list[Placed]:
+        """No sequence numbers (Polar PMD): a frame that does not continue the line is held
+        back with the frames that continue it, until enough of them say the device time line
+        really moved (a gap: one more frame; a restart or a jump beyond the host clock:
+        `confirm_frames` more); if the line continues instead, the held frames were corrupt
+        (dropped, counted; their samples become part of the next gap)."""
+        rate = self.rate_hz
+        if any(abs(f.t_last - r) * rate < 0.25 for r in self._recent):
             self.counters.duplicates += 1
             return []
-        if verdict != "bad":
-            if self._candidate is not None:
-                self.counters.corrupt += 1
-                self._candidate = None
-            return [self._accept(f, verdict, missing)]
-        c, self._candidate = self._candidate, f
-        if c is not None:
-            v, _ = self._judge(c.t_last, c.arrival, f, strict=True, prev=c)
-            # a clock restarts backwards (to its epoch); a forward jump beyond the host clock
-            # confirmed by a second frame is still damage
-            if v == "ok" and c.t_last < self._last_t:  # type: ignore[operator]
-                self._candidate = None
-                self.counters.resets += 1
-                first = self._accept(c, "reset")
-                return [first, self._accept(f, "ok", 0.0)]
-            self.counters.corrupt += 1
+        held = self._held
+        if held:
+            c = held[-1]
+            size = self._frame_n or f.n
+            missing, tol = self._miss(c.t_last, c, f)
+            k = self._whole(missing, tol, size, self._rejected - c.rejected)
+            kind, lost, whole = self._classify(held[0])
+            # f continues the held frames: their time line is real, unless it would move
+            # the line and the old line explains f too (a time stamp corrupt near the truth)
+            if (abs(missing) <= tol or k) and \
+                    (whole or not self._explains(f, self._rejected + len(held))):
+                f.rejected, f.gap = self._rejected, k * size
+                held.append(f)
+                if len(held) - 1 < (1 if kind == "gap" else self.confirm_frames):
+                    return []
+                self._held = []
+                out = [self._accept(held[0], kind, lost)]
+                for h in held[1:]:
+                    out.append(self._accept(h, "gap" if h.gap else "ok", float(h.gap)))
+                return out
+            self.counters.corrupt += len(held)
+            self._rejected += len(held)
+            self._held = []
+        missing, tol = self._miss(self._line_device_t(), self._last, f)
+        if abs(missing) <= tol:
+            return [self._accept(f, "ok", missing)]
+        f.rejected = self._rejected
+        self._held = [f]
         return []
+
+    def _explains(self, f: _Pending, rejected: int) -> bool:
+        """Does the line continue to `f` (directly, or across whole frames that were
+        rejected)?"""
+        missing, tol = self._miss(self._line_device_t(), self._last, f)
+        return abs(missing) <= tol or bool(self._whole(missing, tol, self._frame_n or f.n,
+                                                       rejected))
+
+    def _classify(self, c: _Pending) -> tuple[str, float, bool]:
+        """A frame that left the line, if confirmed: (verdict, lost samples, whether a
+        whole number of frames) — a gap by device time when the host clock and the frame
+        size allow it, else a restart of the device time line."""
+        missing, tol = self._miss(self._line_device_t(), self._last, c)
+        if missing < -tol:
+            return "reset", 0.0, False
+        # no frame comes from the future: its line time must not be later than its arrival
+        # (less the smallest latency seen) by more than the slack
+        slack = self.host_slack_s if self._reconnected else self.live_slack_s
+        host_ok = self.line_time(c.t_last) - (c.arrival - self._latency) <= slack
+        k = self._whole(missing, tol, self._frame_n or c.n, None)
+        if host_ok and k:  # whole frames lost: exactly that many samples
+            return "gap", float(k * (self._frame_n or c.n)), True
+        if host_ok and self._reconnected:
+            return "gap", missing, False
+        return "reset", 0.0, False
 
     def finish(self) -> list[Placed]:
         """End of stream: a held-back frame never confirmed is counted as corrupt; a first
         frame still waiting for a second is placed at the estimated rate."""
-        if self._candidate is not None:
-            self.counters.corrupt += 1
-            self._candidate = None
+        self.counters.corrupt += len(self._held)
+        self._held = []
         h, self._hold = self._hold, None
         return [self._accept(h, verdict="first")] if h is not None else []
-
-    def _judge(self, last_t: float, last_host: float, f: _Pending, *, prev: _Pending | None,
-               strict: bool = False) -> tuple[str, float]:
-        rate = self.rate_hz
-        dt = f.t_last - last_t
-        missing = dt * rate - _advance(prev, f)
-        tol = self.tolerance_samples + self.rate_uncertainty * abs(dt) * rate
-        if strict:
-            return ("ok" if abs(missing) <= tol else "bad"), missing
-        if f.lost_frames is not None:  # sequence numbers say whether frames were lost
-            if f.lost_frames == 0:
-                return ("ok" if abs(missing) <= tol else "step"), missing
-            biggest = max(f.n, self._frame_n or f.n, 255)
-            if f.lost_frames - tol <= missing <= f.lost_frames * biggest + tol:
-                return "gap", missing
-            return "gapstep", missing
-        if any(abs(f.t_last - r) * rate < 0.25 for r in self._recent):
-            return "duplicate", missing
-        if abs(missing) <= tol:
-            return "ok", missing
-        host_ok = dt <= (f.arrival - last_host) * (1 + self.max_rate_error) + self.host_slack_s
-        if missing > tol and host_ok:
-            if self._reconnected:
-                return "gap", missing
-            size = self._frame_n or f.n
-            whole = round(missing / size)
-            if whole >= 1 and abs(missing - whole * size) <= tol:
-                return "gap", missing
-        return "bad", missing
 
     def _accept(self, f: _Pending, verdict: str, missing: float = 0.0) -> Placed:
         rate = self.rate_hz
         gap = reset = False
+        stepped = self._offset != self._offset_before
         observed = self.line_time(f.t_last)
         adv = _advance(self._last, f)
-        if verdict == "ok":  # phase-locked: follow the time stamps, smooth their jitter
-            predicted = self._last_line + adv / rate
-            e, prev_e = observed - predicted, self._last_e
-            # correct only an error seen twice in a row (drift), never a one-frame outlier
-            corr = np.sign(e) * min(abs(e), abs(prev_e)) if e * prev_e > 0 else 0.0
+        if verdict in ("ok", "gap"):  # phase-locked: follow the time stamps, smooth jitter
+            lost = max(1, round(missing)) if verdict == "gap" else 0
+            predicted = self._last_line + (lost + adv) / rate
+            e = observed - predicted
+            errs = (e, *self._last_e)
+            # correct only an error seen three times in a row (drift), never one or two
+            # frames' outliers (jitter, damaged low bits)
+            same = all(x > 0 for x in errs) or all(x < 0 for x in errs)
+            corr = np.sign(e) * min(abs(x) for x in errs) if same else 0.0
             line_last = predicted + self.phase_gain * corr
-            self._last_e = e
-            dt = f.t_last - self._last_t  # type: ignore[operator]
-            self._sum_n = self._sum_n * self._forget + adv
-            self._sum_dt = self._sum_dt * self._forget + dt
-            self.counters.measured_fs_hz = self.rate_hz
-        elif verdict == "step":  # seq says contiguous, time jumped: re-anchor the line
-            line_last = self._last_line + adv / rate
-            self._offset = line_last - f.t_last
-            self.counters.clock_steps += 1
-        elif verdict == "gap":  # the gap is what the device clock says
-            gap, line_last = True, observed
-            self.counters.lost_samples += max(1, round(missing))
-        elif verdict == "gapstep":  # frames lost, but their time is unusable: by frame count
-            gap = True
-            est = f.lost_frames * (self._frame_n or f.n)  # type: ignore[operator]
-            line_last = self._last_line + (est + adv) / rate
-            self._offset = line_last - f.t_last
-            self.counters.lost_samples += est
-            self.counters.clock_steps += 1
+            self._last_e = (e, self._last_e[0])
+            if lost:  # the device clock says how many (whole) samples are missing
+                gap = True
+                self.counters.lost_samples += lost
+            elif abs(e) * rate <= 0.5 + self.rate_uncertainty * adv:
+                # the rate from time stamps on the line only: one off by up to the
+                # tolerance (jitter, a damaged low bit) is skipped, not averaged in
+                span_n, span_dt = self._rate_n + adv, f.t_last - self._rate_t
+                if span_dt > 0 and abs(span_n / span_dt / self.nominal_fs_hz - 1) <= \
+                        self.max_rate_error:
+                    self._sum_n = self._sum_n * self._forget + span_n
+                    self._sum_dt = self._sum_dt * self._forget + span_dt
+                    self.counters.measured_fs_hz = self.rate_hz
+                self._rate_t, self._rate_n = f.t_last, 0
+            else:
+                self._rate_n += adv
+        elif verdict == "count":  # time stamp overruled: placed by the sequence numbers
+            gap = missing > 0
+            line_last = self._last_line + (missing + adv) / rate
+            self.counters.lost_samples += round(missing)
         else:  # first frame, or the device clock restarted: the line starts at device time
             reset = verdict == "reset"
+            self.counters.resets += reset
             self._offset = 0.0
             self._recent.clear()
             line_last = f.t_last
-        if verdict != "ok":
-            self._last_e = 0.0
+        if verdict not in ("ok", "gap", "count"):  # a count frame has no time to lock to
+            self._last_e = (0.0, 0.0)
+        if verdict == "count" and not missing and not stepped:  # time stamp overruled
+            self._rate_n += adv
+        elif verdict != "ok" or lost:  # the rate is measured between frames without a gap
+            self._rate_t, self._rate_n = f.t_last, 0
         times = line_last + (np.arange(f.n, dtype=np.float64) - f.ref) / rate
         if f.n == self._prev_n:
             self._frame_n = f.n
         self._prev_n = f.n
         self._last_t, self._last_line, self._last = f.t_last, line_last, f
+        self._offset_before = self._offset
+        latency = f.arrival - line_last
+        if reset or verdict == "first":
+            self._latency = latency
+        else:  # the smallest latency seen, relaxed by 1000 ppm of host time (clock drift)
+            self._latency = min(self._latency + 1e-3 * max(0.0, f.arrival - self._last_host),
+                                latency)
         self._last_host = f.arrival
         self._recent.append(f.t_last)
         self._reconnected = False
+        self._rejected = 0
         self.counters.frames += 1
         return Placed(times, f.payload, gap=gap, reset=reset)
 

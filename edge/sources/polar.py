@@ -117,6 +117,7 @@ class PolarSource(NotifySource):
             frame = decode_polar_ecg(data)
         except PolarUnsupportedFrame as exc:
             self._corrupt()
+            self.timed.timeline.rejected()
             self._unsupported += 1
             if self._unsupported >= _UNSUPPORTED_LIMIT:
                 raise DeviceProtocolError(
@@ -126,12 +127,14 @@ class PolarSource(NotifySource):
             return
         except PolarFrameError:
             self._corrupt()
+            self.timed.timeline.rejected()
             return
         self._unsupported = 0
         x = frame.samples_uv
         size = self.timed.timeline.frame_size
         if len(x) == 0 or (size is not None and len(x) != size) or implausible_uv(x):
             self._corrupt()
+            self.timed.timeline.rejected()
             return
         self.timed.add(frame.timestamp_ns / 1e9, x.astype(np.float64), arrival_s)
         self._sync_stats()
@@ -145,10 +148,18 @@ class PolarSource(NotifySource):
         self.stats.update_clock(c, corrupt=self.stats.bad_frames)
         self.stats.lost_frames = round(c.lost_samples / (self.timed.timeline.frame_size or 73))
 
-    async def _pump(self) -> None:
-        await super()._pump()  # returns only at the end of the session: deliver the rest
+    def feed(self, data: bytes, arrival_s: float) -> None:
+        """One PMD data notification (what `_pump` does with each; the campaign calls it)."""
+        self._decode(data, arrival_s)
+
+    def finish(self) -> None:
+        """End of the session: deliver what the time line still holds."""
         self.timed.flush()
         self._sync_stats()
+
+    async def _pump(self) -> None:
+        await super()._pump()  # returns only at the end of the session: deliver the rest
+        self.finish()
 
     async def _disconnect(self) -> None:
         from firmware_bridge.polar import PMD_CONTROL_UUID, ecg_stop_command
