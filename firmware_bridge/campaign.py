@@ -29,6 +29,10 @@ import numpy as np
 
 from firmware_bridge.synth import synthetic_ecg
 
+ASCII_LIMIT = ("one value per line has no sequence number and no time stamp: a lost or "
+               "doubled line cannot be detected (later samples shift), and a reconnect gap "
+               "comes from the host clock; print millis() before the value (`T,V`) to fix both")
+
 
 @dataclass
 class Result:
@@ -43,6 +47,9 @@ class Result:
     unaccounted: int = 0
     gap_samples: int = 0
     counters: dict[str, Any] = field(default_factory=dict)
+    expected: int = 0  # samples the device sent (the truth's length on the wire)
+    undamaged_delivered: float = 0.0  # fraction of the samples of undamaged inputs delivered
+    note: str = ""
     seconds: float = 0.0
     max_error_mv: float = 0.0
 
@@ -53,6 +60,8 @@ class Result:
     def as_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
         d["accept_rate"] = round(self.accept_rate, 5)
+        d["delivered_fraction"] = round(self.delivered / self.expected, 5) if self.expected \
+            else 0.0
         return d
 
 
@@ -102,6 +111,15 @@ def _score(res: Result, sink: _Sink, truth_mv: np.ndarray, first: int, ranges: l
         if altering:
             damaged_at[min(a, len(truth_mv))] += 1
             damaged_at[min(b, len(truth_mv))] -= 1
+    all_at = np.zeros(len(truth_mv) + 1, np.int32)
+    for a, b, _ in ranges:
+        all_at[min(a, len(truth_mv))] += 1
+        all_at[min(b, len(truth_mv))] -= 1
+    clean = np.cumsum(all_at)[:len(truth_mv)] == 0
+    if res.expected:
+        clean[res.expected:] = False
+    n_clean = int(clean.sum())
+    res.undamaged_delivered = round(int(clean[idx].sum()) / n_clean, 5) if n_clean else 0.0
     in_damaged = np.cumsum(damaged_at)[idx[bad]] > 0
     res.shifted = int((~in_damaged).sum())
     res.wrong = int(in_damaged.sum())
@@ -182,6 +200,7 @@ def fuzz_ecg12(n_damaged: int, seed: int = 0, clock_faults: bool = False) -> Res
             fc.feed(s, i * per / fs + 0.02)
     fc.finish(n_frames * per / fs)
     res.seconds = time.perf_counter() - t0
+    res.expected = n_frames * per
     # a valid frame with a wrong time stamp may move the phase lock by a fraction of a
     # sample (interpolation error, scored with 0.05 mV); damaged bytes must be exact
     _score(res, sink, truth_uv / 1000, 0, ranges, 0.05 if clock_faults else 1e-6)
@@ -229,6 +248,7 @@ def fuzz_polar(n_damaged: int, seed: int = 0) -> Result:
             src.feed(s, arrival)
     src.finish()
     res.seconds = time.perf_counter() - t0
+    res.expected = n_frames * per
     _score(res, sink, truth_uv / 1000, 0, ranges, 2e-3)
     return res
 
@@ -277,6 +297,8 @@ def fuzz_ascii(n_damaged: int, seed: int = 0) -> Result:
         ch.feed(line, i / fs)
     ch.finish(n / fs)
     res.seconds = time.perf_counter() - t0
+    res.expected = n
+    res.note = ASCII_LIMIT
     _score(res, sink, adc.counts_to_mv(counts), 0, ranges, 1e-6)
     return res
 
@@ -308,6 +330,7 @@ async def _polar_disconnects(n: int, seed: int) -> Result:
     res.damaged = dev.stats.disconnects
     truth = np.rint(sig * 1000) / 1000
     _score(res, sink, np.tile(truth, 3), 0, [], 1e-6)
+    res.undamaged_delivered = 0.0  # not measured here (no per-input truth ranges)
     res.counters["expected_gap_samples"] = round(1.3 * 130)
     return res
 
@@ -338,11 +361,14 @@ def main(argv: list[str] | None = None) -> int:
         with open(a.json, "w") as fh:
             fh.write(text + "\n")
     for codec, r in out.items():
-        print(f"{codec:10s} inputs {r['inputs']:>9d} damaged {r['damaged']:>8d} delivered "
-              f"{r['delivered']:>9d} wrong {r['wrong']:>6d} shifted {r['shifted']:>6d} "
-              f"unaccounted {r['unaccounted']:>6d} gaps {r['gap_samples']:>8d} accept "
-              f"{100 * r['accept_rate']:.2f}% max err {r['max_error_mv']:.3g} mV "
-              f"({r['seconds']:.0f} s)")
+        print(f"{codec:11s} inputs {r['inputs']:>9d} damaged {r['damaged']:>8d} delivered "
+              f"{r['delivered']:>9d}/{r['expected']:<9d} wrong {r['wrong']:>6d} shifted "
+              f"{r['shifted']:>6d} unaccounted {r['unaccounted']:>6d} gaps "
+              f"{r['gap_samples']:>8d} accept {100 * r['accept_rate']:.2f}% max err "
+              f"{r['max_error_mv']:.3g} mV undamaged delivered "
+              f"{100 * r['undamaged_delivered']:.2f}% ({r['seconds']:.0f} s)")
+        if r["note"]:
+            print(f"{'':11s} limit: {r['note']}")
     return 0
 
 

@@ -18,6 +18,7 @@ Frame layout (little-endian)::
 from __future__ import annotations
 
 import collections
+import dataclasses
 import enum
 import struct
 import zlib
@@ -78,6 +79,7 @@ class Frame:
     sample_format: SampleFormat
     samples_uv: np.ndarray = field(repr=False)
     lost_before: int = 0
+    restart: bool = False  # the device restarted its numbering with this frame
 
     @property
     def lead_off(self) -> bool:
@@ -196,6 +198,7 @@ class DecoderStats:
     lost_frames: int = 0
     duplicates: int = 0
     seq_resets: int = 0
+    implausible: int = 0  # valid frames out of sequence, never confirmed by the next one
 
 
 class FrameDecoder:
@@ -205,10 +208,15 @@ class FrameDecoder:
     failure one byte is dropped and the search for the sync word resumes, so a real frame
     that starts inside garbage or inside a damaged frame is still found. `resyncs` counts
     the times the decoder lost sync (had to discard bytes), `lost_frames` the frames missing
-    by sequence number (per stream, modulo 2**16). A frame whose number was delivered among
-    the last RECENT_FRAMES with the same time stamp, or an older frame resent late (number
-    and time stamp both step back consistently), is dropped and counted in `duplicates`;
-    only a backward jump that is neither is a device restart (`seq_resets`).
+    by sequence number (per stream, modulo 2**16). A frame whose number and time stamp were
+    delivered among the last RECENT_FRAMES is a replay: dropped, counted in `duplicates`.
+    Any other frame out of sequence (a number delivered recently with another time stamp, a
+    backward jump, or a jump forward by RECENT_FRAMES or more while the time stamp goes back)
+    is held: if the next frame of the stream continues it (number + 1, time stamp forward by
+    about one frame) and not the frame delivered before it, the device restarted
+    (`seq_resets`; both delivered, the first with `restart`); if not, it was a stale or
+    damaged frame (dropped, counted in `duplicates` when its number was delivered recently,
+    else in `implausible`).
     """
 
     def __init__(self) -> None:
@@ -218,6 +226,7 @@ class FrameDecoder:
         self._last_seq: dict[int, int] = {}
         self._last_ts: dict[int, int] = {}
         self._recent: dict[int, collections.OrderedDict[int, int]] = {}
+        self._held: dict[int, Frame] = {}  # per stream: a frame out of sequence
 
     def drop_partial(self) -> None:
         """Forget buffered bytes (a link went down mid-frame); sequence state is kept."""
@@ -246,6 +255,12 @@ class FrameDecoder:
         out = self._scan(final=True)
         if self._buf:
             self._discard(len(self._buf))
+        for held in self._held.values():  # never confirmed by a next frame
+            if held.seq in self._recent.get(held.stream_id, {}):
+                self.stats.duplicates += 1
+            else:
+                self.stats.implausible += 1
+        self._held.clear()
         return out
 
     def _discard(self, n: int) -> None:
@@ -291,47 +306,53 @@ class FrameDecoder:
             samples = _unpack_samples(buf[HEADER_LEN:end], fmt.width)
             del buf[:end + CRC_LEN]
             self._hunting = False
-            lost = self._account(sid, seq, ts, n, fs)
-            if lost is None:
-                continue
-            self.stats.frames += 1
-            out.append(Frame(seq, sid, fs, ts, Status(status), fmt, samples, lost))
+            self._admit(Frame(seq, sid, fs, ts, Status(status), fmt, samples), out)
 
-    def _account(self, stream_id: int, seq: int, ts_us: int, n: int, fs: int) -> int | None:
-        """Frames lost before this one, or None for a replayed frame (dropped, counted)."""
-        recent = self._recent.setdefault(stream_id, collections.OrderedDict())
-        last = self._last_seq.get(stream_id)
-        if last is not None:
-            if seq in recent:
-                if recent[seq] == ts_us:  # the same frame again: a replay
-                    self.stats.duplicates += 1
-                    return None
-                return self._restart(stream_id, seq, ts_us)  # same number, other time
-            gap = (seq - last - 1) % SEQ_MOD
-            if gap >= SEQ_MOD // 2:  # backwards: an old frame resent late, or a restart
-                back = (last - seq) % SEQ_MOD
-                dt_us = (self._last_ts[stream_id] - ts_us) % (1 << 32)
-                expect_us = back * n * 1e6 / fs
-                if abs(dt_us - expect_us) <= 0.1 * expect_us + n * 1e6 / fs:
-                    self.stats.duplicates += 1
-                    return None
-                return self._restart(stream_id, seq, ts_us)
-            self.stats.lost_frames += gap
-        else:
-            gap = 0
-        self._remember(stream_id, seq, ts_us)
-        return gap
+    def _admit(self, f: Frame, out: list[Frame]) -> None:
+        """Sequence accounting of one valid frame (see the class docstring)."""
+        sid, seq, ts = f.stream_id, f.seq, f.timestamp_us
+        recent = self._recent.setdefault(sid, collections.OrderedDict())
+        last = self._last_seq.get(sid)
+        if last is None:
+            self._deliver(f, 0, out)
+            return
+        if recent.get(seq) == ts:  # the same frame again: a replay
+            self.stats.duplicates += 1
+            return
+        held = self._held.pop(sid, None)
+        if held is not None:
+            step_us = (ts - held.timestamp_us) % (1 << 32)
+            frame_us = len(held.samples_uv) * 1e6 / held.fs_hz
+            if seq == (held.seq + 1) % SEQ_MOD and seq != (last + 1) % SEQ_MOD and \
+                    0.5 * frame_us <= step_us <= 1.5 * frame_us:
+                self.stats.seq_resets += 1  # confirmed: the device restarted at `held`
+                recent.clear()
+                self._deliver(dataclasses.replace(held, restart=True), 0, out)
+                self._deliver(f, 0, out)
+                return
+            if held.seq in recent:
+                self.stats.duplicates += 1
+            else:
+                self.stats.implausible += 1
+        gap = (seq - last - 1) % SEQ_MOD
+        back_us = (self._last_ts[sid] - ts) % (1 << 32) < (1 << 31) and ts != self._last_ts[sid]
+        # a few frames lost while the time stamp goes back: one of the two time stamps is
+        # wrong (the numbers are right); a big jump forward with it: maybe a restart
+        if seq in recent or gap >= SEQ_MOD // 2 or (gap >= RECENT_FRAMES and back_us):
+            self._held[sid] = f  # out of sequence: a restart only if the next frame agrees
+            return
+        self.stats.lost_frames += gap
+        self._deliver(f, gap, out)
 
-    def _restart(self, stream_id: int, seq: int, ts_us: int) -> int:
-        self.stats.seq_resets += 1
-        self._recent[stream_id].clear()
-        self._remember(stream_id, seq, ts_us)
-        return 0
+    def _deliver(self, f: Frame, lost: int, out: list[Frame]) -> None:
+        self._remember(f.stream_id, f.seq, f.timestamp_us)
+        self.stats.frames += 1
+        out.append(dataclasses.replace(f, lost_before=lost) if lost else f)
 
     def _remember(self, stream_id: int, seq: int, ts_us: int) -> None:
         self._last_seq[stream_id] = seq
         self._last_ts[stream_id] = ts_us
-        recent = self._recent[stream_id]
+        recent = self._recent.setdefault(stream_id, collections.OrderedDict())
         recent[seq] = ts_us
         recent.move_to_end(seq)
         while len(recent) > RECENT_FRAMES:

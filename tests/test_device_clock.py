@@ -140,8 +140,10 @@ def test_ecg12_replayed_old_frame_is_not_a_restart() -> None:
     got = [f.seq for f in dec.feed(b"".join(frames[:100] + [frames[50]] + frames[100:]))]
     assert got == list(range(120))
     assert (dec.duplicates, dec.seq_resets, dec.lost_frames) == (1, 0, 0)
-    restart = FrameEncoder(250).encode(np.zeros(25), timestamp_us=7)  # seq 0, time 0: reboot
-    assert dec.feed(restart)[0].seq == 0 and dec.seq_resets == 1
+    reboot = FrameEncoder(250)  # seq 0, time 0: the device restarted ...
+    restart = [reboot.encode(np.zeros(25), timestamp_us=7 + i * 100_000) for i in range(2)]
+    assert dec.feed(restart[0]) == []  # ... confirmed only by the next frame
+    assert [f.seq for f in dec.feed(restart[1])] == [0, 1] and dec.seq_resets == 1
 
 
 def _ecg12_chunks(wire: list[bytes], arrival: list[float], fs: int = 250) -> list[Chunk]:
@@ -215,3 +217,13 @@ def test_timed_chunker_keeps_device_time_across_a_reconnect() -> None:
     tc.flush()
     assert [round(g * 130) for _, g in out if g] == [round(2.3 * 130)]
     assert sum(n for n, _ in out) == 20 * N
+
+
+def test_polar_reconnect_without_lost_time_makes_no_gap() -> None:
+    """The H10's clock places a reconnect gap: when no device time passed offline there is
+    none (a source that fell back on the host clock, keeps_device_time=False, makes one)."""
+    chunks, src, _ = polar(Faults(disconnect_every=8, offline_s=0.0), 30 * N)
+    k, x = grid(chunks)
+    assert src.stats.reconnects >= 2
+    assert all(c.gap_before_s == 0 for c in chunks)
+    assert np.array_equal(k, np.arange(len(k))) and np.allclose(x, truth(k), atol=1e-6)

@@ -109,9 +109,32 @@ def test_lost_frames_counted_across_wrap_and_per_stream() -> None:
 def test_duplicate_dropped_and_restart_not_counted_as_loss() -> None:
     f5 = encode_frame([1], seq=5, fs_hz=100, timestamp_us=0)
     f0 = encode_frame([1], seq=0, fs_hz=100, timestamp_us=0)
+    f1 = encode_frame([1], seq=1, fs_hz=100, timestamp_us=10_000)
     dec = FrameDecoder()
-    assert len(dec.feed(f5 + f5 + f0)) == 2
+    assert len(dec.feed(f5 + f5 + f0)) == 1  # f0 waits for the next frame to confirm it
+    got = dec.feed(f1)
+    assert [(f.seq, f.restart) for f in got] == [(0, True), (1, False)]
     assert (dec.duplicates, dec.seq_resets, dec.lost_frames) == (1, 1, 0)
+
+
+def test_resent_frame_with_another_time_stamp_is_not_a_restart() -> None:
+    """A frame first delivered with a flipped time-stamp bit (valid CRC) and then resent
+    intact, or a frame after a loss whose time stamp went back: the numbers win."""
+    enc = FrameEncoder(250)
+    frames = [enc.encode(np.full(25, i), timestamp_us=i * 100_000) for i in range(40)]
+    flipped = bytearray(frames[10])
+    flipped[12] ^= 0x40  # time stamp bit 22
+    from firmware_bridge.virtual_serial import reseal_ecg12
+
+    back = bytearray(frames[21])
+    back[13] ^= 0x80  # after frames 19-20 are lost, the time stamp jumps back (bit 31)
+    wire = frames[:10] + [reseal_ecg12(bytes(flipped))] + frames[11:14] + [frames[10]] + \
+        frames[14:19] + [reseal_ecg12(bytes(back))] + frames[22:]
+    dec = FrameDecoder()
+    got = dec.feed(b"".join(wire)) + dec.finish()
+    assert [f.seq for f in got] == [i for i in range(40) if i not in (19, 20)]
+    assert not any(f.restart for f in got) and dec.seq_resets == 0
+    assert dec.duplicates == 1 and dec.lost_frames == 2
 
 
 def test_garbage_then_frame_resyncs_and_sync_inside_garbage() -> None:

@@ -106,7 +106,8 @@ class DeviceTimeline:
         self._sum_n = 0.0
         self._sum_dt = 0.0
         self._last_t: float | None = None  # device time of the last accepted sample
-        self._rate_t, self._rate_n = 0.0, 0  # last time stamp in the rate sums, samples since
+        self._rate_t: float | None = None  # last time stamp in the rate sums
+        self._rate_n = 0  # samples since it
         self._last_host = 0.0
         self._latency = 0.0  # smallest (arrival - line time) seen: maps line to host time
         self._last_line = 0.0
@@ -229,7 +230,9 @@ class DeviceTimeline:
             agrees = lost - tol <= missing <= lost * max(f.n, 255) + tol
         if agrees:
             self._step = None
-            return self._accept(f, "ok" if lost == 0 else "gap", missing)
+            if lost == 0:
+                return self._accept(f, "ok", missing)
+            return self._accept(f, "gap", float(lost * size) if size else missing)
         rate = self.rate_hz
         est = lost * (size or f.n)
         line_last = self._last_line + (est + _advance(self._last, f)) / rate
@@ -339,16 +342,19 @@ class DeviceTimeline:
             if lost:  # the device clock says how many (whole) samples are missing
                 gap = True
                 self.counters.lost_samples += lost
-            elif abs(e) * rate <= 0.5 + self.rate_uncertainty * adv:
-                # the rate from time stamps on the line only: one off by up to the
-                # tolerance (jitter, a damaged low bit) is skipped, not averaged in
-                span_n, span_dt = self._rate_n + adv, f.t_last - self._rate_t
-                if span_dt > 0 and abs(span_n / span_dt / self.nominal_fs_hz - 1) <= \
-                        self.max_rate_error:
-                    self._sum_n = self._sum_n * self._forget + span_n
-                    self._sum_dt = self._sum_dt * self._forget + span_dt
-                    self.counters.measured_fs_hz = self.rate_hz
+            # the rate from time stamps on the line only, between two such: one off by up to
+            # the tolerance (jitter, a damaged low bit) is skipped, never averaged in
+            if abs(e) * rate <= 0.25 + self.rate_uncertainty * adv:
+                if self._rate_t is not None and not lost:
+                    span_n, span_dt = self._rate_n + adv, f.t_last - self._rate_t
+                    if span_dt > 0 and abs(span_n / span_dt / self.nominal_fs_hz - 1) <= \
+                            self.max_rate_error:
+                        self._sum_n = self._sum_n * self._forget + span_n
+                        self._sum_dt = self._sum_dt * self._forget + span_dt
+                        self.counters.measured_fs_hz = self.rate_hz
                 self._rate_t, self._rate_n = f.t_last, 0
+            elif lost:
+                self._rate_t = None
             else:
                 self._rate_n += adv
         elif verdict == "count":  # time stamp overruled: placed by the sequence numbers
@@ -365,8 +371,10 @@ class DeviceTimeline:
             self._last_e = (0.0, 0.0)
         if verdict == "count" and not missing and not stepped:  # time stamp overruled
             self._rate_n += adv
-        elif verdict != "ok" or lost:  # the rate is measured between frames without a gap
+        elif verdict == "first":
             self._rate_t, self._rate_n = f.t_last, 0
+        elif verdict not in ("ok", "gap"):  # measured again from the next good time stamp
+            self._rate_t = None
         times = line_last + (np.arange(f.n, dtype=np.float64) - f.ref) / rate
         if f.n == self._prev_n:
             self._frame_n = f.n

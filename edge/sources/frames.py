@@ -43,7 +43,6 @@ class FrameChunker:
         self.timed: TimedChunker | None = None
         self._raw_us = 0
         self._unwrapped_us = 0
-        self._resets = 0
         self._bad = 0
         self._new_next = False
 
@@ -73,14 +72,13 @@ class FrameChunker:
 
     def _emit(self, frames: list, arrival_s: float) -> None:
         st = self.decoder.stats
-        bad = st.crc_failures + st.bad_headers
+        bad = st.crc_failures + st.bad_headers + st.implausible
         stats = self.source.stats
         stats.bad_frames += bad - self._bad
         self._bad = bad
         for f in frames:
             fs = float(f.fs_hz)
-            restart = st.seq_resets != self._resets
-            self._resets = st.seq_resets
+            restart = f.restart
             if self.timed is None or fs != self.timed.fs_hz:
                 if self.timed is not None:
                     self.timed.flush()
