@@ -28,11 +28,22 @@ def device() -> None:
 @click.option("--garbage", type=float, default=0.0, help="Probability of junk before a frame.")
 @click.option("--disconnect-after", type=int, default=None, help="Disconnect after N frames.")
 @click.option("--drift-ppm", type=float, default=0.0, help="Device clock drift (ppm).")
+@click.option("--rate-error", type=float, default=0.0,
+              help="The ADC runs at fs * (1 + this) on the device clock (H10: +-0.02..0.05).")
+@click.option("--replay", type=float, default=0.0,
+              help="Probability of resending one of the last few frames after a frame.")
+@click.option("--timestamp-corrupt", type=float, default=0.0,
+              help="Probability of flipping one time-stamp bit (ecg12: CRC kept valid).")
+@click.option("--disconnect-every", type=int, default=None,
+              help="Drop the link after every N frames (the reader must reconnect).")
+@click.option("--offline-s", type=float, default=0.0,
+              help="Device time that passes (samples lost) while the link is down.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--once", is_flag=True, help="Stop at the end of the signal instead of looping.")
 def serve(fmt: str, signal: str, fs_hz: float, speed: float, drop: float, corrupt: float,
-          garbage: float, disconnect_after: int | None, drift_ppm: float, seed: int,
-          once: bool) -> None:
+          garbage: float, disconnect_after: int | None, drift_ppm: float, rate_error: float,
+          replay: float, timestamp_corrupt: float, disconnect_every: int | None,
+          offline_s: float, seed: int, once: bool) -> None:
     """Stream a signal on a pseudo-terminal until Ctrl-C; prints the port to open."""
     from firmware_bridge.errors import FirmwareBridgeError
     from firmware_bridge.faults import Faults
@@ -40,7 +51,10 @@ def serve(fmt: str, signal: str, fs_hz: float, speed: float, drop: float, corrup
     from firmware_bridge.virtual_serial import VirtualSerialDevice
 
     try:
-        faults = Faults(drop, corrupt, garbage, disconnect_after, drift_ppm)
+        faults = Faults(drop, corrupt, garbage, disconnect_after, drift_ppm,
+                        rate_error=rate_error, replay_prob=replay,
+                        timestamp_corrupt_prob=timestamp_corrupt,
+                        disconnect_every=disconnect_every, offline_s=offline_s)
         sig, fs = load_signal(signal, fs_hz=fs_hz, seed=seed)
         dev = VirtualSerialDevice(sig, fs, fmt, speed=speed, faults=faults, seed=seed,  # type: ignore[arg-type]
                                   loop=not once)

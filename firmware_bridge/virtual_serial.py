@@ -187,11 +187,23 @@ class VirtualSerialDevice:
 
     def _run(self) -> None:
         pacer = Pacer(*self._pacer_args)
+        f = self.faults
+        offline_until: float | None = None
         try:
             for t_dev, data in self.source:
                 if self._stop.is_set():
                     return
-                if self.injector.should_disconnect():
+                if offline_until is not None and t_dev <= offline_until:
+                    continue  # the link is down; the device keeps sampling (samples lost)
+                offline_until = None
+                closing = f.disconnect_after is not None and \
+                    self.stats.frames >= f.disconnect_after and not self.stats.disconnected
+                if self.injector.should_disconnect() and not closing:
+                    # a pty cannot come back under the same name: a repeated link drop is
+                    # a silent link for `offline_s` of device time (this frame included)
+                    offline_until = t_dev + f.offline_s
+                    continue
+                if closing:
                     self._drain(timeout_s=2.0)
                     self.stats.disconnected = True
                     master, self._master = self._master, None

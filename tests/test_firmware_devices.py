@@ -116,6 +116,41 @@ def test_virtual_serial_ecg12_with_faults_counts_every_gap() -> None:
         assert np.array_equal(f.samples_uv, expect)
 
 
+def test_virtual_serial_repeated_link_drops_lose_device_time() -> None:
+    """--disconnect-every / --offline-s on a pty: the link goes silent while the device keeps
+    sampling; the frames' numbers and time stamps say exactly what was lost."""
+    x = synthetic_ecg(20, 250, seed=1)
+    dev = VirtualSerialDevice(x, 250, "ecg12", speed=0, seed=5, loop=False,
+                              faults=Faults(disconnect_every=30, offline_s=0.5,
+                                            rate_error=0.02))
+    data = _read_all(dev)
+    dev.stop()
+    dec = FrameDecoder()
+    frames = dec.feed(data) + dec.finish()
+    seqs = np.array([f.seq for f in frames])
+    jumps = np.diff(seqs)[np.diff(seqs) > 1] - 1
+    # each drop loses the frame that tripped it plus 0.5 s of frames (5 at 25 samples/frame
+    # on a 2 % fast clock: 0.5 s * 255 Hz / 25 = 5.1), never anything else
+    assert dev.stats.disconnects >= 4 and set(jumps.tolist()) == {6}
+    assert len(frames) + jumps.sum() == seqs[-1] + 1
+    for f in frames:  # device time: 25 samples per frame at 255 Hz
+        assert abs(f.timestamp_us - round(f.seq * 25 * 1e6 / 255)) <= 1
+
+
+def test_cli_serve_takes_the_clock_and_link_faults() -> None:
+    runner = CliRunner()
+    for args, word in ((["--rate-error", "0.5"], "rate_error"),
+                       (["--replay", "1.5"], "replay_prob"),
+                       (["--timestamp-corrupt", "-1"], "timestamp_corrupt_prob"),
+                       (["--disconnect-every", "0"], "disconnect_every"),
+                       (["--offline-s", "-1"], "offline_s")):
+        res = runner.invoke(device, ["serve", *args])
+        assert res.exit_code != 0 and word in res.output and "Traceback" not in res.output
+    help_text = runner.invoke(device, ["serve", "--help"]).output
+    assert all(o in help_text for o in ("--rate-error", "--replay", "--timestamp-corrupt",
+                                        "--disconnect-every", "--offline-s"))
+
+
 def test_virtual_serial_ascii_and_disconnect() -> None:
     x = synthetic_ecg(4, 250, seed=2)
     dev = VirtualSerialDevice(x, 250, "ascii", speed=0, faults=Faults(disconnect_after=30),
