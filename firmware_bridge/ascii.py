@@ -1,7 +1,10 @@
 """The one-value-per-line ASCII format of common AD8232 Arduino sketches.
 
 Each line holds one ADC reading (`analogRead`), e.g. `512\\r\\n`; the SparkFun sketch prints
-`!` while a lead is off. Noise lines (boot banners, partial or garbled lines, values out of
+`!` while a lead is off. Optionally a line starts with the sketch's `millis()` (`T,V`,
+`T V` or `T<tab>V`, e.g. `Serial.print(millis()); Serial.print(','); Serial.println(v);`):
+then `times_ms` holds each value's time stamp and a lost or doubled line can be found.
+Noise lines (boot banners, partial or garbled lines, values out of
 the ADC range) are skipped and counted, never turned into samples; `!` becomes NaN so that
 the sample clock keeps its place.
 """
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 _NUMBER = re.compile(rb"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+_TIMED = re.compile(rb"^(\d{1,10})[,;\t ]\s*(\S+)$")  # millis() then the value
 MAX_LINE = 32
 
 
@@ -63,12 +67,15 @@ class AsciiDecoder:
         self.samples = 0
         self.lead_off = 0
         self.noise_lines = 0
+        self.times_ms = np.zeros(0)  # per value of the last feed: millis() (NaN = none)
+        self._times: list[float] = []
         self._buf = bytearray()
         self._overlong = skip_first_line
 
     def feed(self, data: bytes | bytearray) -> np.ndarray:
         self._buf += data
         out: list[float] = []
+        self._times = []
         while True:
             i = self._buf.find(b"\n")
             if i < 0:
@@ -83,6 +90,7 @@ class AsciiDecoder:
                 self.noise_lines += 1
                 continue
             self._line(line, out)
+        self.times_ms = np.asarray(self._times, dtype=np.float64)
         return np.asarray(out, dtype=np.float64)
 
     def finish(self) -> None:
@@ -94,6 +102,16 @@ class AsciiDecoder:
     def _line(self, line: bytes, out: list[float]) -> None:
         if not line:
             return
+        t = float("nan")
+        timed = _TIMED.match(line)
+        if timed:
+            t, line = float(timed.group(1)), timed.group(2)
+        n = len(out)
+        self._value(line, out)
+        if len(out) > n:
+            self._times.append(t)
+
+    def _value(self, line: bytes, out: list[float]) -> None:
         if line == b"!":
             self.lead_off += 1
             out.append(float("nan"))

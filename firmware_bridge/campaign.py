@@ -253,8 +253,9 @@ def fuzz_polar(n_damaged: int, seed: int = 0) -> Result:
     return res
 
 
-def fuzz_ascii(n_damaged: int, seed: int = 0) -> Result:
-    """AD8232 one-value-per-line ASCII (no CRC, no sequence numbers)."""
+def fuzz_ascii(n_damaged: int, seed: int = 0, millis: bool = False) -> Result:
+    """AD8232 one-value-per-line ASCII (no CRC, no sequence numbers); `millis`: each line
+    starts with the sketch's millis() (`T,V`), which makes lost and doubled lines visible."""
     from edge.sources.serial import AsciiChunker
     from firmware_bridge.ascii import AdcScale
 
@@ -263,7 +264,7 @@ def fuzz_ascii(n_damaged: int, seed: int = 0) -> Result:
     n = 2 * n_damaged
     adc = AdcScale()
     counts = adc.mv_to_counts(synthetic_ecg(n / fs + 1, fs, seed))[:n]
-    res = Result("ascii")
+    res = Result("ascii-millis" if millis else "ascii")
     sink = _Sink()
     ch = AsciiChunker(sink, fs, adc.bits, adc.vref_v, adc.gain)  # type: ignore[arg-type]
     ch.clock.update(0.0, 0.0)
@@ -271,11 +272,11 @@ def fuzz_ascii(n_damaged: int, seed: int = 0) -> Result:
     kinds = ["digit", "byte", "drop", "double", "merge", "junk"]
     t0 = time.perf_counter()
     for i in range(n):
-        line = b"%d\r\n" % counts[i]
+        line = b"%d,%d\r\n" % (i * 1000 // fs, counts[i]) if millis else b"%d\r\n" % counts[i]
         if i > 10 and rng.random() < 0.5:
             kind = kinds[int(rng.integers(len(kinds)))]
             b = bytearray(line)
-            digits = len(line) - 2
+            digits = len(line) - 2  # (the time's digits too, with millis)
             altering = kind in ("digit", "byte", "merge")
             if kind == "digit":
                 pos = int(rng.integers(digits))
@@ -298,7 +299,7 @@ def fuzz_ascii(n_damaged: int, seed: int = 0) -> Result:
     ch.finish(n / fs)
     res.seconds = time.perf_counter() - t0
     res.expected = n
-    res.note = ASCII_LIMIT
+    res.note = "" if millis else ASCII_LIMIT
     _score(res, sink, adc.counts_to_mv(counts), 0, ranges, 1e-6)
     return res
 
@@ -335,13 +336,20 @@ async def _polar_disconnects(n: int, seed: int) -> Result:
     return res
 
 
-def run(n_damaged: int, n_disconnects: int, seed: int = 0) -> dict[str, Any]:
-    out = {r.codec: r.as_dict() for r in (fuzz_ecg12(n_damaged, seed),
-                                          fuzz_ecg12(n_damaged // 10, seed, True),
-                                          fuzz_polar(n_damaged, seed),
-                                          fuzz_ascii(n_damaged, seed))}
-    link = asyncio.run(_polar_disconnects(n_disconnects, seed))
-    out[link.codec] = link.as_dict()
+def run(n_damaged: int, n_disconnects: int, seed: int = 0,
+        on_result: Any = None) -> dict[str, Any]:
+    """Every codec at `n_damaged` damaged inputs (ecg12 clock faults at a tenth), then the
+    link drops; `on_result(results so far)` after each (the full size takes a while)."""
+    jobs = [lambda: fuzz_ecg12(n_damaged, seed), lambda: fuzz_ecg12(n_damaged // 10, seed, True),
+            lambda: fuzz_polar(n_damaged, seed), lambda: fuzz_ascii(n_damaged, seed),
+            lambda: fuzz_ascii(n_damaged, seed, millis=True),
+            lambda: asyncio.run(_polar_disconnects(n_disconnects, seed))]
+    out: dict[str, Any] = {}
+    for job in jobs:
+        r = job()
+        out[r.codec] = r.as_dict()
+        if on_result is not None:
+            on_result(out)
     return out
 
 
@@ -355,11 +363,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default=None, help="write the results here")
     a = ap.parse_args(argv)
     n, d = (3000, 10) if a.short else (a.damaged, a.disconnects)
-    out = run(n, d, a.seed)
-    text = json.dumps(out, indent=2, default=float)
-    if a.json:
-        with open(a.json, "w") as fh:
-            fh.write(text + "\n")
+    def save(out: dict[str, Any]) -> None:
+        if a.json:
+            with open(a.json, "w") as fh:
+                fh.write(json.dumps(out, indent=2, default=float) + "\n")
+
+    out = run(n, d, a.seed, on_result=save)
     for codec, r in out.items():
         print(f"{codec:11s} inputs {r['inputs']:>9d} damaged {r['damaged']:>8d} delivered "
               f"{r['delivered']:>9d}/{r['expected']:<9d} wrong {r['wrong']:>6d} shifted "

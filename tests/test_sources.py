@@ -387,3 +387,36 @@ def test_clock_mapper_tracks_min_latency_offset() -> None:
         dev_t = k * 0.1
         m.update(dev_t, 1000.0 + dev_t + 0.005 + rng.exponential(0.02))
     assert m.to_host(200.0) == pytest.approx(1200.005, abs=0.003)
+
+
+def test_ascii_millis_column_makes_lost_and_doubled_lines_explicit() -> None:
+    """`T,V` lines (the sketch prints millis() first): a lost line is a gap at its time, a
+    doubled one is dropped, one damaged time digit is dropped as corrupt, never shifted."""
+    from edge.sources.base import SourceStats
+    from edge.sources.serial import AsciiChunker
+
+    class Sink:
+        def __init__(self) -> None:
+            self.stats, self.k, self.v, self.next = SourceStats(), [], [], 0
+
+        def _put(self, x, t0, fs, *, gap_s=0.0, status=frozenset(), new_segment=False):  # noqa: ANN001
+            self.next += round(gap_s * fs)
+            self.k += list(range(self.next, self.next + len(x)))
+            self.v += np.asarray(x).tolist()
+            self.next += len(x)
+
+    sink = Sink()
+    ch = AsciiChunker(sink, 250.0, 10, 3.3, 1100.0)  # type: ignore[arg-type]
+    lines = [b"%d,%d\r\n" % (i * 4, 500 + i) for i in range(30)]
+    damaged = b"%d,%d\r\n" % (12 * 4 + 400, 512)  # time digit changed (48 -> 448)
+    wire = lines[:5] + lines[7:10] + [lines[10], lines[10]] + lines[11:12] + [damaged] + \
+        lines[13:]
+    for i, w in enumerate(wire):
+        ch.feed(w, i / 250)
+    ch.finish(1.0)
+    scale = ch.scale
+    counts = np.rint(np.asarray(sink.v) * scale.counts_per_mv + 512).astype(int)
+    assert all(c == 500 + k for k, c in zip(sink.k, counts, strict=True))  # nothing shifted
+    assert sorted(set(range(30)) - set(sink.k)) == [5, 6, 12]  # explicit gaps, at their time
+    assert sink.stats.duplicates == 1 and sink.stats.corrupt == 1  # the damaged line
+    assert sink.stats.lost_samples == 3  # two lost lines + the dropped one

@@ -92,7 +92,8 @@ class SerialSource(DeviceSource):
 
 
 class AsciiChunker:
-    """AD8232 ASCII lines -> Chunks on `source._put`; the sample count is the clock."""
+    """AD8232 ASCII lines -> Chunks on `source._put`; the sample count is the clock, or the
+    sketch's millis() column where lines carry one (`T,V`)."""
 
     def __init__(self, source: DeviceSource, fs_hz: float, bits: int, vref: float,
                  gain: float, skip_partial: bool = False) -> None:
@@ -112,6 +113,9 @@ class AsciiChunker:
         self._gap_n = 0
         self._noise_seen = 0
         self._started = False
+        self._t0_ms: float | None = None  # millis() of sample index 0 (timed lines only)
+        self._held: tuple[float, int, float] | None = None  # a timed line (value, index,
+        # millis) waiting for the next one to confirm it
 
     def feed(self, data: bytes, arrival_s: float) -> None:
         vals: list[float] = []
@@ -126,7 +130,8 @@ class AsciiChunker:
                 self.source.stats.corrupt += noise
             if len(got):
                 self._started = True
-                vals.extend(got.tolist())
+                for v, t in zip(got.tolist(), self.decoder.times_ms.tolist(), strict=True):
+                    self._timed_value(v, t, vals)
         lead_off = self.decoder.lead_off > lead_off_before
         values = np.asarray(vals, dtype=np.float64)
         ok = self.steps.ok(values)
@@ -136,6 +141,49 @@ class AsciiChunker:
             self.source.stats.corrupt += bad
             values[~ok] = np.nan
         self._emit_values(values, arrival_s, lead_off)
+
+    def _timed_value(self, v: float, t_ms: float, vals: list[float]) -> None:
+        """Place one value. With a millis() column, a line whose time disagrees with the
+        count is held until the next line: if that one continues it, lines were lost (an
+        explicit gap), a repeat (dropped) or, far off, a restarted millis() (re-anchored);
+        if not, it is dropped as damaged (its place becomes part of a gap). Lines without a
+        time: the count is the clock."""
+        if t_ms != t_ms:
+            self._release(vals)
+            vals.append(v)
+            return
+        if self._t0_ms is None:
+            self._t0_ms = t_ms - (self.index + len(vals)) * 1000.0 / self.fs_hz
+        k = round(((t_ms - self._t0_ms) % 2**32) * self.fs_hz / 1000.0)  # millis() wraps
+        held, self._held = self._held, None
+        if held is not None:
+            hv, hk, ht = held
+            pos = self.index + len(vals)
+            if k != hk + 1:  # not confirmed: its time (or the next line's) was damaged;
+                self.source.stats.bad_frames += 1  # dropped, its place part of a gap
+                self.source.stats.corrupt += 1
+            elif pos <= hk <= pos + 2 * self.fs_hz:  # lines were lost before the held one
+                vals.extend([np.nan] * (hk - pos))
+                self.source.stats.lost_samples += hk - pos
+                vals.append(hv)
+            elif pos - 2 * self.fs_hz <= hk < pos:  # the held line repeated an earlier one
+                self.source.stats.duplicates += 1
+            else:  # millis() restarted (the sketch reset): the count goes on from here
+                self._t0_ms = ht - pos * 1000.0 / self.fs_hz
+                self.source.stats.clock_steps += 1
+                vals.append(hv)
+                k = pos + 1
+        pos = self.index + len(vals)
+        if k == pos:
+            vals.append(v)
+        else:
+            self._held = (v, k, t_ms)
+
+    def _release(self, vals: list[float]) -> None:
+        """A held line that no next line can confirm: placed by count."""
+        if self._held is not None:
+            vals.append(self._held[0])
+            self._held = None
 
     def _emit_values(self, values: np.ndarray, arrival_s: float, lead_off: bool) -> None:
         if not len(values):
@@ -162,3 +210,6 @@ class AsciiChunker:
 
     def finish(self, arrival_s: float) -> None:
         self.decoder.finish()
+        vals: list[float] = []
+        self._release(vals)
+        self._emit_values(np.asarray(vals, dtype=np.float64), arrival_s, False)
