@@ -1,5 +1,5 @@
-"""Options of `ecg12 stream` for the field kit: `--view` (live page) and `--publish` (MQTT),
-and the taps (edge.sinks.tap) they make for a session."""
+"""Options of `ecg12 stream` for the field kit: `--view` (live page) and `--publish` (MQTT or
+LSL), and the taps (edge.sinks.tap) they make for a session."""
 
 from __future__ import annotations
 
@@ -12,14 +12,23 @@ import click
 from edge.sinks.csv import SinkError
 
 
-def _mqtt_url(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
-              ) -> tuple[Any, ...]:
+def _publish_url(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+                 ) -> tuple[Any, ...]:
+    """mqtt://, mqtts:// -> MqttTarget; lsl: -> LslTarget (one line for anything else)."""
+    from edge.sinks.lsl import _lsl, parse_lsl_url
     from edge.sinks.mqtt import parse_mqtt_url
 
     out = []
     for v in value:
         try:
-            out.append(parse_mqtt_url(v))
+            if v.lower().startswith("lsl:"):
+                out.append(parse_lsl_url(v))
+                _lsl()  # the [lsl] extra: missing is one line before any output exists
+            elif v.lower().startswith(("mqtt://", "mqtts://")):
+                out.append(parse_mqtt_url(v))
+            else:
+                raise SinkError(f"{v!r}: use mqtt://host:port/prefix, mqtts://... or "
+                                "lsl:[?name=NAME]")
         except SinkError as exc:
             raise click.BadParameter(str(exc).removeprefix("--publish "), ctx, param) from None
     return tuple(out)
@@ -74,11 +83,13 @@ def stream_options(f: Any) -> Any:
                      show_default=True, help="port of the live page (0 = any free port)"),
         click.option("--view-host", default="127.0.0.1", show_default=True,
                      help="address of the live page; off loopback the URL carries a token"),
-        click.option("--publish", multiple=True, callback=_mqtt_url,
-                     help="mqtt://[user[:pass]@]host[:port]/prefix (mqtts:// = TLS); "
+        click.option("--publish", multiple=True, callback=_publish_url,
+                     help="mqtt://[user[:pass]@]host[:port]/prefix (mqtts:// = TLS) or "
+                          "lsl:[?name=ecg12] (3 LSL streams; needs the [lsl] extra); "
                           "repeatable"),
         click.option("--device-id", default=None, callback=_device_id,
-                     help="device name in MQTT topics [default: host name]"),
+                     help="device name in MQTT topics and LSL source ids [default: host "
+                          "name]"),
         click.option("--publish-buffer", type=click.Path(path_type=Path, file_okay=False),
                      default=None, help="journal folder for MQTT [default: "
                      "~/.cache/ecg12/mqtt/<device>]"),
@@ -90,13 +101,16 @@ def stream_options(f: Any) -> Any:
 def build_taps(kw: dict[str, Any]) -> Callable[[Any], list[Any]] | None:
     """Pop the field-kit options from `kw`; returns `taps(source)` for run_cli (or None)."""
     view, host, port = kw.pop("view", False), kw.pop("view_host"), kw.pop("view_port")
+    from edge.sinks.lsl import LslTarget
+
     urls = kw.pop("publish", ())
     device, buffer = kw.pop("device_id", None), kw.pop("publish_buffer", None)
-    targets = [with_mqtt(t, dict(kw)) for t in urls]
+    lsl = [t for t in urls if isinstance(t, LslTarget)]
+    targets = [with_mqtt(t, dict(kw)) for t in urls if not isinstance(t, LslTarget)]
     for k in ("mqtt_username", "mqtt_password", "mqtt_tls", "mqtt_ca", "mqtt_cert",
               "mqtt_key"):
         kw.pop(k, None)
-    if not view and not targets:
+    if not view and not targets and not lsl:
         return None
 
     def taps(source: Any) -> list[Any]:
@@ -111,6 +125,10 @@ def build_taps(kw: dict[str, Any]) -> Callable[[Any], list[Any]] | None:
         for i, t in enumerate(targets):
             buf = Path(buffer) / (f"{i}" if len(targets) > 1 else "") if buffer else None
             out.append(MqttPublisher(t, dev, buf, source=source))
+        if lsl:
+            from edge.sinks.lsl import LslOutlet
+
+            out.extend(LslOutlet(t, dev, source=source) for t in lsl)
         return out
 
     return taps

@@ -48,7 +48,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if IN_CI and _DATA_SKIPS:
         print(f"\nCI: {len(_DATA_SKIPS)} test(s) needing {DATA_ROOT} (or chromium/playwright/"
-              "mosquitto) were skipped; CI must run them:\n  " + "\n  ".join(_DATA_SKIPS))
+              "mosquitto/mne-lsl) were skipped; CI must run them:\n  " + "\n  ".join(_DATA_SKIPS))
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
