@@ -238,7 +238,7 @@ class DeviceTimeline:
         line_last = self._last_line + (est + _advance(self._last, f)) / rate
         implied = line_last - f.t_last  # the offset under which this time stamp is right
         if self._step is not None and abs(implied - self._step) * rate <= \
-                self.tolerance_samples / 4:  # a real step moves both time stamps alike
+                self.tolerance_samples / 20:  # a real step moves both time stamps alike
             self._step = None  # confirmed: the device clock stepped; follow it from here
             self._offset = implied
             self.counters.clock_steps += 1
