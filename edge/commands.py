@@ -126,9 +126,11 @@ def _status_line(recorder: Recorder, latency: float) -> str:
     f = recorder.features
     hr = f"{f['ventricular_rate']:.0f} bpm" if "ventricular_rate" in f else "-- bpm"
     qrs = f"QRS {f['qrs_duration']:.0f} ms" if "qrs_duration" in f else "QRS --"
+    beats = (f"beats {f['qrs_count']:.0f}/10s window" if "qrs_count" in f
+             else "beats --/10s window")
     flags = ",".join(f"{k}:{v}" for k, v in _count(recorder.flags).items()) or "none"
     t = recorder.csv.rows / recorder._fs if recorder._fs else 0.0
-    return (f"t={t:6.1f}s  HR {hr}  {qrs}  latency {latency * 1000:5.0f} ms  "
+    return (f"t={t:6.1f}s  HR {hr}  {qrs}  {beats}  latency {latency * 1000:5.0f} ms  "
             f"chunks {recorder.chunks}  gaps {len(recorder.gaps)}  flags {flags}")
 
 
@@ -195,8 +197,8 @@ async def _run_with_signals(**kw: Any) -> dict[str, Any]:
 
 def _cleanup(recorder: Recorder, created: bool) -> None:
     """Remove the outputs of a run that produced nothing (no half-written folder)."""
-    for name in ("leads.csv", "events.ndjson", "summary.json", "report.png", "report.pdf",
-                 "ecg12.hea",
+    for name in ("leads.csv", "leads.meta.json", "events.ndjson", "summary.json", "report.png",
+                 "report.pdf", "ecg12.hea",
                  "ecg12.dat", "ecg12_std.hea", "ecg12_std.dat"):
         try:
             (recorder.out / name).unlink(missing_ok=True)
@@ -211,7 +213,8 @@ def _cleanup(recorder: Recorder, created: bool) -> None:
 
 def run_cli(source_uri: str, *, bundle: str | None, profile: str | None, mc_samples: int | None,
             seed: int, out: Path, events: str | None, duration: float | None, fmt: str,
-            quiet: bool = False, title: str = "", report: str = "png",
+            quiet: bool = False, status_every: float = 10.0, title: str = "",
+            report: str = "png",
             report_at: float | None = None, taps: Any = None,
             **overrides: Any) -> dict[str, Any]:
     """Open and check everything, run the session with a live status line on stderr, print a
@@ -255,12 +258,20 @@ def run_cli(source_uri: str, *, bundle: str | None, profile: str | None, mc_samp
     status = Live(console=console, refresh_per_second=4, transient=False,
                   auto_refresh=console.is_terminal and not quiet)
     last = [0.0]
+    # not on a terminal (a service, a pipe, a log): a plain line every `status_every` s, on
+    # stdout unless the events go there
+    log = None if quiet or not status_every or sys.stdout.isatty() else (
+        sys.stderr if events == "-" else sys.stdout)
+    logged = [time.monotonic()]
 
     def update(r: Recorder, latency: float) -> None:
         now = time.monotonic()
         if console.is_terminal and not quiet and now - last[0] > 0.25:
             last[0] = now
             status.update(_status_line(r, latency))
+        if log is not None and now - logged[0] >= status_every:
+            logged[0] = now
+            print(_status_line(r, latency), file=log, flush=True)
 
     error: str | None = None
     try:
@@ -306,6 +317,9 @@ _common = [
     click.option("--format", "fmt", type=click.Choice(FORMATS), default="csv", show_default=True,
                  help="csv streams and survives Ctrl-C; wfdb adds WFDB records at the end"),
     click.option("--quiet", is_flag=True, help="no status line"),
+    click.option("--status-every", type=Number(float, 0), default=10.0, show_default=True,
+                 help="when stdout is not a terminal: a status line every S seconds "
+                      "(0 = none)"),
     click.option("--report", type=click.Choice(("png", "pdf")), default="png",
                  show_default=True, help="report.png always; pdf adds report.pdf"),
     click.option("--report-at", type=Number(float, 0), default=None,

@@ -16,6 +16,7 @@ from edge.sinks.csv import CsvSink, SinkError
 from edge.sinks.events import EventWriter
 
 FORMATS = ("csv", "wfdb")
+META = "leads.meta.json"  # beside leads.csv: columns, units, provenance
 
 
 class Recorder:
@@ -25,12 +26,15 @@ class Recorder:
     def __init__(self, out_dir: str | Path, *, fmt: str = "csv",
                  events: str | Path | TextIO | None = None, figure: bool = True,
                  title: str = "", source: str = "", window_s: float = 10.0,
-                 feature_every_s: float = 10.0) -> None:
+                 feature_every_s: float = 10.0, max_bridge_s: float = 1.0) -> None:
         if fmt not in FORMATS:
             raise SinkError(f"output format {fmt!r} unknown; use one of {', '.join(FORMATS)}")
         self.out = Path(out_dir)
         self.fmt, self.figure, self.title, self.source = fmt, figure, title, source
         self.window_s, self.feature_every_s = window_s, feature_every_s
+        #: a gap up to this long (the pipeline's bridge) keeps the Lead-I feature window and
+        #: the last HR/QRS estimate; a longer one starts both afresh
+        self.max_bridge_s = max_bridge_s
         self.csv = CsvSink(self.out / "leads.csv")
         self.events = EventWriter(self.out / "events.ndjson" if events is None else events)
         self.origin_s: float | None = None
@@ -58,6 +62,7 @@ class Recorder:
         if self.origin_s is None:
             self.origin_s, self._fs = chunk.t0_s, chunk.fs_hz
             self.events.emit("start", source=self.source, fs_hz=chunk.fs_hz)
+            self._write_meta()
         if chunk.gap_before_s > 0:
             start = self._last_end if self._last_end is not None else chunk.t0_s
             # the gap's duration is the source's (device-clock) measure; host times of chunks
@@ -67,7 +72,13 @@ class Recorder:
                    "duration_s": chunk.gap_before_s, "leads": [], "seq": chunk.seq}
             self.gaps.append(gap)
             self.events.emit("gap", **gap)
-            self._lead_i.clear()
+            if chunk.gap_before_s <= self.max_bridge_s and self._lead_i and len(self._lead_i[-1]):
+                # bridged: hold the last sample over the gap so R-R intervals stay true
+                hold = int(round(chunk.gap_before_s * chunk.fs_hz))
+                self._lead_i.append(np.full(hold, self._lead_i[-1][-1]))
+            else:
+                self._lead_i.clear()
+                self.features = {}
         if chunk.status != self.status:
             self.events.emit("device_status", t_s=self.rel(chunk.t0_s), status=chunk.status)
             self.status = chunk.status
@@ -77,7 +88,8 @@ class Recorder:
         self._features(chunk)
 
     def _features(self, chunk: Chunk) -> None:
-        """Lead-I rate / QRS count / QRS duration over the last 10 s, every 10 s of signal."""
+        """Lead-I rate / QRS count / QRS duration over the last 10 s, every 10 s of signal;
+        bridged gaps are held over (the estimate survives them), longer ones reset it."""
         from edge.features import lead_i_features
 
         self._lead_i.append(chunk.samples[:, 0])
@@ -92,7 +104,10 @@ class Recorder:
         except ValueError as exc:
             self.features = {}
             self.errors.append(f"features: {exc}")
-        self.events.emit("features", t_s=self.rel(chunk.t_end_s), **self.features)
+        from edge.provenance import user_features
+
+        self.events.emit("features", t_s=self.rel(chunk.t_end_s),
+                         **user_features(self.features))
 
     def on_blocks(self, blocks: list[Any]) -> None:
         for block in blocks:
@@ -113,6 +128,24 @@ class Recorder:
                 self._tail[1][0][0] <= end - self.window_s:
             self._tail.pop(0)
 
+    def _header(self) -> dict[str, str]:
+        from edge.provenance import header_fields
+
+        return header_fields(self.info.get("provenance"))
+
+    def _write_meta(self, **extra: Any) -> bool:
+        """leads.meta.json: the CSV's columns, units and provenance (at start, again at close:
+        a killed run keeps the first)."""
+        from edge.provenance import write_meta
+
+        try:
+            write_meta(self.out / META, self.info.get("provenance"), csv_name=self.csv.path.name,
+                       fs_hz=self._fs, extra=extra)
+            return True
+        except OSError as exc:
+            self.errors.append(f"cannot write {self.out / META}: {exc.strerror}")
+            return False
+
     def tail(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if not self._tail:
             return np.zeros(0), np.zeros((0, 12), np.float32), np.zeros((0, 12), np.float32)
@@ -129,7 +162,8 @@ class Recorder:
             from edge.sinks.wfdb import write_wfdb
 
             try:
-                files["wfdb"] = str(write_wfdb(self.csv.path, self.out, "ecg12", self._fs)[0])
+                files["wfdb"] = str(write_wfdb(self.csv.path, self.out, "ecg12", self._fs,
+                                               comments=self._header())[0])
             except SinkError as exc:
                 self.errors.append(str(exc))
         prov = self.info.get("provenance")
@@ -137,6 +171,8 @@ class Recorder:
             from edge.provenance import utc_now
 
             prov.setdefault("end_utc", utc_now())
+        if self.origin_s is not None and self._write_meta(rows=self.csv.rows):
+            files["meta"] = str(self.out / META)
         if self.figure and self.csv.rows:
             from edge.sinks.report import write_report
 
@@ -144,6 +180,8 @@ class Recorder:
                 files.update(write_report(self))
             except SinkError as exc:
                 self.errors.append(str(exc))
+        from edge.provenance import feature_units, user_features
+
         kinds: dict[str, int] = {}
         for f in self.flags:
             kinds[f["kind"]] = kinds.get(f["kind"], 0) + 1
@@ -152,7 +190,8 @@ class Recorder:
             "samples_in": self.samples_in, "rows_out": self.csv.rows,
             "signal_s": self.csv.rows / self._fs if self._fs else 0.0,
             "gaps": len(self.gaps), "gap_s": float(sum(g["duration_s"] for g in self.gaps)),
-            "flags": kinds, "features": self.features, "files": files,
+            "flags": kinds, "features": user_features(self.features),
+            "feature_units": feature_units(), "files": files,
             "wall_s": time.monotonic() - self._started, "errors": self.errors, **self.info,
             **extra,
         }
