@@ -1,4 +1,5 @@
-"""A tiny random-weight bundle for tests (needs TensorFlow; the edge code under test does not).
+"""A tiny random-weight bundle for tests (needs TensorFlow, else the test using it is skipped;
+the edge code under test does not).
 
 ``write_tiny_bundle(dir)`` converts a small edge trunk/head (window 200 at 100 Hz, hop 50,
 LSTM 8) to TFLite and writes ``manifest.json``. ``tiny_manifest(...)`` gives the manifest dict
@@ -59,8 +60,10 @@ def tiny_manifest(trunk_sha: str = "0" * 64, head_sha: str = "0" * 64,
 
 
 def _convert(seed: int) -> tuple[bytes, bytes]:
-    import keras
-    import tensorflow as tf
+    import pytest
+
+    keras = pytest.importorskip("keras", reason="building the tiny bundle needs TensorFlow")
+    tf = pytest.importorskip("tensorflow", reason="building the tiny bundle needs TensorFlow")
 
     from training.config import ModelConfig
     from training.model import build_mc_head, build_trunk

@@ -26,7 +26,15 @@ def test_machine_info() -> None:
 def test_latency_rows(tiny) -> None:
     rows = latency.bundle_latency(tiny, (1, 3), threads=1, warmup=1, repeats=2, n_windows=2)
     assert [r["mc_samples"] for r in rows] == [1, 3]
-    assert all(r["median_ms"] > 0 and r["p95_ms"] >= r["median_ms"] * 0 for r in rows)
+    assert all(0 < r["median_ms"] <= r["p95_ms"] for r in rows)
+
+
+def test_stats_ms_by_hand() -> None:
+    """1..100 ms: median 50.5, p95 95.05 (linear interpolation at rank 0.95 * 99), mean 50.5;
+    a 5th percentile (5.95) or the max would fail."""
+    s = latency.stats_ms([i / 1000.0 for i in range(1, 101)])
+    assert s["median"] == pytest.approx(50.5) and s["mean"] == pytest.approx(50.5)
+    assert s["p95"] == pytest.approx(95.05) and s["n"] == 100
 
 
 def test_naive_without_run_is_na(tmp_path) -> None:

@@ -9,17 +9,18 @@ import textwrap
 from pathlib import Path
 from types import SimpleNamespace
 
-import keras
 import numpy as np
 import pytest
 
-from converters import ConversionError, RunFolderError, compare_variants, convert_run
-from converters.bundle import Calib
-from converters.parity import lite_predict, mc_statistics
-from converters.runtime import LiteMC
-from edge.manifest import load_manifest
-from training.config import DataConfig, ModelConfig, TrainConfig
-from training.model import build_model, sample_masks
+keras = pytest.importorskip("keras", reason="converters tests need TensorFlow/Keras")
+
+from converters import ConversionError, RunFolderError, compare_variants, convert_run  # noqa: E402
+from converters.bundle import Calib  # noqa: E402
+from converters.parity import lite_predict, mc_statistics  # noqa: E402
+from converters.runtime import LiteMC  # noqa: E402
+from edge.manifest import load_manifest  # noqa: E402
+from training.config import DataConfig, ModelConfig, TrainConfig  # noqa: E402
+from training.model import build_model, sample_masks  # noqa: E402
 
 TINY = TrainConfig(
     name="tiny", epochs=1, batch_size=16,

@@ -7,10 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from edge.leads import RECONSTRUCTED
-from training.baselines import BaselineError, LinearBaseline
-from training.config import TrainConfig
-from training.mc import PredictionError, mc_predict, predict, to_12_lead
+pytest.importorskip("keras", reason="training.mc needs TensorFlow/Keras")
+
+from edge.leads import RECONSTRUCTED  # noqa: E402
+from training.baselines import BaselineError, LinearBaseline  # noqa: E402
+from training.config import TrainConfig  # noqa: E402
+from training.mc import PredictionError, mc_predict, predict, to_12_lead  # noqa: E402
 
 TINY = {"name": "tiny", "seed": 0, "epochs": 1, "batch_size": 8,
         "model": {"kind": "edge", "conv_filters": 4, "down_filters": 4, "lstm_units": 4,
