@@ -319,3 +319,16 @@ def test_streaming_equals_offline_random_chunks_bridged_and_restarting_gaps(
     assert [(f.kind, f.leads) for f in whole[2]] == [(f.kind, f.leads) for f in parts[2]]
     n_gap = int(round(round(short_gap, 3) * fs))  # bridged: its samples are NaN rows
     assert whole[0].shape[0] == n + n_gap
+
+
+def test_lead_off_is_placed_by_input_time_at_another_input_rate(bundle: Bundle) -> None:
+    """250 Hz input, model at 100 Hz: lead-off during 4-6 s (input samples 1000-1500) stops
+    reconstruction there (NaN at 5 s) and is flagged there, not at input-index model times."""
+    fs = 250.0
+    x = synthetic_lead_i(int(fs * 16), fs)
+    status = {1000: frozenset({"lead_off"}), 1500: frozenset()}
+    leads, _, flags = cat(run(bundle, x, fs, sizes=[125], status=status, mc_samples=0))
+    assert np.isnan(leads[1200:1300, 1]).all()
+    assert np.isfinite(leads[3000:3500, 1]).all()  # 12-14 s: clean
+    off = [f for f in flags if f.kind == "poor_quality" and "lead-off" in f.detail]
+    assert off and all(f.start_s >= 2.0 and f.end_s <= 8.0 for f in off)
