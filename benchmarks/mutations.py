@@ -87,7 +87,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     M("quality-no-saturation", "edge/stages/quality.py", "sat_frac = float(np.mean(saturated))",
       "sat_frac = 0.0", (T_ST,)),
     M("quality-lead-off-ignored", "edge/stages/quality.py", "float(np.mean(flat | bad))",
-      "float(np.mean(flat))", (T_ST,)),
+      "float(np.mean(flat))", (T_ST, T_CORE)),
     M("quality-noisy-is-good", "edge/stages/quality.py",
       'return Verdict(True, "noisy", ratio, cfg.noise_ratio)',
       "return Verdict(True, None, ratio, cfg.noise_ratio)", (T_ST,)),
@@ -95,7 +95,7 @@ MUTATIONS: tuple[Mutation, ...] = (
       "return np.abs(raw_mv) >= cfg.saturation_mv", "return raw_mv >= cfg.saturation_mv",
       (T_ST, T_CORE)),
     M("quality-flat-threshold", "edge/stages/quality.py", "if np.ptp(seg) < cfg.flat_ptp_mv:",
-      "if np.ptp(seg) < cfg.flat_ptp_mv / 100:", (T_ST,)),
+      "if np.ptp(seg) < cfg.flat_ptp_mv / 100:", (T_ST, T_CORE)),
     # MC dropout (edge.Bundle)
     M("mc-no-inverted-scaling", "edge/bundle.py", "(keep / (1.0 - site.rate))", "(keep * 1.0)",
       ("tests/test_converters.py::test_gateway_bundle_mc_matches_keras_training_mode_dropout",)),
