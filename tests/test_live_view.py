@@ -102,6 +102,9 @@ def test_live_page_in_chromium(tmp_path: Path) -> None:
             assert 60 <= hr <= 80
             assert page.inner_text("#conn") == "receiving"
             assert int(page.inner_text("#gaps")) >= 1
+            page.wait_for_function(
+                "!isNaN(parseFloat(document.getElementById('delay').textContent))",
+                timeout=20000)
             delay = float(page.inner_text("#delay"))
             assert 0 <= delay < 30
             shot = tmp_path / "live.png"
