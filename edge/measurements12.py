@@ -1,7 +1,8 @@
 """12-lead measurements (rate, QRS count/duration, R and T axes) from a standard 12-lead ECG.
 
-A gateway copy of ``training.measurements`` (edge never imports training): ``ecg12 enroll``
-fills a wearer's profile (r_axis, t_axis, qrs_duration) from their enrolment 12-lead.
+The one implementation (``training.measurements`` re-exports it): ``ecg12 enroll`` fills a
+wearer's profile (r_axis, t_axis, qrs_duration) from their enrolment 12-lead, and training
+fills the "clinical" metadata regime with it.
 Beats come from the Pan-Tompkins envelope summed over all
 12 leads (``edge.features``); QRS onset/offset from the summed slope envelope of the 12-lead
 median beat (global QRS: earliest onset to latest offset). Frontal axes use the net areas A of

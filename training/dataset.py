@@ -115,11 +115,11 @@ def prepare_record(rec: Recording, fs_hz: float) -> Prepared:
 def _cache_key(cfg: TrainConfig, limit: int | None) -> str:
     import edge.conditioning
     import edge.features
-    import training.measurements
+    import edge.measurements12
     import training.truth
 
     h = hashlib.sha256()
-    for mod in (edge.conditioning, edge.features, training.measurements, training.truth):
+    for mod in (edge.conditioning, edge.features, edge.measurements12, training.truth):
         h.update(Path(mod.__file__).read_bytes())
     h.update(Path(__file__).read_bytes())
     h.update(repr((cfg.data.fs_hz, cfg.data.sources, cfg.data.limit_per_source, limit)).encode())
