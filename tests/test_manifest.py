@@ -66,6 +66,8 @@ def test_newer_minor_version_accepted() -> None:
     ("uncertainty.flag_std_mv", [1.0] * 6 + [-1.0], "uncertainty.flag_std_mv"),
     ("quantization", "int4", "quantization: unknown 'int4'"),
     ("conditioning.highpass_hz", _DEL, "conditioning.highpass_hz: missing key"),
+    ("conditioning.phase", _DEL, "conditioning.phase: is None"),
+    ("conditioning.phase", "causal", "conditioning.phase: is 'causal'"),
 ])
 def test_bad_manifest_named(path: str, value: object, needle: str) -> None:
     with pytest.raises(BundleInvalid) as err:

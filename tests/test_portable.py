@@ -62,3 +62,17 @@ def test_records_are_cut_to_their_last_common_length_and_clipped_to_int16(tmp_pa
     assert a.leads12.shape == (250, 12)
     np.testing.assert_allclose(a.leads12[:-1], long.leads12[-250:-1], atol=1e-6)
     assert a.leads12[-1, LEAD_INDEX["V1"]] == np.float32(32.767)
+
+
+def test_export_without_truth_is_refused_by_name(tmp_path: Path) -> None:
+    """An .npz from before the truth arrays: one named error, not a KeyError."""
+    import json
+
+    import pytest
+
+    path = tmp_path / "old.npz"
+    meta = {"train": [{"key": "a", "source": "ptbxl", "meta": {}, "rhythm": ""}]}
+    np.savez_compressed(path, meta=np.array(json.dumps(meta)),
+                        train=np.zeros((1, 10, 8), np.int16))
+    with pytest.raises(ValueError, match="no 'train_truth' array"):
+        load_prepared(path)

@@ -255,11 +255,11 @@ outputs in `training/runs/sweep/` (weights not committed; `ecg12 train CONFIG` r
 {metadata_table()}
 
 FiLM (`film: true`: the metadata branch scales and shifts the head's features and scales each
-output lead) makes clinical fields change the output, mostly in the QRS, but the gain stays
-below 0.01 r and costs some wearable-regime accuracy, so the shipped default keeps plain
-concatenation. A decoupled variance loss (MSE for the mean, NLL for the variance around the
-stop-gradient mean; `sweep/film_dec.json`) trained worse (validation MSE 0.0330 after 46
-epochs against 0.0301) and was stopped.
+output lead) makes clinical fields change the output, mostly in the QRS (the columns above),
+but the gain is small and costs some wearable-regime accuracy, so the shipped default keeps
+plain concatenation. A decoupled variance loss (MSE for the mean, NLL for the variance around
+the stop-gradient mean; `sweep/film_dec.json`) trained to a worse validation MSE than the
+default and was stopped before the end (no evaluation committed).
 
 {loco_section()}
 

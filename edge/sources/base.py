@@ -55,7 +55,7 @@ class SourceStats:
         duplicates / corrupt frames the decoder in front of it dropped."""
         self.frames, self.lost_samples = c.frames, c.lost_samples
         self.resets, self.clock_steps = c.resets, c.clock_steps
-        self.bad_timestamps = getattr(c, "bad_timestamps", 0)
+        self.bad_timestamps = c.bad_timestamps
         self.duplicates = c.duplicates + duplicates
         self.corrupt = c.corrupt + corrupt
         self.measured_fs_hz = round(float(c.measured_fs_hz), 4)
