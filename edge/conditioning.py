@@ -16,9 +16,9 @@ output about one model window late anyway, so this costs no extra latency in pra
 
 Band-pass design: a high-pass (``highpass_hz``, -6 dB point, transition band
 ``highpass_width_hz`` wide) convolved with a low-pass (``lowpass_hz``, transition
-``lowpass_width_hz``), each a Kaiser-window FIR sized by ``scipy.signal.kaiserord`` for
-``stopband_db``. The result closely matches a zero-phase (forward-backward) 2nd-order
-Butterworth band-pass, which is what the scoring truth uses.
+``lowpass_width_hz``), each a Kaiser-window FIR sized by Kaiser's formula (``kaiserord``,
+as ``scipy.signal.kaiserord``) for ``stopband_db``. The result closely matches a zero-phase
+(forward-backward) 2nd-order Butterworth band-pass, which is what the scoring truth uses.
 
 Ends: the signal before its first and after its last sample is taken as the mirror image of
 the signal (``numpy.pad(mode="reflect")``), as ``scipy.signal.filtfilt`` pads; the resampler
@@ -26,6 +26,11 @@ holds the first/last sample. The start extension needs the first ``D + 1`` sampl
 built once they have arrived (or at ``flush``), so the result does not depend on chunking:
 ``StreamConditioner`` fed any chunking and then flushed gives the same samples as one-shot
 ``condition`` (up to float rounding of the convolution method).
+
+numpy only (no scipy on the gateway: its import alone costs ~70 MB of RSS): the FIR design
+(``kaiser_beta``, ``kaiserord``, ``firwin_lowpass``) follows ``scipy.signal`` formula for
+formula, and ``fir_valid`` convolves directly for short blocks (streaming) and by FFT
+overlap-save for long ones; tests compare all three with scipy.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from fractions import Fraction
 from typing import Any
 
 import numpy as np
-from scipy import signal
+from numpy.lib.stride_tricks import sliding_window_view
 
 from edge.errors import EdgeError
 
@@ -123,6 +128,77 @@ def updown(fs_in_hz: float, fs_out_hz: float, max_factor: int = 1000) -> tuple[i
     return up, down
 
 
+def kaiser_beta(atten_db: float) -> float:
+    """Kaiser window beta for a stop-band attenuation (dB), as ``scipy.signal.kaiser_beta``
+    (Oppenheim & Schafer, Discrete-Time Signal Processing, eq. 7.62)."""
+    a = float(atten_db)
+    if a > 50:
+        return 0.1102 * (a - 8.7)
+    if a > 21:
+        return 0.5842 * (a - 21) ** 0.4 + 0.07886 * (a - 21)
+    return 0.0
+
+
+def kaiserord(ripple_db: float, width: float) -> tuple[int, float]:
+    """(taps, beta) of a Kaiser-window FIR: ``ripple_db`` attenuation, transition ``width``
+    as a fraction of Nyquist; Kaiser's formula, as ``scipy.signal.kaiserord``."""
+    a = abs(float(ripple_db))
+    if a < 8:
+        raise ConditioningError(f"stop-band attenuation {a:g} dB is too small for the "
+                                "Kaiser formula (>= 8 dB)")
+    taps = (a - 7.95) / 2.285 / (math.pi * width) + 1
+    return int(math.ceil(taps)), kaiser_beta(a)
+
+
+def firwin_lowpass(numtaps: int, cutoff: float, beta: float) -> np.ndarray:
+    """Windowed-sinc low-pass FIR with unity gain at DC; ``cutoff`` is a fraction of Nyquist
+    (0 < cutoff < 1). As ``scipy.signal.firwin(numtaps, cutoff, window=("kaiser", beta))``."""
+    if not 0 < cutoff < 1:
+        raise ConditioningError(f"FIR cut-off {cutoff!r} must be within (0, 1) x Nyquist")
+    m = np.arange(numtaps, dtype=np.float64) - 0.5 * (numtaps - 1)
+    h = cutoff * np.sinc(cutoff * m) * np.kaiser(numtaps, beta)
+    return h / h.sum()
+
+
+#: up to this many multiply-adds (output samples x taps) ``fir_valid`` convolves directly
+_DIRECT_MAX_WORK = 1 << 20
+
+
+def fir_valid(x: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """'valid' convolution of every column of ``x`` (n, c) with ``h`` (L,): (n - L + 1, c),
+    ``y[j] = sum_m h[m] x[j + L - 1 - m]`` (as ``scipy.signal.convolve(x, h[:, None],
+    "valid")``). Direct for short blocks, FFT overlap-save in bounded batches for long."""
+    n, c = x.shape
+    taps = len(h)
+    n_y = n - taps + 1
+    if n_y <= 0:
+        return np.zeros((0, c))
+    if n_y * taps <= _DIRECT_MAX_WORK:
+        out = np.empty((n_y, c))
+        for j in range(c):
+            out[:, j] = np.convolve(x[:, j], h, mode="valid")
+        return out
+    nfft = 1 << max(12, (4 * taps - 1).bit_length())
+    step = nfft - taps + 1
+    hf = np.fft.rfft(h, nfft)
+    n_seg = -(-n_y // step)
+    group = max(1, (1 << 19) // (nfft * c))  # frames per batch: a few MB at a time
+    out = np.empty((n_y, c))
+    for g0 in range(0, n_seg, group):
+        g = min(group, n_seg - g0)
+        a = g0 * step
+        need = (g - 1) * step + nfft
+        seg = x[a: a + need]
+        if len(seg) < need:
+            seg = np.concatenate([seg, np.zeros((need - len(seg), c))])
+        frames = sliding_window_view(seg, nfft, axis=0)[::step]  # (g, c, nfft)
+        y = np.fft.irfft(np.fft.rfft(frames, axis=-1) * hf, nfft, axis=-1)[..., taps - 1:]
+        y = y.transpose(0, 2, 1).reshape(-1, c)
+        m = min(len(y), n_y - a)
+        out[a: a + m] = y[:m]
+    return out
+
+
 def bandpass_taps(fs_hz: float, cfg: ConditioningConfig) -> np.ndarray | None:
     """The symmetric (odd-length) band-pass FIR at ``fs_hz``; None when both edges are off."""
     nyq = fs_hz / 2
@@ -133,18 +209,18 @@ def bandpass_taps(fs_hz: float, cfg: ConditioningConfig) -> np.ndarray | None:
             raise ConditioningError(
                 f"highpass_hz={cfg.highpass_hz} is not below Nyquist ({nyq:g} Hz) of "
                 f"fs_out_hz={fs_hz:g}")
-        n, beta = signal.kaiserord(cfg.stopband_db, cfg.highpass_width_hz / nyq)
+        n, beta = kaiserord(cfg.stopband_db, cfg.highpass_width_hz / nyq)
         n += 1 - n % 2  # odd: a type-I high-pass
         # delta minus a unity-DC low-pass: exactly zero gain at DC (a constant offset is
         # removed completely, not to the stop-band level)
-        h = -signal.firwin(n, cfg.highpass_hz, window=("kaiser", beta), fs=fs_hz)
+        h = -firwin_lowpass(n, cfg.highpass_hz / nyq, beta)
         h[n // 2] += 1.0
         used = True
     if 0 < cfg.lowpass_hz < 0.95 * nyq:
         width = min(cfg.lowpass_width_hz, 2 * (nyq - cfg.lowpass_hz))
-        n, beta = signal.kaiserord(cfg.stopband_db, width / nyq)
+        n, beta = kaiserord(cfg.stopband_db, width / nyq)
         n += 1 - n % 2
-        h = np.convolve(h, signal.firwin(n, cfg.lowpass_hz, window=("kaiser", beta), fs=fs_hz))
+        h = np.convolve(h, firwin_lowpass(n, cfg.lowpass_hz / nyq, beta))
         used = True
     return h if used else None
 
@@ -161,7 +237,7 @@ class _ZeroPhaseFIR:
     """Streaming symmetric FIR with its delay removed: y[j] = sum_m h[m] x[j + D - m]."""
 
     def __init__(self, h: np.ndarray) -> None:
-        self.h = h[:, None]
+        self.h = h
         self.D = (len(h) - 1) // 2
         self.reset()
 
@@ -181,7 +257,7 @@ class _ZeroPhaseFIR:
         n_y = len(self.buf) - 2 * self.D
         if n_y <= 0:
             return np.zeros((0, self.buf.shape[1]))
-        y = signal.convolve(self.buf, self.h, mode="valid")
+        y = fir_valid(self.buf, self.h)
         self.buf = self.buf[n_y:]
         self.n_out += n_y
         return y
@@ -223,8 +299,7 @@ class _Resampler:
     def __init__(self, up: int, down: int, cfg: ConditioningConfig) -> None:
         self.up, self.down = up, down
         half = cfg.fir_half_len_per_factor * max(up, down)
-        h = signal.firwin(2 * half + 1, 1.0 / max(up, down),
-                          window=("kaiser", cfg.kaiser_beta)) * up
+        h = firwin_lowpass(2 * half + 1, 1.0 / max(up, down), cfg.kaiser_beta) * up
         self.half = half
         k = -(-len(h) // up)
         hp = np.zeros(k * up)

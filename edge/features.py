@@ -1,25 +1,33 @@
 """Lead-I features a wearable can know: R peaks, ventricular rate, QRS count, QRS duration.
 
-A small Pan-Tompkins-style detector on scipy, not neurokit2: neurokit2 pulls pandas,
-scikit-learn and matplotlib-era dependencies (too heavy for a Pi base install) while the job
-here is ~100 lines. Steps: band-pass 5-15 Hz, derivative, square (so negative or small QRS in
-Lead I count alike), 120 ms moving integration -> envelope; envelope peaks 200 ms apart above
-0.3 x a robust height reference, with a search-back at half threshold in long gaps; each R peak
-is the largest |deflection| of the 0.5-40 Hz signal within 60 ms of the envelope peak.
+A small Pan-Tompkins-style detector on numpy alone, not neurokit2 (which pulls pandas,
+scikit-learn and matplotlib-era dependencies, too heavy for a Pi base install) and not scipy
+(its import alone costs ~70 MB of RSS on the gateway). Steps: band-pass 5-15 Hz, derivative,
+square (so negative or small QRS in Lead I count alike), 120 ms moving integration ->
+envelope; envelope peaks 200 ms apart above 0.3 x a robust height reference, with a
+search-back at half threshold in long gaps; each R peak is the largest |deflection| of the
+0.5-40 Hz signal within 60 ms of the envelope peak.
 QRS duration comes from the median beat: onset/offset where a smoothed slope envelope falls
 below a fraction of its QRS maximum (fraction tuned on LUDB lead-I expert annotations, see
 ``training.validate_features``).
 
 Features work on a whole window (not a stream), so the filters here are zero-phase
-(``sosfiltfilt``): peak indices then line up with the input samples.
+(forward-backward): peak indices then line up with the input samples.
+
+The scipy pieces this used are re-implemented here with numpy and tested against scipy:
+``butter_bandpass_sos`` (= ``scipy.signal.butter(2, ..., "bandpass", output="sos")``),
+``sosfiltfilt`` (= ``scipy.signal.sosfiltfilt``, odd padding; run as one state-space system
+block by block, so it is vectorised), ``find_peaks`` (= ``scipy.signal.find_peaks`` with
+``height`` and ``distance``) and ``moving_average`` (= ``scipy.ndimage.uniform_filter1d``).
 """
 
 from __future__ import annotations
 
+import functools
+import math
 from typing import Any
 
 import numpy as np
-from scipy import ndimage, signal
 
 REFRACTORY_S = 0.2
 MIN_SECONDS = 1.0
@@ -55,10 +63,170 @@ def _check(x: Any, fs_hz: Any, ndim: tuple[int, ...] = (1,)) -> tuple[np.ndarray
     return a, fs
 
 
+def butter_bandpass_sos(lo_hz: float, hi_hz: float, fs_hz: float) -> np.ndarray:
+    """2nd-order digital Butterworth band-pass as two biquads (2, 6): bilinear transform with
+    pre-warping, sections paired as ``scipy.signal.zpk2sos`` ("nearest") pairs them."""
+    if not 0 < lo_hz < hi_hz < fs_hz / 2:
+        raise FeatureError(f"band-pass edges {lo_hz:g}-{hi_hz:g} Hz must satisfy 0 < lo < "
+                           f"hi < fs/2 ({fs_hz / 2:g} Hz)")
+    # analog prototype at frequencies normalised to Nyquist, pre-warped for fs = 2
+    w1, w2 = (4.0 * math.tan(math.pi * (2 * f / fs_hz) / 2.0) for f in (lo_hz, hi_hz))
+    bw, wo = w2 - w1, math.sqrt(w1 * w2)
+    p_lp = -np.exp(1j * np.pi * np.array([-1.0, 1.0]) / 4) * bw / 2  # Butterworth, N = 2
+    root = np.sqrt(p_lp ** 2 - wo ** 2)
+    p_bp = np.concatenate([p_lp + root, p_lp - root])  # low-pass -> band-pass
+    # bilinear (2 * fs = 4); the band-pass has two zeros at s = 0 (-> z = 1), two at infinity
+    k = bw ** 2 * float(np.real(16.0 / np.prod(4.0 - p_bp)))
+    p = (4.0 + p_bp) / (4.0 - p_bp)
+    p = p[p.imag > 0]  # one of each conjugate pair
+    worst = int(np.argmin(np.abs(1 - np.abs(p))))  # nearest the unit circle: last section
+    zeros = [-1.0, -1.0, 1.0, 1.0]
+    sos = np.zeros((2, 6))
+    for si, pole in ((1, p[worst]), (0, p[1 - worst])):
+        pair = []
+        for _ in range(2):
+            i = int(np.argmin([abs(z - pole) for z in zeros]))
+            pair.append(zeros.pop(i))
+        sos[si, :3] = [1.0, -(pair[0] + pair[1]), pair[0] * pair[1]]
+        sos[si, 3:] = [1.0, -(pole + pole.conjugate()).real, (pole * pole.conjugate()).real]
+    sos[0, :3] *= k
+    return sos
+
+
+#: block length of the state-space IIR runner (a few matrix products per block)
+_IIR_BLOCK = 128
+
+
+class _SosFilter:
+    """A cascade of biquads (``sos``, direct form II transposed) as one state-space system
+    (the state is the sections' DF2T states, as ``scipy.signal.sosfilt``'s ``zi``), run
+    ``_IIR_BLOCK`` samples at a time with matrix products."""
+
+    def __init__(self, sos: np.ndarray) -> None:
+        self.sos = sos = np.asarray(sos, dtype=np.float64)
+        a_m = np.zeros((0, 0))
+        b_v, c_v, d = np.zeros(0), np.zeros(0), 1.0
+        for b0, b1, b2, a0, a1, a2 in sos:
+            b0, b1, b2, a1, a2 = b0 / a0, b1 / a0, b2 / a0, a1 / a0, a2 / a0
+            a_s = np.array([[-a1, 1.0], [-a2, 0.0]])
+            b_s = np.array([b1 - a1 * b0, b2 - a2 * b0])
+            k = len(b_v)
+            a_new = np.zeros((k + 2, k + 2))
+            a_new[:k, :k] = a_m
+            a_new[k:, :k] = np.outer(b_s, c_v)
+            a_new[k:, k:] = a_s
+            a_m, b_v = a_new, np.concatenate([b_v, b_s * d])
+            c_v, d = np.concatenate([b0 * c_v, [1.0, 0.0]]), b0 * d
+        m, n = len(b_v), _IIR_BLOCK
+        powers = np.empty((n + 1, m, m))
+        powers[0] = np.eye(m)
+        for i in range(n):
+            powers[i + 1] = a_m @ powers[i]
+        h = np.concatenate([[d], c_v @ powers[:-2] @ b_v])  # impulse response h[0..n-1]
+        i = np.arange(n)
+        lag = i[:, None] - i[None, :]
+        self.toeplitz = np.where(lag >= 0, h[np.clip(lag, 0, None)], 0.0)  # (n, n)
+        self.observe = c_v @ powers[:-1]  # (n, m): output i from the block's start state
+        self.control = (powers[n - 1::-1] @ b_v).T  # (m, n): end state from input j
+        self.a_block = powers[n]
+        self.steady = np.linalg.solve(np.eye(m) - a_m, b_v)  # state after a unit step
+        self.padlen = 3 * (2 * len(sos) + 1 - min(int((sos[:, 2] == 0).sum()),
+                                                  int((sos[:, 5] == 0).sum())))
+
+    def run(self, u: np.ndarray, s0: np.ndarray) -> np.ndarray:
+        """Filter ``u`` (n, c) from state ``s0`` (m, c)."""
+        n, c = u.shape
+        blk = _IIR_BLOCK
+        nb = -(-n // blk)
+        up = np.zeros((nb * blk, c))
+        up[:n] = u
+        cols = up.reshape(nb, blk, c).transpose(1, 0, 2).reshape(blk, nb * c)
+        y = self.toeplitz @ cols
+        drive = (self.control @ cols).reshape(-1, nb, c)
+        states = np.empty_like(drive)
+        s = s0
+        for b in range(nb):
+            states[:, b] = s
+            s = self.a_block @ s + drive[:, b]
+        y += self.observe @ states.reshape(-1, nb * c)
+        return y.reshape(blk, nb, c).transpose(1, 0, 2).reshape(nb * blk, c)[:n]
+
+    def filtfilt(self, x: np.ndarray) -> np.ndarray:
+        """Forward-backward filtering along axis 0 of (n,) or (n, c), as
+        ``scipy.signal.sosfiltfilt(sos, x, axis=0)`` (odd extension, steady-state start)."""
+        x = np.asarray(x, dtype=np.float64)
+        x2 = x[:, None] if x.ndim == 1 else x
+        pad = self.padlen
+        if len(x2) <= pad:
+            raise FeatureError(f"signal of {len(x2)} samples is too short to filter (needs "
+                               f"more than {pad})")
+        ext = np.concatenate([2 * x2[:1] - x2[pad:0:-1], x2,
+                              2 * x2[-1:] - x2[-2:-(pad + 2):-1]])
+        y = self.run(ext, self.steady[:, None] * ext[:1])[::-1]
+        y = self.run(y, self.steady[:, None] * y[:1])[::-1][pad:-pad]
+        return y[:, 0] if x.ndim == 1 else y
+
+
+@functools.lru_cache(maxsize=32)
+def _design(lo: float, hi: float, fs: float) -> _SosFilter:
+    return _SosFilter(butter_bandpass_sos(lo, hi, fs))
+
+
+def sosfiltfilt(sos: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Zero-phase forward-backward filter of ``x`` along axis 0 (see ``_SosFilter``)."""
+    return _SosFilter(sos).filtfilt(x)
+
+
+def moving_average(x: np.ndarray, size: int, mode: str = "reflect") -> np.ndarray:
+    """Centred running mean of ``size`` samples (window ``[i - size // 2, i + (size - 1) //
+    2]``) of a 1-D signal; ``mode`` "reflect" or "nearest" extends the ends, as
+    ``scipy.ndimage.uniform_filter1d``."""
+    pad = {"reflect": "symmetric", "nearest": "edge"}[mode]
+    left = size // 2
+    xp = np.pad(np.asarray(x, dtype=np.float64), (left, size - 1 - left), mode=pad)
+    return np.convolve(xp, np.ones(size), mode="valid") / size
+
+
+def find_peaks(x: np.ndarray, distance: float = 1.0, height: float | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Local maxima of a 1-D signal (a flat top counts once, at its middle) at least
+    ``height`` high, thinned to ``distance`` samples apart (higher peaks first): ``(peaks,
+    heights)`` as ``scipy.signal.find_peaks(x, height=height, distance=distance)``."""
+    x = np.asarray(x, dtype=np.float64)
+    if len(x) < 3:
+        return np.zeros(0, dtype=np.intp), np.zeros(0)
+    starts = np.concatenate([[0], np.flatnonzero(x[1:] != x[:-1]) + 1])  # runs of equals
+    ends = np.concatenate([starts[1:] - 1, [len(x) - 1]])
+    v = x[starts]
+    top = np.flatnonzero((v[1:-1] > v[:-2]) & (v[1:-1] > v[2:])) + 1
+    peaks = ((starts[top] + ends[top]) // 2).astype(np.intp)
+    heights = x[peaks]
+    if height is not None:
+        keep = heights >= height
+        peaks, heights = peaks[keep], heights[keep]
+    dist = math.ceil(distance)
+    if dist > 1 and len(peaks) > 1:
+        pos = peaks.tolist()
+        keep_l = [True] * len(pos)
+        for j in np.argsort(heights)[::-1].tolist():
+            if not keep_l[j]:
+                continue
+            k = j - 1
+            while k >= 0 and pos[j] - pos[k] < dist:
+                keep_l[k] = False
+                k -= 1
+            k = j + 1
+            while k < len(pos) and pos[k] - pos[j] < dist:
+                keep_l[k] = False
+                k += 1
+        keep = np.array(keep_l)
+        peaks, heights = peaks[keep], heights[keep]
+    return peaks, heights
+
+
 def bandpass(x: np.ndarray, fs: float, lo: float, hi: float) -> np.ndarray:
     """Zero-phase Butterworth band-pass (order 2) along axis 0; ``hi`` capped at 0.45 fs."""
-    sos = signal.butter(2, [lo, min(hi, 0.45 * fs)], "bandpass", fs=fs, output="sos")
-    return signal.sosfiltfilt(sos, x, axis=0)
+    return _design(float(lo), float(min(hi, 0.45 * fs)), float(fs)).filtfilt(x)
 
 
 def qrs_envelope(x: np.ndarray, fs: float) -> np.ndarray:
@@ -66,16 +234,15 @@ def qrs_envelope(x: np.ndarray, fs: float) -> np.ndarray:
     x2 = x[:, None] if x.ndim == 1 else x
     d = np.gradient(bandpass(x2, fs, 5.0, 15.0), axis=0) * fs
     e = (d ** 2).sum(axis=1)
-    return ndimage.uniform_filter1d(e, max(1, int(round(0.12 * fs))), mode="nearest")
+    return moving_average(e, max(1, int(round(0.12 * fs))), mode="nearest")
 
 
 def peaks_from_envelope(env: np.ndarray, fs: float) -> np.ndarray:
     """Beat locations (envelope maxima) with an adaptive threshold and search-back."""
     dist = max(1, int(REFRACTORY_S * fs))
-    cand, props = signal.find_peaks(env, distance=dist, height=0.0)
+    cand, h = find_peaks(env, distance=dist, height=0.0)
     if len(cand) == 0:
         return cand
-    h = props["peak_heights"]
     ref = np.percentile(h, 90)
     if ref <= 1e-12 * max(1.0, float(env.max())) or ref == 0:
         return cand[:0]
@@ -136,7 +303,7 @@ def qrs_bounds(beat: np.ndarray, r: int, fs: float,
                fraction: float = QRS_EDGE_FRACTION) -> tuple[int, int] | None:
     """QRS (onset, offset) indices in a median beat (m, c): slope envelope vs threshold."""
     slope = np.abs(np.gradient(beat, axis=0)).sum(axis=1) * fs
-    slope = ndimage.uniform_filter1d(slope, max(1, int(round(_SLOPE_SMOOTH_S * fs))))
+    slope = moving_average(slope, max(1, int(round(_SLOPE_SMOOTH_S * fs))))
     w = int(round(0.08 * fs))
     core = slope[max(0, r - w): r + w + 1]
     if core.size == 0 or core.max() <= 0:

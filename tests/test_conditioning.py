@@ -214,3 +214,89 @@ def test_config_round_trip_and_unknown_field() -> None:
         ConditioningConfig.from_dict({"highpass_hz": 0.5, "lowpass_hz": 40.0})
     with pytest.raises(ConditioningError, match="phase"):
         ConditioningConfig(phase="causal")
+
+
+# -- the numpy FIR design and convolution vs scipy.signal (the gateway no longer imports it) --
+
+@pytest.mark.parametrize("ripple,width", [(40, 0.01), (40, 0.2), (60, 0.05), (21, 0.1),
+                                          (30, 0.37), (10, 0.3), (8, 0.5)])
+def test_kaiserord_equals_scipy(ripple: float, width: float) -> None:
+    from edge.conditioning import kaiser_beta, kaiserord
+
+    n, beta = kaiserord(ripple, width)
+    ref_n, ref_beta = signal.kaiserord(ripple, width)
+    assert n == ref_n
+    assert beta == pytest.approx(ref_beta, abs=1e-15)
+    assert kaiser_beta(ripple) == pytest.approx(signal.kaiser_beta(ripple), abs=1e-15)
+
+
+def test_kaiserord_refuses_tiny_attenuation() -> None:
+    from edge.conditioning import kaiserord
+
+    with pytest.raises(ConditioningError, match="too small"):
+        kaiserord(7.9, 0.1)
+
+
+@pytest.mark.parametrize("numtaps,cutoff,beta", [(449, 0.01, 3.395), (25, 0.8, 3.395),
+                                                 (261, 0.1, 5.0), (8, 0.3, 2.0), (1, 0.5, 5.0),
+                                                 (2601, 1 / 130, 5.0)])
+def test_firwin_lowpass_equals_scipy(numtaps: int, cutoff: float, beta: float) -> None:
+    from edge.conditioning import firwin_lowpass
+
+    ref = signal.firwin(numtaps, cutoff, window=("kaiser", beta))
+    np.testing.assert_allclose(firwin_lowpass(numtaps, cutoff, beta), ref, rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("fs", RATES)
+def test_bandpass_taps_equal_the_scipy_design(fs: int) -> None:
+    """The shipped design (high-pass = delta - low-pass, convolved with a low-pass), built
+    with scipy's kaiserord/firwin: the taps the bundles were converted with."""
+    from edge.conditioning import bandpass_taps
+
+    cfg = ConditioningConfig()
+    nyq = fs / 2
+    n, beta = signal.kaiserord(cfg.stopband_db, cfg.highpass_width_hz / nyq)
+    n += 1 - n % 2
+    ref = -signal.firwin(n, cfg.highpass_hz, window=("kaiser", beta), fs=fs)
+    ref[n // 2] += 1.0
+    if cfg.lowpass_hz < 0.95 * nyq:
+        width = min(cfg.lowpass_width_hz, 2 * (nyq - cfg.lowpass_hz))
+        n, beta = signal.kaiserord(cfg.stopband_db, width / nyq)
+        n += 1 - n % 2
+        ref = np.convolve(ref, signal.firwin(n, cfg.lowpass_hz, window=("kaiser", beta),
+                                             fs=fs))
+    got = bandpass_taps(fs, cfg)
+    assert got is not None and got.shape == ref.shape
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("n,taps,c", [(600, 473, 1), (4000, 473, 2), (100_000, 613, 1),
+                                      (300_000, 473, 3), (473, 473, 1), (5, 3, 4)])
+def test_fir_valid_equals_scipy_convolve(n: int, taps: int, c: int) -> None:
+    """Both paths (direct for short blocks, FFT overlap-save for long) = scipy's 'valid'."""
+    from edge.conditioning import fir_valid
+
+    rng = np.random.default_rng(n)
+    x, h = rng.standard_normal((n, c)), rng.standard_normal(taps)
+    ref = signal.convolve(x, h[:, None], mode="valid")
+    got = fir_valid(x, h)
+    assert got.shape == ref.shape
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-11 * np.abs(ref).max())
+
+
+def test_fir_valid_shorter_than_filter_is_empty() -> None:
+    from edge.conditioning import fir_valid
+
+    assert fir_valid(np.ones((10, 2)), np.ones(11)).shape == (0, 2)
+
+
+def test_conditioning_imports_no_scipy() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np; from edge.conditioning import condition; "
+            "condition(np.random.default_rng(0).standard_normal((3000, 2)), 250, 100); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'scipy'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[]"

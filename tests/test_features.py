@@ -168,3 +168,112 @@ def test_search_back_finds_a_small_beat() -> None:
     got = detect_r_peaks(x, fs) / fs
     assert len(got) == len(times)
     assert np.abs(got - times).max() <= 2 / fs
+
+
+# -- the numpy filters / peak finder vs scipy (the gateway no longer imports scipy) --------
+
+_BANDS = [(5.0, 15.0), (0.5, 40.0), (0.5, 45.0), (1.0, 20.0)]
+
+
+@pytest.mark.parametrize("fs", [50, 60, 100, 125, 130, 250, 360, 500, 1000])
+def test_butter_bandpass_sos_equals_scipy(fs: int) -> None:
+    from scipy import signal
+
+    from edge.features import _SosFilter, butter_bandpass_sos
+
+    for lo, hi in _BANDS:
+        hi = min(hi, 0.45 * fs)
+        ref = signal.butter(2, [lo, hi], "bandpass", fs=fs, output="sos")
+        got = butter_bandpass_sos(lo, hi, fs)
+        np.testing.assert_allclose(got, ref, rtol=1e-13, atol=1e-15)
+        # the start state of the forward-backward filter: sosfilt_zi's steady state
+        np.testing.assert_allclose(_SosFilter(got).steady, signal.sosfilt_zi(ref).ravel(),
+                                   rtol=1e-9, atol=1e-12)
+
+
+def test_butter_bandpass_refuses_bad_edges() -> None:
+    from edge.features import butter_bandpass_sos
+
+    for lo, hi in [(0.0, 10.0), (20.0, 10.0), (5.0, 50.0)]:
+        with pytest.raises(FeatureError, match="band-pass"):
+            butter_bandpass_sos(lo, hi, 100.0)
+
+
+@pytest.mark.parametrize("fs", [50, 100, 130, 1000])
+@pytest.mark.parametrize("n", [16, 17, 127, 128, 129, 800, 1300, 10_000])
+def test_bandpass_equals_scipy_sosfiltfilt(fs: int, n: int) -> None:
+    from scipy import signal
+
+    from edge.features import bandpass
+
+    rng = np.random.default_rng(n + fs)
+    x = rng.standard_normal((n, 3)).cumsum(axis=0) + 5.0  # drift and offset: end effects
+    for lo, hi in _BANDS[:2]:
+        sos = signal.butter(2, [lo, min(hi, 0.45 * fs)], "bandpass", fs=fs, output="sos")
+        ref = signal.sosfiltfilt(sos, x, axis=0)
+        got = bandpass(x, fs, lo, hi)
+        np.testing.assert_allclose(got, ref, rtol=0, atol=1e-10 * np.abs(ref).max())
+        np.testing.assert_allclose(bandpass(x[:, 1], fs, lo, hi), ref[:, 1], rtol=0,
+                                   atol=1e-10 * np.abs(ref).max())
+
+
+def test_bandpass_too_short_is_a_feature_error() -> None:
+    from edge.features import bandpass
+
+    with pytest.raises(FeatureError, match="too short"):
+        bandpass(np.ones(15), 100.0, 5.0, 15.0)  # scipy: padlen 15 needs > 15 samples
+
+
+@pytest.mark.parametrize("mode", ["nearest", "reflect"])
+def test_moving_average_equals_uniform_filter1d(mode: str) -> None:
+    from scipy import ndimage
+
+    from edge.features import moving_average
+
+    rng = np.random.default_rng(3)
+    for n, size in [(1, 1), (5, 2), (7, 12), (100, 1), (100, 12), (1300, 16), (40, 39)]:
+        x = rng.standard_normal(n) ** 2
+        np.testing.assert_allclose(moving_average(x, size, mode),
+                                   ndimage.uniform_filter1d(x, size, mode=mode),
+                                   rtol=1e-12, atol=1e-13)
+
+
+def test_find_peaks_equals_scipy_with_plateaus_and_ties() -> None:
+    from scipy import signal
+
+    from edge.features import find_peaks
+
+    rng = np.random.default_rng(7)
+    for trial in range(600):
+        n = int(rng.integers(0, 300))
+        x = [rng.standard_normal(n), rng.integers(0, 4, n).astype(float),  # plateaus, ties
+             np.round(rng.standard_normal(n).cumsum(), 1)][trial % 3]
+        distance = float(rng.choice([1, 2, 3.5, 7, 20, 50]))
+        height = [None, 0.0, 1.0][trial % 3 if trial % 5 else 0]
+        kw = {"distance": distance} | ({} if height is None else {"height": height})
+        ref, _ = signal.find_peaks(x, **kw)
+        got, heights = find_peaks(x, distance, height)
+        np.testing.assert_array_equal(got, ref)
+        np.testing.assert_array_equal(heights, x[ref])
+
+
+def test_find_peaks_hand_cases() -> None:
+    from edge.features import find_peaks
+
+    x = np.array([0, 2, 2, 2, 0, 1, 0, 3, 3, 0, 5])  # plateau middles 2 and 7; edge not a peak
+    assert find_peaks(x)[0].tolist() == [2, 5, 7]
+    assert find_peaks(x, distance=3)[0].tolist() == [2, 7]  # 5 is within 3 of the higher 7
+    assert find_peaks(x, height=2.5)[0].tolist() == [7]
+
+
+def test_features_import_no_scipy() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np; from edge.features import lead_i_features; "
+            "t = np.arange(1000) / 100; "
+            "lead_i_features(np.exp(-((t % 0.8 - 0.3) / 0.01) ** 2), 100); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'scipy'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[]"
