@@ -12,13 +12,19 @@ split-half cross-validation of the enrolment, and a lead whose held-out r does n
 with the reason recorded.
 III, aVR, aVL and aVF are derived from the corrected I and II (Einthoven/Goldberger).
 
-Uncertainty: the std of a personalised lead is the generic std times a per-lead factor that
-gives 90 % coverage of the held-out enrolment residuals, times ``STD_INFLATION`` (held-out
-halves of one record are easier than another day's record; measured on PTB-XL pairs).
+The fitted map is then shrunk toward the identity by ``CROSS_RECORD_SHRINK`` (0.8): within one
+record the split-half CV trusts the map more than another day's record earns (PTB-XL pairs:
+0.8 keeps the same-person gain and cuts the harm of a wrong-person profile by a quarter).
 
-Wrong wearer: ``model.reconstruct(..., personalization=p)`` compares the recording's median
-beat with the enrolment's; below ``MATCH_MIN_R`` it returns the generic reconstruction with a
-``personalization_mismatch`` flag (the streaming path does not check this).
+Uncertainty: the std of a personalised lead is the generic std times a per-lead factor that
+gives 90 % coverage of the held-out (shrunk) enrolment residuals, times ``STD_INFLATION``
+(held-out halves of one record are easier than another day's record; measured on PTB-XL pairs).
+
+Wrong wearer: the enrolment's single-lead median beat (at the model rate, from the model's
+conditioned input) is stored in the profile; the streaming pipeline compares every model
+window's median beat with it (``edge.stages.identity``: shape r and amplitude ratio) and
+outputs the generic rows, flagged ``personalization_mismatch``, where it does not match.
+Offline ``reconstruct`` is the same pipeline, so both give the same verdicts.
 """
 
 from __future__ import annotations
@@ -34,9 +40,17 @@ import numpy as np
 
 from edge.errors import InputInvalid
 from edge.leads import LEAD_INDEX, LEADS
+from edge.stages.identity import (
+    MATCH_MAX_LOG_AMP,
+    MATCH_MIN_R,
+    beat_template,
+    compare,
+    make_template,
+)
 
 __all__ = ["Personalization", "PersonalizationError", "Applier", "fit_personalization",
-           "lag_features", "load_personalization", "check_enrolment", "SCHEMA_VERSION"]
+           "lag_features", "load_personalization", "check_enrolment", "SCHEMA_VERSION",
+           "MATCH_MIN_R", "MATCH_MAX_LOG_AMP", "CROSS_RECORD_SHRINK", "template_match"]
 
 SCHEMA_VERSION = "1"
 #: Columns of the generic 12-lead rows the correction reads (the independent leads).
@@ -53,6 +67,8 @@ MIN_GAIN_R = 0.01
 MIN_R = 0.5
 #: Extra factor on the recalibrated std (cross-record error exceeds within-record error).
 STD_INFLATION = 1.4  # median factor for 90 % on other-record tests: 1.32 / 1.24 (PTB-XL)
+#: Share of the fitted correction kept (the rest: the generic output), see the module docstring.
+CROSS_RECORD_SHRINK = 0.8
 #: Enrolment edges left out of the fit (s), where zero-phase filters see mirrored signal.
 EDGE_S = 0.5
 Z90 = 1.6448536269514722
@@ -254,6 +270,13 @@ class Personalization:
             mp = np.nanmean([cv_p[k] for k in kept]) if kept else float("nan")
             lines.append(f"held-out r on the enrolment (split-half): generic {mg:.3f} -> "
                          f"personalised {mp:.3f} over the personalised leads")
+        if self.template.get("beat"):
+            lo = math.exp(-MATCH_MAX_LOG_AMP)
+            amp = (f", amplitude x{lo:.2f}-{1 / lo:.2f}" if "ptp_mv" in self.template else "")
+            lines.append(f"wearer check: each model window's median beat vs the enrolment's "
+                         f"(r >= {MATCH_MIN_R:g}{amp}); otherwise generic output, flagged")
+        else:
+            lines.append("wearer check: off (no beats in the enrolment's single lead)")
         for lead, why in self.fallback.items():
             lines.append(f"  {lead}: generic model kept ({why})")
         for w in q.get("warnings", []):
@@ -361,10 +384,14 @@ def fit_personalization(generic: np.ndarray, generic_std: np.ndarray, target: np
                         lags_s: tuple[float, ...] = LAGS_S,
                         lambdas: tuple[float, ...] = LAMBDAS, min_gain_r: float = MIN_GAIN_R,
                         min_r: float = MIN_R,
-                        std_inflation: float = STD_INFLATION, edge_s: float = EDGE_S
-                        ) -> Personalization:
+                        std_inflation: float = STD_INFLATION, edge_s: float = EDGE_S,
+                        shrink: float = CROSS_RECORD_SHRINK) -> Personalization:
     """Fit the correction from the generic rows ``(n, 12)`` (+ std) to ``target`` ``(n, 12)``
-    (the enrolment band-passed zero-phase), all at ``fs_hz`` and aligned in time."""
+    (the enrolment band-passed zero-phase), all at ``fs_hz`` and aligned in time. The ridge
+    strength is chosen per lead by split-half CV; the fall-back test and the std use the
+    held-out prediction of the final, shrunk map ``w0 + shrink * (w - w0)``."""
+    if not 0.0 < shrink <= 1.0:
+        raise PersonalizationError(f"shrink={shrink!r} must be in (0, 1]")
     g = np.asarray(generic, dtype=np.float64)
     gs = np.asarray(generic_std, dtype=np.float64)
     t = np.asarray(target, dtype=np.float64)
@@ -408,7 +435,10 @@ def fit_personalization(generic: np.ndarray, generic_std: np.ndarray, target: np
             if best is None or r > best[0]:
                 best = (r, lam, float(np.sqrt(np.nanmean((pred[ok] - t[ok, j]) ** 2))), pred)
         assert best is not None
-        rp, lam, ep, pred = best
+        _, lam, _, pred = best
+        pred = np.where(ok, g[:, j] + shrink * (pred - g[:, j]), np.nan)  # the shrunk map
+        rp = float(np.mean([_pearson(pred[te], t[te, j]) for _, te in parts]))
+        ep = float(np.sqrt(np.nanmean((pred[ok] - t[ok, j]) ** 2)))
         cv_g[lead], cv_p[lead] = round(rg, 4), round(rp, 4)
         rg_ = rg if math.isfinite(rg) else -1.0
         if not (math.isfinite(rp) and rp >= min_r and ep < eg and rp >= rg_ + min_gain_r):
@@ -417,7 +447,8 @@ def fit_personalization(generic: np.ndarray, generic_std: np.ndarray, target: np
                    f"held-out r gain {rp - rg_:+.3f} < {min_gain_r:g}")
             fallback[lead] = f"{why}: no gain (r {rp:.3f} vs generic {rg:.3f})"
             continue
-        weights[lead] = [float(v) for v in _ridge(gram_all[0], gram_all[1][:, j], lam, w0)]
+        w = _ridge(gram_all[0], gram_all[1][:, j], lam, w0)
+        weights[lead] = [float(v) for v in w0 + shrink * (w - w0)]
         lam_of[lead] = lam
         res = np.abs(pred[ok] - t[ok, j])
         if lead == "I":
@@ -428,7 +459,7 @@ def fit_personalization(generic: np.ndarray, generic_std: np.ndarray, target: np
             scale[lead] = float(np.quantile(res[good] / s[good], 0.9) / Z90 * std_inflation)
     quality = {"fs_hz": float(fs_hz), "duration_s": round(n / fs_hz, 3),
                "samples_fitted": int(ok.sum()), "cv_r_generic": cv_g, "cv_r_personal": cv_p,
-               "lambda": lam_of, "warnings": []}
+               "lambda": lam_of, "shrink": shrink, "warnings": []}
     return Personalization(weights=weights, std_scale=scale, lags_s=tuple(lags_s),
                            source="wearable" if fit_lead_i else "lead_i",
                            lead_i_std_mv=lead_i_std, fallback=fallback, quality=quality,
@@ -456,50 +487,28 @@ def align_wearable(wear_rows: np.ndarray, fs_w: float, n: int, fs: float, ref_i:
     return rows, best_lag, best
 
 
-TEMPLATE_FS_HZ = 100.0
-#: Template r (enrolment vs live Lead I median beat) below which the wearer looks different.
-MATCH_MIN_R = 0.9  # PTB-XL pairs: same person median 0.98 (5 % < 0.77), another 0.82
-
-
 def mismatch_flag(p: Personalization, lead_mv: Any, fs_hz: float) -> Any:
-    """A ``personalization_mismatch`` Flag when the recording's single-lead median beat does
-    not match the enrolment's (r < ``MATCH_MIN_R``: another wearer, or the device moved);
-    None when it matches or cannot be checked."""
-    from edge.stages.flags import Flag
+    """Whole-recording pre-check, kept for callers: always None now. The wearer check runs
+    per model window inside the pipeline (``edge.stages.identity``), so ``reconstruct`` and
+    ``streaming`` give the same verdicts, flags and rows however the input is chunked."""
+    return None
 
-    r = template_match(p, lead_mv, fs_hz)
-    if r is None or r >= MATCH_MIN_R:
+
+def template_match(p: Personalization, lead_mv: Any, fs_hz: float,
+                   conditioning: dict[str, Any] | None = None, model_fs_hz: float = 100.0
+                   ) -> tuple[float, float] | None:
+    """(shape r, amplitude ratio) of a whole single-lead recording's median beat vs the
+    enrolment's, after the model's conditioning to ``model_fs_hz`` (a diagnostic; the product
+    judges each model window). None when either has no beats."""
+    from edge.conditioning import ConditioningConfig, condition
+
+    ref = p.template.get("beat") or []
+    cfg = ConditioningConfig.from_dict(conditioning) if conditioning else None
+    x = condition(np.asarray(lead_mv, dtype=np.float64).reshape(-1), fs_hz, model_fs_hz, cfg)
+    cur = beat_template(x, model_fs_hz)
+    if len(ref) < 8 or cur is None:
         return None
-    n = len(np.asarray(lead_mv).reshape(-1))
-    return Flag("personalization_mismatch", 0.0, n / fs_hz, LEADS, float(r), MATCH_MIN_R,
-                f"median beat r {r:.2f} vs the enrolment's (< {MATCH_MIN_R:g}): another "
-                f"wearer? generic model used")
-
-
-def lead_template(x: np.ndarray, fs_hz: float) -> np.ndarray | None:
-    """Median beat of a single lead (zero-phase 0.5-40 Hz), -0.25..+0.40 s around R, at
-    ``TEMPLATE_FS_HZ``; None without beats."""
-    from edge.features import bandpass, detect_r_peaks, median_beat
-
-    x = np.asarray(x, dtype=np.float64)
-    peaks = detect_r_peaks(x, fs_hz)
-    mb = median_beat(bandpass(x, fs_hz, 0.5, 40.0)[:, None], peaks, fs_hz, 0.25, 0.40)
-    if mb is None:
-        return None
-    beat = mb[0][:, 0]
-    tb = np.arange(len(beat)) / fs_hz
-    return np.interp(np.arange(0, tb[-1], 1.0 / TEMPLATE_FS_HZ), tb, beat)
-
-
-def template_match(p: Personalization, lead_mv: Any, fs_hz: float) -> float | None:
-    """r between the enrolment's single-lead median beat and that of ``lead_mv``: a low value
-    suggests another wearer (or a moved device). None when either has no beats."""
-    ref = p.template.get("beat")
-    cur = lead_template(np.asarray(lead_mv, dtype=np.float64), fs_hz)
-    if not ref or cur is None:
-        return None
-    m = min(len(ref), len(cur))
-    return _pearson(np.asarray(ref[:m]), cur[:m])
+    return compare(np.asarray(ref, dtype=np.float64), cur, p.template.get("ptp_mv"))
 
 
 def personalize(model: Any, ecg_mv: Any, fs: float, wearable_lead_i: Any = None,
@@ -556,8 +565,10 @@ def personalize(model: Any, ecg_mv: Any, fs: float, wearable_lead_i: Any = None,
         p.clinical = {k: round(v, 1) for k, v in twelve_lead_measurements(x, fs).items()}
     except ValueError:
         p.clinical = {}
-    beat = lead_template(single, single_fs)
-    p.template = {"fs_hz": TEMPLATE_FS_HZ, "beat": [] if beat is None else
-                  [round(float(v), 5) for v in beat]}
+    # the wearer check's reference: the median beat of the model's own conditioned input
+    p.template = make_template(condition(single, single_fs, b.fs_hz, cfg), b.fs_hz)
+    if not p.template["beat"]:
+        p.quality["warnings"].append("no beats found in the enrolment's single lead: the "
+                                     "wearer check is off for this profile")
     p.info.update({"bundle": b.manifest.name, "enrolment_fs_hz": fs})
     return p

@@ -47,6 +47,7 @@ from edge.metadata import clean_metadata
 from edge.stages.buffer import Buffer
 from edge.stages.condition import ConditionStage
 from edge.stages.flags import Flag, FlagQueue, UncertaintyRuns
+from edge.stages.identity import IdentityCheck
 from edge.stages.quality import GAP, LEAD_OFF, SATURATED, QualityConfig, assess, sample_codes
 from edge.stages.reconstruct import WindowModel
 from edge.stages.stitch import Stitcher
@@ -87,6 +88,8 @@ class _Segment:
         self.n_out = 0
         pz = rec.personalization
         self.personal = pz.applier(rec.fs_in_hz) if pz is not None else None
+        self.identity = (IdentityCheck(pz.template, rec.bundle.fs_hz, rec.fs_in_hz, t0_s, L, hop)
+                         if pz is not None else None)  # is it still the enrolled wearer?
 
 
 class StreamingReconstructor:
@@ -221,6 +224,8 @@ class StreamingReconstructor:
 
     def _window(self, seg: _Segment, w: Window) -> None:
         L, fs_m, fs_in = self.bundle.window, self.bundle.fs_hz, self.fs_in_hz
+        if seg.identity is not None:
+            seg.identity.window(w.start, w.samples)
         j = np.arange(w.start, w.start + L)
         idx = np.clip(np.round(j / fs_m * fs_in), 0, seg.code.end - 1).astype(int)
         code = seg.code.at(np.maximum(idx, seg.code.base))
@@ -281,7 +286,10 @@ class StreamingReconstructor:
             sd[in_gap] = np.nan
         std[np.isnan(leads[:, 1]), 1:] = np.nan
         if seg.personal is not None:  # the wearer's correction (causal: chunking-invariant)
-            leads, std = seg.personal.push(leads, std)
+            pl, ps = seg.personal.push(leads, std)
+            leads, std, found = seg.identity.select(p, seg.n_out, leads, std, pl, ps, closed)
+            for end_k, f in found:  # generic rows where the window's wearer does not match
+                seg.flags.add(end_k, f)
         unc = seg.runs.push(sd, seg.n_out, closed)
         seg.n_out += len(k)
         flags = seg.flags.release(seg.n_out, closed, unc)

@@ -16,6 +16,7 @@ import edge
 from edge.chunk import Chunk
 from edge.leads import LEAD_INDEX, LEADS
 from edge.personalize import (
+    CROSS_RECORD_SHRINK,
     FEATURE_LEADS,
     Personalization,
     PersonalizationError,
@@ -74,7 +75,7 @@ def test_exact_linear_map_is_recovered() -> None:
     i, ii = t[:, 0], t[:, 1]
     t[:, 2], t[:, 3], t[:, 4], t[:, 5] = ii - i, -(i + ii) / 2, i - ii / 2, ii - i / 2
     std = np.full_like(g, 0.1)
-    p = fit_personalization(g, std, t, FS, lambdas=(1e-9,), edge_s=0.0)
+    p = fit_personalization(g, std, t, FS, lambdas=(1e-9,), edge_s=0.0, shrink=1.0)
     w = np.array(p.weights["II"])
     expect = np.zeros(NF * 4)
     expect[col("II")], expect[col("V1")] = 0.5, 0.3
@@ -104,7 +105,7 @@ def test_wearable_lead_is_mapped_to_lead_i() -> None:
     t = g.copy()
     g[:, 0] = -0.7 * t[:, 0]  # an inverted, attenuated strap lead in place of Lead I
     p = fit_personalization(g, np.full_like(g, 0.1), t, FS, fit_lead_i=True, lambdas=(1e-9,),
-                            edge_s=0.0)
+                            edge_s=0.0, shrink=1.0)
     w = np.array(p.weights["I"])
     expect = np.zeros(NF * 4)
     expect[col("I")] = -1 / 0.7
@@ -113,6 +114,27 @@ def test_wearable_lead_is_mapped_to_lead_i() -> None:
     np.testing.assert_allclose(out[:, 0], t[:, 0], atol=1e-6)
     np.testing.assert_allclose(out[:, 2], out[:, 1] - out[:, 0], atol=1e-9)
     assert p.source == "wearable" and p.lead_i_std_mv is not None
+
+
+def test_shrink_keeps_that_share_of_the_correction() -> None:
+    g = smooth_rows(5000, 1)
+    t = g.copy()
+    t[:, 8] = 2.0 * g[:, 8] - 0.5 * g[:, 0]
+    std = np.full_like(g, 0.1)
+    full = fit_personalization(g, std, t, FS, lambdas=(1e-9,), edge_s=0.0, shrink=1.0)
+    part = fit_personalization(g, std, t, FS, lambdas=(1e-9,), edge_s=0.0)  # the default
+    assert part.quality["shrink"] == CROSS_RECORD_SHRINK == 0.8
+    w0 = np.zeros(NF * 4)
+    w0[col("V3")] = 1.0
+    np.testing.assert_allclose(part.weights["V3"],
+                               w0 + 0.8 * (np.array(full.weights["V3"]) - w0), atol=1e-9)
+    out, _ = part.apply(g, std, FS)  # 80 % of the way from the generic to the fitted map
+    np.testing.assert_allclose(out[:, 8], g[:, 8] + 0.8 * (t[:, 8] - g[:, 8]), atol=1e-6)
+    # the std is recalibrated on the shrunk map's residuals: no longer (near) zero
+    assert part.std_scale["V3"] > 10 * full.std_scale["V3"]
+    for bad in (0.0, 1.5):
+        with pytest.raises(PersonalizationError, match="shrink"):
+            fit_personalization(g, std, t, FS, shrink=bad)
 
 
 def test_unrelated_enrolment_falls_back_and_says_so() -> None:
@@ -319,19 +341,116 @@ def test_cli_enroll_bad_input_is_one_line(tmp_path: Path) -> None:
     assert not (tmp_path / "w.json").exists()
 
 
-def test_another_wearer_gets_the_generic_output_and_a_flag(model) -> None:
-    from edge.personalize import lead_template
+def _template(model, x: np.ndarray, fs: float, gain: float = 1.0) -> dict:
+    """The enrolment template of ``gain * x``, as ``personalize`` makes it."""
+    from edge.conditioning import ConditioningConfig, condition
+    from edge.stages.identity import make_template
 
+    cfg = ConditioningConfig.from_dict(model.bundle.manifest.conditioning)
+    return make_template(condition(gain * np.asarray(x, np.float64), fs, model.bundle.fs_hz,
+                                   cfg), model.bundle.fs_hz)
+
+
+def _mismatch(flags: list) -> list:
+    return [f for f in flags if f.kind == "personalization_mismatch"]
+
+
+def test_another_wearer_gets_the_generic_output_and_a_flag(model) -> None:
     fs = 250.0
     x = synthetic_lead_i(int(fs * 12), fs, 5)
     p = _hand_personalization()
     generic = model.reconstruct(x, fs, mc_samples=2)
-    p.template = {"beat": list(lead_template(-x, fs))}  # an inverted beat: r about -1
+    p.template = _template(model, -x, fs)  # an inverted beat: r about -1
     out = model.reconstruct(x, fs, mc_samples=2, personalization=p)
     np.testing.assert_array_equal(out.leads, generic.leads)
-    flag = [f for f in out.flags if f.kind == "personalization_mismatch"]
-    assert len(flag) == 1 and flag[0].value < -0.9 and "another wearer" in flag[0].detail
-    p.template = {"beat": list(lead_template(x, fs))}  # the enrolled wearer
-    out = model.reconstruct(x, fs, mc_samples=2, personalization=p)
-    assert not np.allclose(out.leads, generic.leads)
-    assert not [f for f in out.flags if f.kind == "personalization_mismatch"]
+    np.testing.assert_array_equal(out.std, generic.std)
+    flag = _mismatch(out.flags)
+    assert len(flag) == 1 and flag[0].value < 0.5 and "another wearer" in flag[0].detail
+    assert flag[0].start_s == 0.0 and flag[0].end_s == pytest.approx(len(x) / fs)
+    for gain in (2.0, 0.5):  # same shape, another amplitude: not this wearer's Lead I
+        p.template = _template(model, x, fs, gain)
+        out = model.reconstruct(x, fs, mc_samples=2, personalization=p)
+        np.testing.assert_array_equal(out.leads, generic.leads)
+        (flag,) = _mismatch(out.flags)
+        assert flag.value > 0.99 and f"{1 / gain:.2f} (match: 0.74-1.35)" in flag.detail
+    for gain in (1.0, 1.2):  # the enrolled wearer (a little gain drift is allowed)
+        p.template = _template(model, x, fs, gain)
+        out = model.reconstruct(x, fs, mc_samples=2, personalization=p)
+        lead, sd = p.apply(generic.leads, generic.std, fs)
+        np.testing.assert_allclose(out.leads, lead, rtol=1e-6, atol=1e-6)
+        assert not _mismatch(out.flags)
+    p.template = {"fs_hz": 100.0, "beat": _template(model, x, fs, 2.0)["beat"]}
+    out = model.reconstruct(x, fs, mc_samples=2, personalization=p)  # an older profile:
+    assert not _mismatch(out.flags)  # no stored amplitude, the shape alone is checked
+
+
+@pytest.mark.parametrize(("fs", "seed"), [(130.0, 3), (500.0, 4)])
+def test_wearer_change_mid_stream_streaming_equals_offline(model, fs: float, seed: int
+                                                           ) -> None:
+    """The enrolled wearer for 14 s, then someone else (another beat shape) for 12 s, then
+    the wearer again: generic rows and one flag for the stranger's stretch, the same
+    verdicts, rows and flags however the signal is chunked."""
+    n1, n2 = int(14 * fs), int(12 * fs)
+    a = synthetic_lead_i(n1 + n2 + n1, fs, seed).astype(np.float64)
+    t = np.arange(n2) / fs
+    other = 0.6 * np.exp(-(((t * 1.5) % 1.0 - 0.3) / 0.03) ** 2) - 0.5 * np.exp(
+        -(((t * 1.5) % 1.0 - 0.36) / 0.02) ** 2)  # a wide, biphasic QRS at 90 bpm
+    x = np.concatenate([a[:n1], other, a[n1 + n2:]])
+    p = _hand_personalization()
+    p.template = _template(model, a[:n1], fs)
+    whole = model.reconstruct(x, fs, mc_samples=2, personalization=p)
+    generic = model.reconstruct(x, fs, mc_samples=2)
+    personal, _ = p.apply(generic.leads, generic.std, fs)
+    (flag,) = _mismatch(whole.flags)
+    # verdicts per 8 s model window (each row: the window centred nearest to it): the flag
+    # covers the stranger's stretch, give or take half a window
+    assert abs(flag.start_s - n1 / fs) <= 4 and abs(flag.end_s - (n1 + n2) / fs) <= 4
+    k0, k1 = round(flag.start_s * fs), round(flag.end_s * fs)
+    np.testing.assert_array_equal(whole.leads[k0:k1], generic.leads[k0:k1])
+    np.testing.assert_allclose(whole.leads[:k0], personal[:k0], atol=1e-6)
+    np.testing.assert_allclose(whole.leads[k1:], personal[k1:], atol=1e-6)
+    rng = np.random.default_rng(seed)
+    for _ in range(3):
+        rec = model.streaming(fs, mc_samples=2, personalization=p)
+        blocks, i = [], 0
+        while i < len(x):
+            m = int(rng.integers(1, int(fs * 3)))
+            blocks += rec.push(Chunk(x[i:i + m].astype(np.float32), t0_s=i / fs, fs_hz=fs))
+            i += m
+        blocks += rec.flush()
+        np.testing.assert_array_equal(np.concatenate([b.leads for b in blocks]), whole.leads)
+        np.testing.assert_array_equal(np.concatenate([b.std for b in blocks]), whole.std)
+        assert _mismatch([f for b in blocks for f in b.flags]) == [flag]
+
+
+def test_identity_runs_do_not_depend_on_blocks() -> None:
+    """Hand verdicts: window starts 0, 10, 20, 30 (model rate = input rate here); windows 1
+    and 2 mismatch -> one flag over rows 10..30, whatever the blocks."""
+    from edge.stages.identity import IdentityCheck, Verdict
+
+    def run(cuts: list[int]) -> tuple[np.ndarray, list]:
+        ic = IdentityCheck({"beat": [0.0] * 10}, 10.0, 10.0, 5.0)
+        verdicts = [Verdict(True, 0.95, 1.0), Verdict(False, 0.5, 1.0),
+                    Verdict(False, 0.7, 2.0), Verdict(None)]
+        gen, per = np.zeros((40, 12)), np.ones((40, 12))
+        out, flags, fed = [], [], 0
+        for b0, b1 in zip([0, *cuts], [*cuts, 40], strict=True):
+            while fed < 4 and 10 * fed < b1:  # the windows these rows need have run
+                ic.add(10 * fed, verdicts[fed])
+                fed += 1
+            k = np.arange(b0, b1)
+            leads, _, f = ic.select(k.astype(float), b0, gen[k], gen[k], per[k], per[k],
+                                    b1 == 40)
+            out.append(leads)
+            flags += [fl for _, fl in f]
+        return np.concatenate(out), flags
+
+    ref, ref_flags = run([])
+    assert (ref[:10] == 1).all() and (ref[10:30] == 0).all() and (ref[30:] == 1).all()
+    (f,) = ref_flags
+    assert (f.start_s, f.end_s, f.value) == (6.0, 8.0, 0.5)
+    assert "r 0.50-0.70" in f.detail and "amplitude x1.00-2.00" in f.detail
+    for cuts in ([5], [10, 20], [15, 29, 30], [1, 2, 3, 31, 39]):
+        out, flags = run(cuts)
+        np.testing.assert_array_equal(out, ref)
+        assert flags == ref_flags
