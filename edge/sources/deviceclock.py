@@ -36,6 +36,9 @@ from edge.sources.clock import ClockMapper
 
 _SNAP = 1e-4  # a sample within this fraction of a grid step is taken as on the grid point
 SNAP_RATE = 50e-6  # a rate within 50 ppm of nominal is taken as nominal (no resampling)
+_LOCK_FRAMES = 5  # the phase lock follows an error seen in this many frames in a row
+_HELD_CHAINS = 8  # chains of held frames kept at once (unnumbered frames)
+_HELD_INPUTS = 16  # inputs after which a chain not continued is taken as corrupt
 
 
 @dataclass
@@ -70,7 +73,7 @@ class _Pending:
     payload: Any
     lost_frames: int | None = None
     ref: int = -1  # index of the sample the time stamp belongs to (-1 = the last)
-    rejected: int = 0  # inputs the source had rejected when this frame was held back
+    inputs: int = 0  # number of this input (frames and rejected inputs, unnumbered only)
     gap: int = 0  # samples lost just before this held frame (after the one held before it)
 
     def __post_init__(self) -> None:
@@ -117,12 +120,18 @@ class DeviceTimeline:
         self._prev_n = 0
         self._force_reset = False
         self._recent: collections.deque[float] = collections.deque(maxlen=recent)
-        self._held: list[_Pending] = []  # frames off the line, waiting for confirmation
-        self._step: float | None = None  # offset implied by a time stamp seq overruled
-        self._rejected = 0  # inputs the source rejected since the last placed frame
+        # chains of frames off the line that continue each other, each waiting for
+        # confirmation (unnumbered frames); several, so that a damaged frame after a good
+        # one held back does not cost the good one
+        self._held: list[list[_Pending]] = []
+        self._step: list[float] = []  # offsets implied by the time stamps seq overruled,
+        # consecutive frames that agree with each other
+        self._inputs = 0  # inputs seen (frames and rejected ones), unnumbered frames
+        self._line_inputs = 0  # ... when the last frame was placed
         self._hold: _Pending | None = None
         self._last: _Pending | None = None
-        self._last_e = (0.0, 0.0)  # phase errors of the last two frames (s)
+        self._last_e: tuple[float, ...] = (0.0,) * (_LOCK_FRAMES - 1)  # phase errors of the
+        # frames before (s), newest first
         self._reconnected = False
 
     # ------------------------------------------------------------------ estimates
@@ -161,11 +170,26 @@ class DeviceTimeline:
     def line_time(self, device_t_s: float) -> float:
         return device_t_s + self._offset
 
+    def expected_device_t(self, n: int, lost_frames: int = 0, ref_index: int = -1) -> \
+            float | None:
+        """Device time the line expects for sample `ref_index` of the next frame (`n`
+        samples, after `lost_frames` lost ones); None before any frame. It comes from the
+        line, never from a time stamp the line overruled, so a source can unwrap a wrapping
+        time stamp against it without one damaged stamp moving the next one."""
+        ref = _Pending(0.0, n, 0.0, None, ref=ref_index)
+        if self._last is not None:
+            prev, t = self._last, self._line_device_t()
+        elif self._hold is not None:
+            prev, t = self._hold, self._hold.t_last
+        else:
+            return None
+        return t + (lost_frames * (self._frame_n or n) + _advance(prev, ref)) / self.rate_hz
+
     # ------------------------------------------------------------------ placing
     def rejected(self) -> None:
         """The source dropped an input (undecodable, wrong length, implausible samples):
         a gap of whole frames after it may be explained by it."""
-        self._rejected += 1
+        self._inputs += 1
 
     def place(self, t_last_s: float, n: int, arrival_s: float, payload: Any = None,
               lost_frames: int | None = None, ref_index: int = -1) -> list[Placed]:
@@ -189,7 +213,7 @@ class DeviceTimeline:
                     *self.place(t_last_s, n, arrival_s, payload, lost_frames, ref_index)]
         if self._force_reset:
             self._force_reset = False
-            self._held, self._step = [], None
+            self._held, self._step = [], []
             return [self._accept(f, verdict="reset")]
         if lost_frames is not None:
             return [self._place_numbered(f)]
@@ -218,7 +242,8 @@ class DeviceTimeline:
     def _place_numbered(self, f: _Pending) -> Placed:
         """Sequence numbers say how many frames are missing; the time stamp is trusted only
         where it agrees with them (then it measures the gap and the drift). One time stamp
-        that disagrees is ignored (counted); two in a row that agree are a clock step."""
+        that disagrees is ignored (counted); `confirm_frames` in a row that agree are a clock
+        step."""
         lost = int(f.lost_frames or 0)
         missing, tol = self._miss(self._line_device_t(), self._last, f)
         size = self._frame_n
@@ -229,72 +254,103 @@ class DeviceTimeline:
         else:
             agrees = lost - tol <= missing <= lost * max(f.n, 255) + tol
         if agrees:
-            self._step = None
+            self._step = []
             if lost == 0:
                 return self._accept(f, "ok", missing)
-            return self._accept(f, "gap", float(lost * size) if size else missing)
+            return self._accept(f, "gap", float(lost * size) if size else missing,
+                                exact=size is not None)
         rate = self.rate_hz
         est = lost * (size or f.n)
         line_last = self._last_line + (est + _advance(self._last, f)) / rate
         implied = line_last - f.t_last  # the offset under which this time stamp is right
-        if self._step is not None and abs(implied - self._step) * rate <= \
-                self.tolerance_samples / 20:  # a real step moves both time stamps alike
-            self._step = None  # confirmed: the device clock stepped; follow it from here
-            self._offset = implied
-            self.counters.clock_steps += 1
-            self.counters.bad_timestamps -= 1  # the first of the two was not bad after all
+        # a real step moves every later time stamp alike; `confirm_frames` of them in a row
+        # must imply the same offset (two stamps damaged alike, e.g. the same bit flipped in
+        # consecutive frames, must not move the clock)
+        if self._step and abs(implied - self._step[-1]) * rate <= self.tolerance_samples / 20:
+            self._step.append(implied)
         else:
-            self._step = implied
+            self._step = [implied]
+        if len(self._step) >= self.confirm_frames:  # confirmed: follow the device clock
+            self._offset = float(np.median(self._step))  # one slightly damaged stamp of them
+            # does not set it
+            self.counters.clock_steps += 1
+            self.counters.bad_timestamps -= len(self._step) - 1  # they were not bad after all
+            self._step = []
+        else:
             self.counters.bad_timestamps += 1
         f.t_last = line_last - self._offset
-        return self._accept(f, "count", float(est))
+        return self._accept(f, "count", float(est), exact=size is not None)
 
     def _place_unnumbered(self, f: _Pending) -> list[Placed]:
         """No sequence numbers (Polar PMD): a frame that does not continue the line is held
-        back with the frames that continue it, until enough of them say the device time line
-        really moved (a gap: one more frame; a restart or a jump beyond the host clock:
-        `confirm_frames` more); if the line continues instead, the held frames were corrupt
+        back in a chain with the frames that continue it, until enough of them say the device
+        time line really moved (a gap: one more frame; a restart or a jump beyond the host
+        clock: `confirm_frames` more). Several chains wait at once, so a damaged frame after
+        a good one starts its own chain instead of discarding the good one. When the line
+        continues instead, or another chain is confirmed, the other held frames were corrupt
         (dropped, counted; their samples become part of the next gap)."""
         rate = self.rate_hz
-        if any(abs(f.t_last - r) * rate < 0.25 for r in self._recent):
+        if any(abs(f.t_last - r) * rate < 0.25 for r in self._recent) or \
+                any(abs(f.t_last - h.t_last) * rate < 0.25 for c in self._held for h in c):
             self.counters.duplicates += 1
             return []
-        held = self._held
-        if held:
-            c = held[-1]
-            size = self._frame_n or f.n
-            missing, tol = self._miss(c.t_last, c, f)
-            k = self._whole(missing, tol, size, self._rejected - c.rejected)
-            kind, lost, whole = self._classify(held[0])
-            # f continues the held frames: their time line is real, unless it would move
-            # the line and the old line explains f too (a time stamp corrupt near the truth)
-            if (abs(missing) <= tol or k) and \
-                    (whole or not self._explains(f, self._rejected + len(held))):
-                f.rejected, f.gap = self._rejected, k * size
-                held.append(f)
-                if len(held) - 1 < (1 if kind == "gap" else self.confirm_frames):
-                    return []
-                self._held = []
-                out = [self._accept(held[0], kind, lost)]
-                for h in held[1:]:
-                    out.append(self._accept(h, "gap" if h.gap else "ok", float(h.gap)))
-                return out
-            self.counters.corrupt += len(held)
-            self._rejected += len(held)
-            self._held = []
+        self._inputs += 1
+        f.inputs = self._inputs
         missing, tol = self._miss(self._line_device_t(), self._last, f)
         if abs(missing) <= tol:
+            self._drop_held()
             return [self._accept(f, "ok", missing)]
-        f.rejected = self._rejected
-        self._held = [f]
+        on_line = self._explains(f)
+        size = self._frame_n or f.n
+        fits = []  # (how far off, longest first, chain, frames lost before f, verdict)
+        for i, chain in enumerate(self._held):
+            c = chain[-1]
+            missing, tol = self._miss(c.t_last, c, f)
+            k = self._whole(missing, tol, size, self._most(c.inputs, c.arrival, f))
+            kind, lost, whole = self._classify(chain[0])
+            # f continues this chain: its time line is real, unless it would move the line
+            # and the old line explains f too (a time stamp corrupt near the truth)
+            if (abs(missing) <= tol or k) and (whole or not on_line):
+                fits.append((abs(missing - k * size), -len(chain), i, k, (kind, lost, whole)))
+        if fits:  # the chain f continues best (a damaged stamp near a good one fits worse)
+            _, _, i, k, (kind, lost, whole) = min(fits)
+            chain = self._held[i]
+            f.gap = k * size
+            chain.append(f)
+            if len(chain) - 1 < (1 if kind == "gap" else self.confirm_frames):
+                return []
+            del self._held[i]
+            self._drop_held()
+            out = [self._accept(chain[0], kind, lost, exact=whole)]
+            out += [self._accept(h, "gap" if h.gap else "ok", float(h.gap)) for h in chain[1:]]
+            return out
+        self._held.append([f])
+        # a chain not continued for a while, or beyond the number kept, was corrupt
+        keep = [c for c in self._held if f.inputs - c[-1].inputs <= _HELD_INPUTS]
+        keep = keep[-_HELD_CHAINS:]
+        self.counters.corrupt += sum(len(c) for c in self._held) - sum(len(c) for c in keep)
+        self._held = keep
         return []
 
-    def _explains(self, f: _Pending, rejected: int) -> bool:
-        """Does the line continue to `f` (directly, or across whole frames that were
-        rejected)?"""
+    def _drop_held(self) -> None:
+        """The held frames lost to the line or to another chain: corrupt."""
+        self.counters.corrupt += sum(len(c) for c in self._held)
+        self._held = []
+
+    def _most(self, inputs: int, arrival: float, f: _Pending) -> int:
+        """Frames that can be missing between the input numbered `inputs` (arrived at
+        `arrival`) and `f`: the inputs in between not placed with it (rejected, or in other
+        chains), or the frame periods the host clock saw pass (frames lost in transit)."""
+        period = (self._frame_n or f.n) / self.rate_hz
+        return max(f.inputs - inputs - 1, int((f.arrival - arrival) / period + 0.5) - 1)
+
+    def _explains(self, f: _Pending) -> bool:
+        """Does the line continue to `f` (directly, or across whole frames lost since the
+        last placed one)?"""
         missing, tol = self._miss(self._line_device_t(), self._last, f)
+        most = self._most(self._line_inputs, self._last_host, f)
         return abs(missing) <= tol or bool(self._whole(missing, tol, self._frame_n or f.n,
-                                                       rejected))
+                                                       most))
 
     def _classify(self, c: _Pending) -> tuple[str, float, bool]:
         """A frame that left the line, if confirmed: (verdict, lost samples, whether a
@@ -317,12 +373,14 @@ class DeviceTimeline:
     def finish(self) -> list[Placed]:
         """End of stream: a held-back frame never confirmed is counted as corrupt; a first
         frame still waiting for a second is placed at the estimated rate."""
-        self.counters.corrupt += len(self._held)
-        self._held = []
+        self._drop_held()
         h, self._hold = self._hold, None
         return [self._accept(h, verdict="first")] if h is not None else []
 
-    def _accept(self, f: _Pending, verdict: str, missing: float = 0.0) -> Placed:
+    def _accept(self, f: _Pending, verdict: str, missing: float = 0.0,
+                exact: bool = True) -> Placed:
+        """Put `f` on the line. `exact`: a gap's `missing` is a known number of samples
+        (sequence numbers or whole frames), so the rate is measured across it."""
         rate = self.rate_hz
         gap = reset = False
         stepped = self._offset != self._offset_before
@@ -333,30 +391,34 @@ class DeviceTimeline:
             predicted = self._last_line + (lost + adv) / rate
             e = observed - predicted
             errs = (e, *self._last_e)
-            # correct only an error seen three times in a row (drift), never one or two
-            # frames' outliers (jitter, damaged low bits)
+            # correct only an error seen in _LOCK_FRAMES frames in a row (drift), never a
+            # few frames' outliers (jitter, damaged low bits: even three damaged stamps in a
+            # row of the same sign must not pull the line off the device's grid)
             same = all(x > 0 for x in errs) or all(x < 0 for x in errs)
             corr = np.sign(e) * min(abs(x) for x in errs) if same else 0.0
             line_last = predicted + self.phase_gain * corr
-            self._last_e = (e, self._last_e[0])
+            self._last_e = errs[:-1]
             if lost:  # the device clock says how many (whole) samples are missing
                 gap = True
                 self.counters.lost_samples += lost
             # the rate from time stamps on the line only, between two such: one off by up to
-            # the tolerance (jitter, a damaged low bit) is skipped, never averaged in
+            # the tolerance (jitter, a damaged low bit) is skipped, never averaged in; the
+            # spans run across gaps of a known size, so the sums telescope from the first
+            # to the last good time stamp and a damaged one between them cancels out
+            carry = self._rate_t is not None and (exact or not lost)
             if abs(e) * rate <= 0.25 + self.rate_uncertainty * adv:
-                if self._rate_t is not None and not lost:
-                    span_n, span_dt = self._rate_n + adv, f.t_last - self._rate_t
+                if carry:
+                    span_n, span_dt = self._rate_n + lost + adv, f.t_last - self._rate_t
                     if span_dt > 0 and abs(span_n / span_dt / self.nominal_fs_hz - 1) <= \
                             self.max_rate_error:
                         self._sum_n = self._sum_n * self._forget + span_n
                         self._sum_dt = self._sum_dt * self._forget + span_dt
                         self.counters.measured_fs_hz = self.rate_hz
                 self._rate_t, self._rate_n = f.t_last, 0
-            elif lost:
-                self._rate_t = None
+            elif carry:
+                self._rate_n += lost + adv
             else:
-                self._rate_n += adv
+                self._rate_t = None
         elif verdict == "count":  # time stamp overruled: placed by the sequence numbers
             gap = missing > 0
             line_last = self._last_line + (missing + adv) / rate
@@ -368,9 +430,9 @@ class DeviceTimeline:
             self._recent.clear()
             line_last = f.t_last
         if verdict not in ("ok", "gap", "count"):  # a count frame has no time to lock to
-            self._last_e = (0.0, 0.0)
-        if verdict == "count" and not missing and not stepped:  # time stamp overruled
-            self._rate_n += adv
+            self._last_e = (0.0,) * (_LOCK_FRAMES - 1)
+        if verdict == "count" and (exact or not missing) and not stepped:  # stamp overruled
+            self._rate_n += round(missing) + adv
         elif verdict == "first":
             self._rate_t, self._rate_n = f.t_last, 0
         elif verdict not in ("ok", "gap"):  # measured again from the next good time stamp
@@ -390,7 +452,7 @@ class DeviceTimeline:
         self._last_host = f.arrival
         self._recent.append(f.t_last)
         self._reconnected = False
-        self._rejected = 0
+        self._line_inputs = self._inputs
         self.counters.frames += 1
         return Placed(times, f.payload, gap=gap, reset=reset)
 

@@ -41,7 +41,6 @@ class FrameChunker:
         self.nominal_fs_hz = nominal_fs_hz
         self._kw = timeline_kw
         self.timed: TimedChunker | None = None
-        self._raw_us = 0
         self._unwrapped_us = 0
         self._bad = 0
         self._new_next = False
@@ -70,6 +69,17 @@ class FrameChunker:
         self.source._put((samples_uv * 1e-3).astype(np.float32), t0, fs, gap_s=gap_s,
                          status=status, new_segment=new_segment)
 
+    def _unwrap(self, f: Any) -> int:
+        """The 32-bit µs time stamp as the device time nearest to where the time line expects
+        this frame. The reference is the line, not the previous raw stamp: a damaged stamp
+        (bit 31 flipped: half a wrap either way) would otherwise move every later frame by
+        2**32 µs."""
+        assert self.timed is not None
+        exp = self.timed.timeline.expected_device_t(len(f.samples_uv), f.lost_before, 0)
+        base = self._unwrapped_us if exp is None else round(exp * 1e6)
+        d = (int(f.timestamp_us) - base) % _WRAP_US
+        return base + (d - _WRAP_US if d >= _WRAP_US // 2 else d)
+
     def _emit(self, frames: list, arrival_s: float) -> None:
         st = self.decoder.stats
         bad = st.crc_failures + st.bad_headers + st.implausible
@@ -84,14 +94,12 @@ class FrameChunker:
                     self.timed.flush()
                     self._new_next = True
                 self.timed = TimedChunker(self._put, fs, **self._kw)
-                self._raw_us = self._unwrapped_us = int(f.timestamp_us)
+                self._unwrapped_us = int(f.timestamp_us)
             elif restart:
                 self.timed.timeline.force_reset()
-                self._raw_us = self._unwrapped_us = int(f.timestamp_us)
+                self._unwrapped_us = int(f.timestamp_us)
             else:
-                step = (int(f.timestamp_us) - self._raw_us) % _WRAP_US
-                self._unwrapped_us += step - _WRAP_US if step >= _WRAP_US // 2 else step
-                self._raw_us = int(f.timestamp_us)
+                self._unwrapped_us = self._unwrap(f)
             self.timed.add(self._unwrapped_us / 1e6, f.samples_uv.astype(np.float64),
                            arrival_s, lost_frames=f.lost_before, ref_index=0,
                            status=status_names(int(f.status)))
