@@ -16,12 +16,13 @@ import tensorflow as tf
 from converters.errors import ConversionError
 from converters.export import LSTMS, QUANTS, Representative, convert_head, convert_trunk
 from converters.run import Run, load_run
+from edge.bundle import dropout_masks
 from edge.conditioning import ConditioningConfig
 from edge.leads import DERIVED, LEADS, PREDICTED
+from edge.manifest import SCHEMA_VERSION
 from edge.metadata import ENCODED_SIZE, ENCODING_VERSION, FIELDS, LEAD_I_FIELDS
-from training.model import DOWNSAMPLE, build_trunk, copy_weights, mask_sites, sample_masks
+from training.model import DOWNSAMPLE, build_trunk, copy_weights, mc_site
 
-SCHEMA_VERSION = "1.0"
 REP_WINDOWS = 100  # representative windows for full-integer calibration
 
 
@@ -46,23 +47,24 @@ def split_arrays(run: Run, split: str, limit: int | None = None) -> Any:
 
 
 def representative(run: Run, calib: Calib, seed: int = 0) -> tuple[Representative, ...]:
-    """Representative-dataset generators for the trunk and the head (masks sampled)."""
+    """Representative-dataset generators for the trunk and the head."""
     n = min(len(calib.lead_i), REP_WINDOWS)
     x, meta = calib.lead_i[:n].astype(np.float32), calib.meta[:n].astype(np.float32)
     trunk = build_trunk(run.cfg.model, run.cfg.window)
     copy_weights(run.model, trunk)
     feats = np.asarray(trunk.predict(x, verbose=0)[0], np.float32)
-    masks = sample_masks(run.cfg.model, n, np.random.default_rng(seed))
-    names = [s.name for s in mask_sites(run.cfg.model)]
 
     def trunk_rep():  # dicts keyed by signature input name (list order is not guaranteed)
         for i in range(n):
             yield {"lead_i": x[i:i + 1]}
 
+    site = mc_site(run.cfg.model)
+    masks = dropout_masks(n, site.size, site.rate, np.random.default_rng(seed))
+
     def head_rep():
         for i in range(n):
             yield {"features": feats[i:i + 1], "meta": meta[i:i + 1],
-                   **{k: masks[k][i:i + 1] for k in names}}
+                   site.name: masks[i:i + 1]}
 
     return trunk_rep, head_rep
 
@@ -76,13 +78,13 @@ def build_manifest(run: Run, files: dict[str, Path], quant: str, lstm: str, mc_s
     """Manifest dict per docs/CONTRACTS.md (validated with ``edge.manifest`` before writing)."""
     cfg, L = run.cfg, run.cfg.window
     F = 2 * cfg.model.lstm_units
-    sites = mask_sites(cfg.model)
+    site = mc_site(cfg.model)
 
     def t(name: str, *shape: int) -> dict[str, Any]:
         return {"name": name, "shape": list(shape), "dtype": "float32"}
 
-    head_inputs = [t("features", -1, L // DOWNSAMPLE, F), t("meta", -1, ENCODED_SIZE)]
-    head_inputs += [t(s.name, -1, s.size) for s in sites]
+    head_inputs = [t("features", 1, L // DOWNSAMPLE, F), t("meta", 1, ENCODED_SIZE),
+                   t(site.name, -1, site.size)]
     return {
         "schema_version": SCHEMA_VERSION,
         "name": name,
@@ -97,15 +99,16 @@ def build_manifest(run: Run, files: dict[str, Path], quant: str, lstm: str, mc_s
                       "outputs": [t("features", 1, L // DOWNSAMPLE, F), t("skip", 1, L, 7)],
                       "batch": 1, "lstm": lstm, "reset_state": lstm == "fused"},
             "head": {"path": files["head"].name, "sha256": sha256(files["head"]),
-                     "inputs": head_inputs, "outputs": [t("residual", -1, L, 7)]
-                     + ([t("log_var", -1, L, 7)] if cfg.model.aleatoric else []),
+                     "inputs": head_inputs,
+                     "outputs": [t("residual", -1, L, 7)]
+                     + ([t("log_var", 1, L, 7)] if cfg.model.aleatoric else []),
                      "batch": None},
         },
         "metadata": {"fields": list(FIELDS), "encoding_version": ENCODING_VERSION,
                      "encoded_size": ENCODED_SIZE, "derive_from_lead_i": list(LEAD_I_FIELDS)},
         "conditioning": ConditioningConfig().to_dict(),
-        "mc": {"default_samples": mc_samples,
-               "masks": [{"name": s.name, "size": s.size, "rate": s.rate} for s in sites]},
+        "mc": {"default_samples": mc_samples, "scheme": "last_site",
+               "masks": [{"name": site.name, "size": site.size, "rate": site.rate}]},
         "uncertainty": {"aleatoric": bool(cfg.model.aleatoric),
                         "calibration": {"method": run.calibration.get("method", "scale"),
                                         "scale": [float(v) for v in run.calibration["scale"]]},

@@ -18,7 +18,7 @@ from converters.errors import ConversionError
 from converters.export import LSTMS, QUANTS
 from converters.parity import latency_ms, lite_predict, mc_statistics, parity
 from converters.run import load_run
-from converters.runtime import LiteMC
+from edge.bundle import Bundle
 
 #: a variant whose worst per-lead change in mean Pearson r is below this is "degraded"
 MAX_R_DROP = 0.01
@@ -31,7 +31,7 @@ class Variant:
     status: str  # "ok", "degraded: ...", "failed: ..."
     size_kb: float | None = None
     trunk_ms: float | None = None
-    head_ms: float | None = None
+    head_ms: float | None = None  # head + T-sample MC
     max_abs_err_mv: float | None = None
     worst_delta_r: float | None = None
     delta_r: list[float] = field(default_factory=list)
@@ -51,10 +51,10 @@ def _measure(run, q: str, lstm: str, work: Path, test: Any, keras_pred: np.ndarr
         bdir = write_bundle(run, work / f"{q}_{lstm}", q, lstm, samples, calib)
     except ConversionError as exc:
         return Variant(q, lstm, f"failed: {exc}")
-    lite = LiteMC(bdir / "trunk.tflite", bdir / "head.tflite", reset_state=lstm == "fused")
-    pred = lite_predict(lite, test.lead_i, test.meta, run.cfg.model)
+    lite = Bundle.load(bdir, num_threads=1)
+    pred = lite_predict(lite, test.lead_i, test.meta)
     par = parity(pred, keras_pred, test.target)
-    trunk_ms, head_ms = latency_ms(lite, test.lead_i, test.meta, run.cfg.model, samples, runs)
+    trunk_ms, head_ms = latency_ms(lite, test.lead_i, test.meta, samples, runs)
     size = sum(p.stat().st_size for p in bdir.glob("*.tflite")) / 1024
     ok = np.isfinite(par.max_abs_err_mv) and par.worst_delta_r >= -MAX_R_DROP
     status = "ok" if ok else f"degraded: worst lead r change {par.worst_delta_r:+.3f}"
@@ -73,7 +73,7 @@ def recommend(variants: list[Variant]) -> Variant | None:
 
 
 def _table(variants: list[Variant], samples: int, best: Variant | None) -> Table:
-    table = Table(title=f"TFLite variants (latency: median, 1 thread, head T={samples})")
+    table = Table(title=f"TFLite variants (latency: median, 1 thread, head + MC T={samples})")
     for col in ("variant", "size KB", "trunk ms", "head ms", "max |err| mV", "worst Δr",
                 "status"):
         table.add_column(col, no_wrap=col == "variant")
@@ -90,7 +90,7 @@ def _table(variants: list[Variant], samples: int, best: Variant | None) -> Table
 def markdown(report: dict[str, Any]) -> str:
     """Markdown version of a comparison report (the README's variant table)."""
     lines = [f"Variants of `{report['run']}` on {report['records']} test windows "
-             f"(latency: median of {report['runs']} runs, 1 thread, head batch "
+             f"(latency: median of {report['runs']} runs, 1 thread, head + MC, "
              f"T = {report['samples']}; parity vs the Keras float model).", "",
              "| variant | size KB | trunk ms | head ms | max abs err mV | worst Δr | status |",
              "|---|---:|---:|---:|---:|---:|---|"]
@@ -105,10 +105,10 @@ def markdown(report: dict[str, Any]) -> str:
               "10 % of it, the smaller file)."]
     if report.get("mc"):
         mc = report["mc"]
-        lines.append(f"MC check (float32 bundle vs Keras training-mode dropout, T = "
-                     f"{mc['samples']}, {mc['records']} windows): max per-lead relative "
-                     f"difference of mean std {mc['max_std_rel_diff']:.3f}, mean |Δmean| "
-                     f"{mc['mean_abs_diff_mv']:.4f} mV.")
+        lines.append(f"MC check (float32 bundle vs the Keras MC model on the same masks, T = "
+                     f"{mc['samples']}, {mc['records']} windows): max |Δ sample| "
+                     f"{mc['max_sample_abs_diff_mv']:.1e} mV, max |Δ std| "
+                     f"{mc['max_std_abs_diff_mv']:.1e} mV.")
     return "\n".join(lines) + "\n"
 
 
@@ -149,11 +149,9 @@ def compare_variants(run_dir: str | Path, quants: tuple[str, ...] = QUANTS,
         ref = next((v for v in variants if v.quant == "float32" and v.status == "ok"), None)
         if ref is not None and mc_records > 0:
             bdir = Path(tmp) / f"{ref.quant}_{ref.lstm}"
-            lite = LiteMC(bdir / "trunk.tflite", bdir / "head.tflite",
-                          reset_state=ref.lstm == "fused")
             k = min(mc_records, n)
-            mc = mc_statistics(run.model, lite, test.lead_i[:k], test.meta[:k],
-                               run.cfg.model, mc_samples)
+            mc = mc_statistics(run.model, Bundle.load(bdir, num_threads=1), test.lead_i[:k],
+                               test.meta[:k], mc_samples)
     best = recommend(variants)
     console.print(_table(variants, samples, best))
     out = {"run": str(run.path), "records": n, "samples": samples, "runs": runs,

@@ -1,4 +1,4 @@
-"""Keras -> TFLite for the edge model split: trunk (once per window) and MC head (T at once).
+"""Keras -> TFLite for the edge model split: trunk (once per window) and MC head (T masks).
 
 LSTM options for the trunk (the head has no LSTM):
 
@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from converters.errors import ConversionError
 from training.config import ModelConfig
-from training.model import DOWNSAMPLE, build_mc_head, build_trunk, copy_weights, mask_sites
+from training.model import DOWNSAMPLE, build_mc_head, build_trunk, copy_weights, mc_site
 
 QUANTS = ("float32", "float16", "dynamic_int8", "int8")
 LSTMS = ("unrolled", "fused", "while")
@@ -124,17 +124,19 @@ def convert_trunk(model, cfg: ModelConfig, window: int, lstm: str = "unrolled",
 
 def convert_head(model, cfg: ModelConfig, window: int, quant: str = "float32",
                  rep: Representative | None = None) -> bytes:
-    """MC head with a free batch dimension T: (features, meta, masks...) -> residual."""
-    head = build_mc_head(cfg, window, batch=None)
+    """MC head: features ``(1, S, F)``, meta ``(1, M)``, masks ``(T, C)`` (T free) ->
+    residual ``(T, L, 7)`` [, log_var ``(1, L, 7)``]; the part before the masks runs once."""
+    head = build_mc_head(cfg, window)
     copy_weights(model, head)
-    specs = [tf.TensorSpec((None, window // DOWNSAMPLE, 2 * cfg.lstm_units), tf.float32,
+    site = mc_site(cfg)
+    specs = [tf.TensorSpec((1, window // DOWNSAMPLE, 2 * cfg.lstm_units), tf.float32,
                            "features"),
-             tf.TensorSpec((None, head.inputs[1].shape[-1]), tf.float32, "meta")]
-    specs += [tf.TensorSpec((None, s.size), tf.float32, s.name) for s in mask_sites(cfg)]
+             tf.TensorSpec((1, head.inputs[1].shape[-1]), tf.float32, "meta"),
+             tf.TensorSpec((None, site.size), tf.float32, site.name)]
 
     @tf.function(input_signature=specs)
-    def serve(*inputs):
-        out = head(list(inputs))
+    def serve(features, meta, mask):
+        out = head([features, meta, mask])
         if cfg.aleatoric:  # heteroscedastic head: [residual, log_var]
             return {"residual": out[0], "log_var": out[1]}
         return {"residual": out}

@@ -1,7 +1,10 @@
 """A loaded bundle: validated manifest + LiteRT trunk/head sessions; MC dropout per window.
 
-The trunk (deterministic) runs once per window; the head runs T times as one batch with
-dropout masks drawn here with numpy (values {0, 1/(1-rate)}). Tensors are matched by name
+Trunk and head run once per window. MC dropout samples one site, the head's last: the head
+takes the window's features and metadata (batch 1) and T masks drawn here with numpy (values
+{0, 1/(1-rate)}, per channel), runs its deterministic part once and only its output conv on
+the T masked copies, and returns T residuals plus one predicted log-variance. Tensors are
+matched by name
 through the signature runner's input/output details (falling back to the graph's tensor
 names), never by index. LiteRT is imported lazily: ``ai_edge_litert`` then ``tflite_runtime``.
 """
@@ -15,7 +18,6 @@ from typing import Any
 import numpy as np
 
 from edge.errors import BundleInvalid, BundleNotFound, InputInvalid, RuntimeUnavailable
-from edge.leads import PREDICTED
 from edge.manifest import FileSpec, Manifest, load_manifest
 
 #: clip range of a heteroscedastic head's log-variance (same as training.model)
@@ -128,6 +130,12 @@ def _dequantize(x: np.ndarray, d: dict[str, Any]) -> np.ndarray:
     return ((x.astype(np.float32) - zero) * (scale or 1.0)).astype(np.float32)
 
 
+def dropout_masks(n: int, size: int, rate: float, rng: np.random.Generator) -> np.ndarray:
+    """``(n, size)`` inverted-dropout masks: 0 with probability ``rate``, else 1/(1-rate)."""
+    keep = rng.random((n, size)) >= rate
+    return (keep / (1.0 - rate)).astype(np.float32)
+
+
 class Bundle:
     """Manifest + trunk/head interpreters. ``predict_window`` gives MC mean/std per window."""
 
@@ -160,49 +168,17 @@ class Bundle:
     def fs_hz(self) -> float:
         return self.manifest.model.fs_hz
 
-    def masks(self, n: int, rng: np.random.Generator | None) -> dict[str, np.ndarray]:
-        """Inverted-dropout masks ``(n, C)`` per site; ``rng=None`` gives all ones."""
-        out = {}
-        for site in self.manifest.mc.masks:
-            if rng is None:
-                out[site.name] = np.ones((n, site.size), np.float32)
-            else:
-                keep = rng.random((n, site.size)) >= site.rate
-                out[site.name] = (keep / (1.0 - site.rate)).astype(np.float32)
-        return out
+    def masks(self, n: int, rng: np.random.Generator | None) -> np.ndarray:
+        """Inverted-dropout masks ``(n, C)`` of the MC site; ``rng=None`` gives all ones."""
+        site = self.manifest.mc.masks[0]
+        if rng is None:
+            return np.ones((n, site.size), np.float32)
+        return dropout_masks(n, site.size, site.rate, rng)
 
-    def _head(self, feats: np.ndarray, meta: np.ndarray, masks: dict[str, np.ndarray]
-              ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Residuals ``(T, L, 7)`` and, for a heteroscedastic head, their variances."""
-        t = len(next(iter(masks.values())))
-        aleatoric = self.manifest.uncertainty.aleatoric
-        variances = []
-        fixed = self.manifest.head.batch
-        step = fixed or t
-        parts = []
-        for s in range(0, t, step):
-            m = {k: v[s:s + step] for k, v in masks.items()}
-            n = len(next(iter(m.values())))
-            if fixed and n < fixed:  # pad a fixed-batch head with ones, drop afterwards
-                m = {k: np.concatenate([v, np.ones((fixed - n, v.shape[1]), np.float32)])
-                     for k, v in m.items()}
-            b = len(next(iter(m.values())))
-            feed = dict(m, features=np.repeat(feats, b, axis=0),
-                        meta=np.repeat(meta[None], b, axis=0))
-            out = self.head.run(feed)
-            parts.append(out["residual"][:n])
-            if aleatoric:
-                lv = np.clip(out["log_var"][:n], LOGVAR_MIN, LOGVAR_MAX)
-                variances.append(np.exp(lv))
-        return np.concatenate(parts), (np.concatenate(variances) if aleatoric else None)
-
-    def predict_window(self, lead_i: np.ndarray, meta: np.ndarray, mc_samples: int,
-                       rng: np.random.Generator | None = None
-                       ) -> tuple[np.ndarray, np.ndarray]:
-        """``lead_i (L,)`` mV at the model rate -> (mean, calibrated std), each ``(L, 7)``.
-
-        ``mc_samples = 0``: deterministic (masks of ones, std 0).
-        """
+    def head_samples(self, lead_i: np.ndarray, meta: np.ndarray, masks: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Trunk once, head on ``masks (T, C)``: skip ``(L, 7)``, residuals ``(T, L, 7)`` and
+        the predicted variance ``(L, 7)`` (None for a head without log_var)."""
         L = self.window
         x = np.asarray(lead_i, dtype=np.float32)
         if x.shape != (L,):
@@ -211,21 +187,40 @@ class Bundle:
         if meta.shape != (self.manifest.metadata.encoded_size,):
             raise InputInvalid(f"meta vector must have shape "
                                f"({self.manifest.metadata.encoded_size},), got {meta.shape}")
+        out = self.trunk.run({"lead_i": (x * self.manifest.model.input_scale)[None, :, None]})
+        site = self.manifest.mc.masks[0].name
+        fixed = self.manifest.head.batch  # a head converted for a fixed T: pad with ones
+        step = fixed or len(masks)
+        parts, head = [], {}
+        for s in range(0, len(masks), step):
+            m = masks[s:s + step]
+            if fixed and len(m) < fixed:
+                m = np.concatenate([m, np.ones((fixed - len(m), m.shape[1]), np.float32)])
+            head = self.head.run({"features": out["features"], "meta": meta[None], site: m})
+            parts.append(head["residual"][:step if s + step <= len(masks) else len(masks) - s])
+        var = None
+        if self.manifest.uncertainty.aleatoric:
+            var = np.exp(np.clip(head["log_var"][0], LOGVAR_MIN, LOGVAR_MAX))
+        res = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        return out["skip"][0], res, var
+
+    def predict_window(self, lead_i: np.ndarray, meta: np.ndarray, mc_samples: int,
+                       rng: np.random.Generator | None = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """``lead_i (L,)`` mV at the model rate -> (mean, calibrated std), each ``(L, 7)``.
+
+        ``mc_samples = 0``: deterministic (mask of ones, std from the predicted variance only).
+        Otherwise std = sqrt(MC variance of the T samples (ddof 1) + predicted variance).
+        """
         if not isinstance(mc_samples, int | np.integer) or mc_samples < 0:
             raise InputInvalid(f"mc_samples must be an integer >= 0, got {mc_samples!r}")
-        scaled = (x * self.manifest.model.input_scale)[None, :, None]
-        out = self.trunk.run({"lead_i": scaled})
-        feats, skip = out["features"], out["skip"][0]
-        if mc_samples == 0:  # deterministic: no MC spread (only a predicted variance, if any)
-            res, var = self._head(feats, meta, self.masks(1, None))
-            std = np.sqrt(var[0]) if var is not None else np.zeros((L, len(PREDICTED)))
-            return (skip + res[0]).astype(np.float32), (std * self.scale).astype(np.float32)
-        if rng is None:
+        if mc_samples > 0 and rng is None:
             raise InputInvalid("mc_samples > 0 needs an rng (numpy Generator)")
-        res, var = self._head(feats, meta, self.masks(int(mc_samples), rng))
-        pred = skip[None] + res
-        total = pred.var(axis=0, ddof=1) if mc_samples > 1 else np.zeros_like(pred[0])
-        if var is not None:  # total variance = MC variance of the mean + mean predicted variance
-            total = total + var.mean(axis=0)
-        std = np.sqrt(total)
-        return pred.mean(axis=0).astype(np.float32), (std * self.scale).astype(np.float32)
+        masks = self.masks(max(int(mc_samples), 1), rng if mc_samples else None)
+        skip, res, var = self.head_samples(lead_i, meta, masks)
+        mean = skip + res.mean(axis=0)
+        total = res.var(axis=0, ddof=1) if mc_samples > 1 else np.zeros_like(skip)
+        if var is not None:
+            total = total + var
+        std = np.sqrt(total) * self.scale
+        return mean.astype(np.float32), std.astype(np.float32)

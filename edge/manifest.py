@@ -5,8 +5,11 @@ raises ``BundleInvalid`` naming the offending key path (e.g. ``model.fs_hz``) an
 Compatibility: the major part of ``schema_version`` must equal ours; a newer minor version is
 accepted (unknown extra keys are ignored). Tensor entries in ``files.*.inputs/outputs`` are
 either a name or ``{"name", "shape", "dtype"}`` (shape: ints, -1 for a free dimension).
-``files.head.batch`` (optional int) marks a head converted with a fixed MC batch;
-``files.<f>.reset_state`` (optional bool) a stateful graph whose variables must be reset.
+``files.<f>.reset_state`` (optional bool) marks a stateful graph whose variables must be reset.
+MC (``mc.scheme = "last_site"``, schema 1.1): one dropout site, ``mc.masks`` a single entry of
+size C; the head takes features ``(1, S, F)``, meta ``(1, M)`` and masks ``(T, C)`` and gives
+residual ``(T, L, 7)`` and log_var ``(1, L, 7)``. Schema 1.0 heads (a mask per site, features
+repeated T times) are refused with a re-convert hint.
 """
 
 from __future__ import annotations
@@ -22,11 +25,15 @@ from edge.errors import BundleInvalid, BundleNotFound
 from edge.leads import DERIVED, LEADS, PREDICTED
 from edge.metadata import ENCODED_SIZE, ENCODING_VERSION, FIELDS, LEAD_I_FIELDS
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 MANIFEST_NAME = "manifest.json"
 QUANTIZATIONS = ("float32", "float16", "dynamic_int8", "int8")
 TRUNK_INPUTS, TRUNK_OUTPUTS = ("lead_i",), ("features", "skip")
 HEAD_FIXED_INPUTS, HEAD_OUTPUTS = ("features", "meta"), ("residual",)
+#: the MC scheme the gateway implements: one dropout site (the head's last) is sampled; the
+#: head takes one window's features/meta (batch 1) and T masks, and runs only its output
+#: conv T times
+MC_SCHEME = "last_site"
 
 
 @dataclass(frozen=True)
@@ -76,7 +83,8 @@ class MaskSpec:
 @dataclass(frozen=True)
 class MCSpec:
     default_samples: int
-    masks: tuple[MaskSpec, ...]
+    masks: tuple[MaskSpec, ...]  # exactly one site: the head's last dropout
+    scheme: str = MC_SCHEME
 
 
 @dataclass(frozen=True)
@@ -293,6 +301,17 @@ def _conditioning(data: dict, where: str) -> dict[str, Any]:
     return dict(c)
 
 
+def _check_scheme(data: dict, where: str) -> None:
+    """Refuse a bundle of another MC scheme (e.g. schema 1.0: a mask input per site)."""
+    m = data.get("mc")
+    scheme = m.get("scheme") if isinstance(m, dict) else None
+    if scheme != MC_SCHEME:
+        raise BundleInvalid(
+            f"{where}: mc.scheme is {scheme!r}; the gateway implements {MC_SCHEME!r} (one "
+            "dropout site, the head run once per window on T masks); this bundle is an older "
+            "format: re-convert it with `ecg12 convert RUN --out DIR`")
+
+
 def _mc(data: dict, head: FileSpec, where: str) -> MCSpec:
     m = _get(data, "mc", "", where, dict)
     default = _int(m, "default_samples", "mc", where, minimum=0)
@@ -305,22 +324,23 @@ def _mc(data: dict, head: FileSpec, where: str) -> MCSpec:
         if not 0 <= rate < 1:
             raise _fail(f"{p}.rate", f"must be in [0, 1), got {rate!r}", where)
         masks.append(MaskSpec(name, size, rate))
-    if not masks:
-        raise _fail("mc.masks", "no dropout sites: MC uncertainty impossible", where)
+    if len(masks) != 1:
+        raise _fail("mc.masks", f"expected exactly one dropout site (the head's last), got "
+                    f"{len(masks)}", where)
+    mk = masks[0]
     head_in = {t.name: t for t in head.inputs}
-    for mk in masks:
-        if mk.name not in head_in:
-            raise _fail("mc.masks", f"mask {mk.name!r} is not an input of files.head "
-                        f"(inputs: {sorted(head_in)})", where)
-        shape = head_in[mk.name].shape
-        if shape is not None and (len(shape) != 2 or shape[1] != mk.size):
-            raise _fail(f"files.head.inputs.{mk.name}.shape", f"expected (T, {mk.size}), got "
-                        f"{list(shape)}", where)
-    extra = set(head_in) - set(HEAD_FIXED_INPUTS) - {mk.name for mk in masks}
+    if mk.name not in head_in:
+        raise _fail("mc.masks", f"mask {mk.name!r} is not an input of files.head "
+                    f"(inputs: {sorted(head_in)})", where)
+    shape = head_in[mk.name].shape
+    if shape is not None and (len(shape) != 2 or shape[1] != mk.size):
+        raise _fail(f"files.head.inputs.{mk.name}.shape", f"expected (T, {mk.size}), got "
+                    f"{list(shape)}", where)
+    extra = set(head_in) - set(HEAD_FIXED_INPUTS) - {mk.name}
     if extra:
         raise _fail("files.head.inputs", f"inputs {sorted(extra)} are neither features, meta "
-                    "nor an mc.masks entry", where)
-    return MCSpec(default, tuple(masks))
+                    "nor the mc.masks entry", where)
+    return MCSpec(default, tuple(masks), MC_SCHEME)
 
 
 def _uncertainty(data: dict, where: str) -> UncertaintySpec:
@@ -362,8 +382,8 @@ def _check_names(spec: FileSpec, which: str, ins: tuple, outs: tuple, where: str
 def _check_shapes(man_model: ModelSpec, trunk: FileSpec, head: FileSpec, where: str) -> None:
     L, n = man_model.window, len(PREDICTED)
     wanted = {("trunk", "lead_i"): (1, L, 1), ("trunk", "skip"): (1, L, n),
-              ("head", "meta"): (-1, ENCODED_SIZE), ("head", "residual"): (-1, L, n),
-              ("head", "log_var"): (-1, L, n)}
+              ("head", "meta"): (1, ENCODED_SIZE), ("head", "residual"): (-1, L, n),
+              ("head", "log_var"): (1, L, n)}
     for (which, name), want in wanted.items():
         spec = trunk if which == "trunk" else head
         for t in spec.inputs + spec.outputs:
@@ -390,6 +410,7 @@ def validate_manifest(data: dict[str, Any], bundle_dir: Path | None = None,
     trunk = _file(files, "trunk", where, bdir)
     head = _file(files, "head", where, bdir)
     _check_names(trunk, "trunk", TRUNK_INPUTS, TRUNK_OUTPUTS, where)
+    _check_scheme(data, where)
     _check_names(head, "head", HEAD_FIXED_INPUTS, HEAD_OUTPUTS, where)
     _check_shapes(model, trunk, head, where)
     quant = _get(data, "quantization", "", where, str)

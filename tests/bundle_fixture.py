@@ -19,9 +19,7 @@ from edge.manifest import SCHEMA_VERSION
 from edge.metadata import ENCODED_SIZE, ENCODING_VERSION, FIELDS
 
 WINDOW, HOP, FS_HZ = 200, 50, 100.0
-MASKS = [{"name": "mask_lstm", "size": 16, "rate": 0.2},
-         {"name": "mask_meta1", "size": 8, "rate": 0.1},
-         {"name": "mask_head", "size": 8, "rate": 0.3}]
+MASKS = [{"name": "mask_head", "size": 8, "rate": 0.3}]  # the MC site: the head's last
 _CACHE: dict[tuple, Path] = {}
 
 
@@ -29,8 +27,8 @@ def tiny_manifest(trunk_sha: str = "0" * 64, head_sha: str = "0" * 64,
                   scale: list[float] | None = None, flag_std_mv: list[float] | None = None,
                   head_batch: int | None = None) -> dict[str, Any]:
     """A valid manifest dict for the tiny bundle."""
-    head_inputs = [{"name": "features", "shape": [-1, WINDOW // 4, 16]},
-                   {"name": "meta", "shape": [-1, ENCODED_SIZE]}]
+    head_inputs = [{"name": "features", "shape": [1, WINDOW // 4, 16]},
+                   {"name": "meta", "shape": [1, ENCODED_SIZE]}]
     head_inputs += [{"name": m["name"], "shape": [-1, m["size"]]} for m in MASKS]
     head: dict[str, Any] = {"path": "head.tflite", "sha256": head_sha, "inputs": head_inputs,
                             "outputs": [{"name": "residual", "shape": [-1, WINDOW, 7]}]}
@@ -51,7 +49,7 @@ def tiny_manifest(trunk_sha: str = "0" * 64, head_sha: str = "0" * 64,
         "metadata": {"fields": list(FIELDS), "encoding_version": ENCODING_VERSION,
                      "encoded_size": ENCODED_SIZE, "derive_from_lead_i": True},
         "conditioning": {"phase": "zero", "highpass_hz": 0.5, "lowpass_hz": 40.0},
-        "mc": {"default_samples": 8, "masks": MASKS},
+        "mc": {"default_samples": 8, "scheme": "last_site", "masks": MASKS},
         "uncertainty": {"calibration": {"method": "scale", "scale": scale or [1.0] * 7},
                         "flag_std_mv": flag_std_mv or [10.0] * 7},
         "quantization": "float32",

@@ -33,7 +33,7 @@ def test_valid_manifest_types() -> None:
     m = validate_manifest(tiny_manifest())
     assert m.schema_version == SCHEMA_VERSION
     assert m.model.window == WINDOW and m.model.fs_hz == 100.0
-    assert [k.name for k in m.mc.masks] == ["mask_lstm", "mask_meta1", "mask_head"]
+    assert [k.name for k in m.mc.masks] == ["mask_head"] and m.mc.scheme == "last_site"
     assert m.uncertainty.scale == (1.0,) * 7
     assert m.metadata.derive_from_lead_i == ("ventricular_rate", "qrs_count", "qrs_duration")
 
@@ -56,8 +56,11 @@ def test_newer_minor_version_accepted() -> None:
     ("metadata.encoded_size", 3, "metadata.encoded_size"),
     ("metadata.derive_from_lead_i", ["age"], "cannot derive ['age']"),
     ("mc.masks.0.rate", 1.0, "mc.masks[0].rate: must be in [0, 1)"),
-    ("mc.masks.0.size", 99, "files.head.inputs.mask_lstm.shape: expected (T, 99)"),
+    ("mc.masks.0.size", 99, "files.head.inputs.mask_head.shape: expected (T, 99)"),
     ("mc.masks.0.name", "mask_zzz", "mask 'mask_zzz' is not an input"),
+    ("mc.masks", [], "mc.masks: expected exactly one dropout site"),
+    ("mc.scheme", _DEL, "mc.scheme is None; the gateway implements 'last_site'"),
+    ("mc.scheme", "all_sites", "re-convert it with `ecg12 convert"),
     ("files.trunk.inputs.0.shape", [1, 999, 1], "files.trunk.lead_i.shape"),
     ("files.trunk.sha256", "abc", "files.trunk.sha256: not a sha256"),
     ("files.head", _DEL, "files.head: missing key"),

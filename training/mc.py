@@ -1,7 +1,10 @@
 """MC-dropout prediction with a Keras training model, and assembly into 12 leads.
 
-``mc_predict`` runs T stochastic passes (``training=True``) of every window as one repeated
-batch and returns the mean and std over passes in model-output space ``(N, L, n_out)``.
+``mc_predict`` returns the mean and std over T stochastic passes in model-output space
+``(N, L, n_out)``. An edge model is sampled as the gateway samples it: only its last dropout
+site, with numpy masks (``edge.bundle.dropout_masks``), the rest at the expectation and the
+log-variance from the unmasked hidden (``edge_mc``); other kinds run T passes with every
+dropout layer active (``training=True``).
 ``to_12_lead`` turns model outputs into ``(N, L, 12)`` leads and stds: for "independent"
 models the limb leads are derived from I and II (``edge.leads``); for "all11" the 11 outputs
 are the reconstructed leads themselves. Lead I is the measured input (std 0).
@@ -12,6 +15,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from edge.bundle import dropout_masks
 from edge.leads import assemble_12_lead, derived_std
 from training.model import LOGVAR_MAX, LOGVAR_MIN, is_aleatoric
 
@@ -54,35 +58,84 @@ def _reseed(model: keras.Model, seed: int) -> None:
             gen.state.assign(np.array([seed, i + 1], dtype=dtype))
 
 
+class EdgeMC:
+    """The Keras MC model of an edge model: ``parts`` gives skip, the hidden before the last
+    dropout (and the FiLM gain); the output convs are applied to the masked hidden."""
+
+    def __init__(self, model: keras.Model) -> None:
+        names = {layer.name for layer in model.layers}
+        outs = [model.get_layer("skip_proj").output, model.get_layer("drop_mask_head").input]
+        self.film = "lead_gain" in names
+        if self.film:
+            outs.append(model.get_layer("lead_gain").output)
+        self.parts = keras.Model(model.inputs, outs)
+        self.rate = float(model.get_layer("drop_mask_head").rate)
+        self.head_out = model.get_layer("head_out")
+        self.head_logvar = model.get_layer("head_logvar") if is_aleatoric(model) else None
+
+    @staticmethod
+    def applies(model: keras.Model) -> bool:
+        return any(layer.name == "drop_mask_head" for layer in model.layers)
+
+    def samples(self, lead_i: np.ndarray, meta: np.ndarray, masks: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Predictions ``(N, T, L, k)`` for masks ``(N, T, C)``, and the predicted variance
+        ``(N, L, k)`` (None without a log-variance head)."""
+        out = self.parts([lead_i, meta], training=False)
+        skip, h = (keras.ops.convert_to_numpy(o) for o in out[:2])
+        n, t, c = masks.shape
+        L, k = skip.shape[1:]
+        hm = (h[:, None] * masks[:, :, None, :]).reshape(n * t, *h.shape[1:])
+        res = keras.ops.convert_to_numpy(self.head_out(hm)).reshape(n, t, L, k)
+        if self.film:
+            res = res * keras.ops.convert_to_numpy(out[2])[:, None, None, :]
+        pred = skip[:, None].astype(np.float64) + res
+        var = None
+        if self.head_logvar is not None:
+            lv = keras.ops.convert_to_numpy(self.head_logvar(h)).reshape(n, L, k)
+            var = np.exp(np.clip(lv, LOGVAR_MIN, LOGVAR_MAX)).astype(np.float64)
+        return pred, var
+
+
 def mc_predict(model: keras.Model, lead_i: np.ndarray, meta: np.ndarray, T: int,
                seed: int = 0, batch: int = 512, aleatoric: bool = True
                ) -> tuple[np.ndarray, np.ndarray]:
     """Mean and std over ``T`` dropout passes -> two ``(N, L, n_out)`` float32 arrays.
 
-    For a heteroscedastic model the std is the total sqrt(var_MC(mean) + mean_MC(exp(log_var)))
+    For a heteroscedastic model the std is the total sqrt(var_MC(mean) + predicted variance)
     unless ``aleatoric=False`` (MC spread only). ``batch`` bounds windows x passes per call.
     """
     _check(lead_i, meta)
     if T < 2:
         raise PredictionError(f"MC dropout needs T >= 2 samples; got {T}")
-    _reseed(model, seed)
     n, L = lead_i.shape[:2]
     k = n_model_outputs(model)
     het = is_aleatoric(model)
     mean = np.zeros((n, L, k), np.float32)
     std = np.zeros((n, L, k), np.float32)
     per = max(1, batch // T)
+    edge = EdgeMC(model) if EdgeMC.applies(model) else None
+    rng = np.random.default_rng(seed)
+    if edge is None:
+        _reseed(model, seed)
     for s in range(0, n, per):
         e = min(n, s + per)
-        x = np.repeat(lead_i[s:e], T, axis=0)
-        m = np.repeat(meta[s:e], T, axis=0)
-        out = keras.ops.convert_to_numpy(model([x, m], training=True))
-        out = out.reshape(e - s, T, L, -1).astype(np.float64)
-        mu = out[..., :k]
+        if edge is not None:
+            c = edge.head_out.input.shape[-1]
+            masks = dropout_masks((e - s) * T, c, edge.rate, rng).reshape(e - s, T, c)
+            mu, pvar = edge.samples(lead_i[s:e], meta[s:e], masks)
+        else:
+            x = np.repeat(lead_i[s:e], T, axis=0)
+            m = np.repeat(meta[s:e], T, axis=0)
+            out = keras.ops.convert_to_numpy(model([x, m], training=True))
+            out = out.reshape(e - s, T, L, -1).astype(np.float64)
+            mu = out[..., :k]
+            pvar = (np.exp(np.clip(out[..., k:], LOGVAR_MIN, LOGVAR_MAX)).mean(axis=1)
+                    if het else None)
         mean[s:e] = mu.mean(axis=1)
         var = mu.var(axis=1, ddof=1)
-        if het and aleatoric:
-            var = var + np.exp(np.clip(out[..., k:], LOGVAR_MIN, LOGVAR_MAX)).mean(axis=1)
+        if pvar is not None and aleatoric:
+            var = var + pvar
         std[s:e] = np.sqrt(var)
     return mean, std
 

@@ -3,12 +3,14 @@
 Three kinds (``ModelConfig.kind``):
 
 * ``edge`` (our default): Lead I -> Conv1D (full rate) -> strided Conv1D (/4) -> BiLSTM, plus a
-  metadata MLP, fused in a small head that upsamples by sub-pixel reshape. It is written so MC
-  dropout can run the deterministic **trunk** once per window and only the stochastic **head**
-  T times: every dropout site sits after the BiLSTM (0.2, per channel), in the metadata layers
-  (0.1) or in the head (0.3). The full-rate skip path is linear and deterministic, so it is
-  folded into the trunk as ``skip`` and the head predicts a ``residual``:
-  ``prediction = skip + residual``.
+  metadata MLP, fused in a small head that upsamples by sub-pixel reshape. Training drops
+  out after the BiLSTM (0.2, per channel), in the metadata layers (0.1) and before the head's
+  output conv (0.3). The full-rate skip path is linear and deterministic, so it is folded into
+  the trunk as ``skip`` and the head predicts a ``residual``: ``prediction = skip + residual``.
+  MC dropout at inference samples only the last site (``mc_site``): the exported head
+  (``build_mc_head``) runs its deterministic part once per window and only the output conv on
+  the T masked copies of its hidden; the other sites run at their expectation and the
+  log-variance comes from the unmasked hidden.
 * ``paper``: the reference architecture as published (Hirata, Kubota, Nakanishi, Sensors 2026):
   Conv1D 128 k7 -> BiLSTM 128 -> dropout 0.2; metadata FC 256-128-64-32-16 (dropout 0.1) on
   one-hot binned ventricular rate, QRS duration, R axis, T axis, QRS count; concat -> dropout 0.3
@@ -24,7 +26,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import keras
-import numpy as np
 from keras import layers
 
 from edge.leads import PREDICTED, RECONSTRUCTED
@@ -78,11 +79,10 @@ def _edge_trunk(cfg: ModelConfig, lead_i: keras.KerasTensor, unroll: bool = Fals
     return feats, skip
 
 
-def _edge_head(cfg: ModelConfig, window: int, feats, meta, drop) -> tuple:
-    """Head layers; ``drop(x, site_index, sequence)`` applies dropout or a fed mask.
-
-    Returns (residual, log_var); log_var is None unless ``cfg.aleatoric``."""
-    n_out = n_outputs(cfg)
+def _edge_hidden(cfg: ModelConfig, window: int, feats, meta, drop) -> tuple:
+    """Head up to its last dropout site: (h, m, gain). ``h``: hidden ``(L/4, head_filters)``
+    before the last dropout; ``m``: metadata features; ``gain``: per-lead output gain (FiLM)
+    or None. ``drop(x, site_index, sequence)`` applies dropout, a fed mask or nothing."""
     f = drop(feats, 0, True)
     m = meta
     for i, units in enumerate(cfg.meta_units):
@@ -92,6 +92,7 @@ def _edge_head(cfg: ModelConfig, window: int, feats, meta, drop) -> tuple:
     h = layers.Concatenate(name="fuse")([f, m_seq])
     h = layers.Conv1D(cfg.head_filters, 3, padding="same", activation=cfg.activation,
                       name="head_conv")(h)
+    gain = None
     if cfg.film:  # h * scale(meta) + shift(meta); starts as the identity
         scale = layers.Dense(cfg.head_filters, kernel_initializer="zeros",
                              bias_initializer="ones", name="film_scale")(m)
@@ -99,18 +100,32 @@ def _edge_head(cfg: ModelConfig, window: int, feats, meta, drop) -> tuple:
         scale = layers.RepeatVector(window // DOWNSAMPLE, name="film_scale_repeat")(scale)
         shift = layers.RepeatVector(window // DOWNSAMPLE, name="film_shift_repeat")(shift)
         h = layers.Add(name="film")([layers.Multiply(name="film_mul")([h, scale]), shift])
-    h = drop(h, len(cfg.meta_units) + 1, True)
+        # a per-lead output gain from the metadata (amplitudes follow the wearer)
+        gain = layers.Dense(n_outputs(cfg), kernel_initializer="zeros", bias_initializer="ones",
+                            name="lead_gain")(m)
+    return h, m, gain
+
+
+def _edge_out(cfg: ModelConfig, window: int, h, h_logvar, gain) -> tuple:
+    """Output convs: residual from ``h`` (after the last dropout), log-variance from
+    ``h_logvar``; returns (residual, log_var), log_var None unless ``cfg.aleatoric``."""
+    n_out = n_outputs(cfg)
     out = layers.Conv1D(n_out * DOWNSAMPLE, 3, padding="same", name="head_out")(h)
     residual = layers.Reshape((window, n_out), name="subpixel")(out)
-    if cfg.film:  # a per-lead output gain from the metadata (amplitudes follow the wearer)
-        gain = layers.Dense(n_out, kernel_initializer="zeros", bias_initializer="ones",
-                            name="lead_gain")(m)
-        gain = layers.RepeatVector(window, name="lead_gain_repeat")(gain)
-        residual = layers.Multiply(name="lead_gain_apply")([residual, gain])
+    if gain is not None:
+        g = layers.RepeatVector(window, name="lead_gain_repeat")(gain)
+        residual = layers.Multiply(name="lead_gain_apply")([residual, g])
     if not cfg.aleatoric:
         return residual, None
-    lv = layers.Conv1D(n_out * DOWNSAMPLE, 3, padding="same", name="head_logvar")(h)
+    lv = layers.Conv1D(n_out * DOWNSAMPLE, 3, padding="same", name="head_logvar")(h_logvar)
     return residual, layers.Reshape((window, n_out), name="logvar_subpixel")(lv)
+
+
+def _edge_head(cfg: ModelConfig, window: int, feats, meta, drop) -> tuple:
+    """Training head: every dropout site active (both outputs see the dropped ``h``)."""
+    h, _, gain = _edge_hidden(cfg, window, feats, meta, drop)
+    h = drop(h, len(cfg.meta_units) + 1, True)
+    return _edge_out(cfg, window, h, h, gain)
 
 
 def _build_edge(cfg: ModelConfig, window: int) -> keras.Model:
@@ -143,26 +158,48 @@ def build_trunk(cfg: ModelConfig, window: int, batch: int | None = None,
     return keras.Model(lead_i, [feats, skip], name="ecg12_trunk")
 
 
-def build_mc_head(cfg: ModelConfig, window: int, batch: int | None = None) -> keras.Model:
-    """Stochastic part with dropout masks as inputs: (features, meta, masks...) -> residual."""
-    sites = mask_sites(cfg)
+def mc_site(cfg: ModelConfig) -> MaskSite:
+    """The one dropout site sampled at inference (MC): the head's last, before the output
+    conv. The other sites are trained with dropout and run at their expectation."""
+    return mask_sites(cfg)[-1]
+
+
+def _head_inputs(cfg: ModelConfig, window: int, batch: int | None) -> tuple:
     feats = keras.Input((window // DOWNSAMPLE, 2 * cfg.lstm_units), batch_size=batch,
                         name="features")
     meta = keras.Input((ENCODED_SIZE,), batch_size=batch, name="meta")
-    masks = [keras.Input((s.size,), batch_size=batch, name=s.name) for s in sites]
+    return feats, meta
 
-    def drop(x, k: int, sequence: bool):
-        mk = masks[k]
-        if sequence:
-            mk = layers.Reshape((1, sites[k].size), name=f"reshape_{sites[k].name}")(mk)
-        return layers.Multiply(name=f"apply_{sites[k].name}")([x, mk])
 
-    residual, log_var = _edge_head(cfg, window, feats, meta, drop)
+def _no_drop(x, k: int, sequence: bool):
+    return x
+
+
+class MaskChannels(layers.Layer):
+    """``h (B, S, C) * mask (T, C)`` per channel, broadcast: B = 1 gives T masked copies of
+    one window's hidden without repeating the layers before it."""
+
+    def call(self, h, mask):
+        return h * mask[:, None, :]
+
+
+def build_mc_head(cfg: ModelConfig, window: int, batch: int | None = None) -> keras.Model:
+    """The MC head, masks as inputs: (features, meta, mask_head) -> residual, log_var.
+
+    Everything before the last dropout site is deterministic and runs on ``features``/``meta``
+    as given (batch 1 in the bundle); the output conv runs on ``h * mask`` for each of the T
+    masks (the batch of ``mask_head``); log_var comes from the unmasked ``h``."""
+    site = mc_site(cfg)
+    feats, meta = _head_inputs(cfg, window, batch)
+    mask = keras.Input((site.size,), name=site.name)
+    h, _, gain = _edge_hidden(cfg, window, feats, meta, _no_drop)
+    hm = MaskChannels(name=f"apply_{site.name}")(h, mask)
+    residual, log_var = _edge_out(cfg, window, hm, h, gain)
     residual = layers.Identity(name="residual")(residual)
     if log_var is None:
-        return keras.Model([feats, meta, *masks], residual, name="ecg12_head")
+        return keras.Model([feats, meta, mask], residual, name="ecg12_mc_head")
     log_var = layers.Identity(name="log_var")(log_var)
-    return keras.Model([feats, meta, *masks], [residual, log_var], name="ecg12_head")
+    return keras.Model([feats, meta, mask], [residual, log_var], name="ecg12_mc_head")
 
 
 # ----------------------------------------------------------------------------- paper kind
@@ -291,12 +328,3 @@ def copy_weights(src: keras.Model, dst: keras.Model) -> int:
             layer.set_weights(by_name[layer.name].get_weights())
             copied += 1
     return copied
-
-
-def sample_masks(cfg: ModelConfig, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Inverted-dropout masks for the edge head: values in {0, 1/(1-rate)}, float32."""
-    out = {}
-    for site in mask_sites(cfg):
-        keep = rng.random((n, site.size)) >= site.rate
-        out[site.name] = (keep / (1.0 - site.rate)).astype(np.float32)
-    return out
