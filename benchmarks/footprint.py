@@ -3,17 +3,30 @@
 The edge process is a fresh ``python`` child (base install: it must not import TensorFlow)
 that imports ``edge``, loads the bundle and reconstructs ``seconds`` of 130 Hz Lead I; it
 reports its phase times, peak RSS (VmHWM, else ``ru_maxrss``) and whether TensorFlow loaded.
+
+``cli_peak_rss`` measures the command line itself (issue #16: <= 150 MB, target 120 MB):
+``ecg12 stream`` of the simulator for 30 s and ``ecg12 reconstruct`` of a long 130 Hz CSV
+(24 h in the full bench, 1 h with ``--quick``), each a fresh process whose peak RSS is its
+``ru_maxrss`` from ``wait4``, report drawing included. ``gateway_modules`` lists the heavy
+packages (scipy, pandas, matplotlib, wfdb, TensorFlow) a stream imports before its report.
+
+    python -m benchmarks.footprint [BUNDLE] [--cli-hours H]
 """
 
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+#: packages that must stay off the gateway path (the report may import matplotlib)
+HEAVY = ("scipy", "pandas", "matplotlib", "wfdb", "tensorflow", "keras", "sklearn")
 
 _CHILD = r"""
 import json, resource, sys, time
@@ -40,7 +53,7 @@ b.predict_window(np.zeros(b.window, np.float32),
                  b.manifest.mc.default_samples, np.random.default_rng(0))
 phases["first_window_T"] = rss()
 import edge.pipeline
-phases["pipeline_import_scipy"] = rss()
+phases["pipeline_import"] = rss()
 t2b = time.perf_counter()
 t = np.arange(int(seconds * fs)) / fs
 ph = (t * 1.2) % 1.0
@@ -85,9 +98,120 @@ def edge_process(bundle_dir: str | Path | None, seconds: float = 30.0) -> dict[s
     return out
 
 
-def footprint(bundle_dir: str | Path | None, seconds: float = 30.0, repeats: int = 3
-              ) -> dict[str, Any]:
-    """Model size, import time and the edge process (median over ``repeats`` children)."""
+def write_long_csv(path: str | Path, hours: float, fs_hz: float = 130.0, seed: int = 0
+                   ) -> Path:
+    """A ``hours``-long synthetic Lead-I CSV (``t_s,I``; 130 Hz), written an hour at a time."""
+    import numpy as np
+
+    from firmware_bridge.synth import synthetic_ecg
+
+    p = Path(path)
+    n = int(round(hours * 3600 * fs_hz))
+    step = int(3600 * fs_hz)
+    with p.open("w") as f:
+        f.write("t_s,I\n")
+        for a in range(0, n, step):
+            b = min(n, a + step)
+            x = synthetic_ecg((b - a) / fs_hz, fs_hz, seed=seed + a // step)[: b - a]
+            np.savetxt(f, np.column_stack([np.arange(a, a + len(x)) / fs_hz, x]),
+                       fmt=("%.6f", "%.4f"), delimiter=",")
+    return p
+
+
+def _cli_rss(args: list[str], timeout_s: float | None = None) -> dict[str, Any]:
+    """Run ``ecg12 ARGS`` (as the console script does) in a fresh process, reaped with
+    ``os.wait4``: exit code, wall seconds, peak RSS (MB, the child's own ``ru_maxrss``) and
+    the end of its stderr."""
+    code = "import sys; from edge.cli import main; sys.argv[0] = 'ecg12'; sys.exit(main())"
+    t0 = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([sys.executable, "-c", code, *args],
+                                stdout=subprocess.DEVNULL, stderr=err)
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                proc.kill()
+                os.wait4(proc.pid, 0)
+                raise RuntimeError(f"ecg12 {' '.join(args[:2])}: timed out after {timeout_s} s")
+            time.sleep(0.05)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        tail = err.read()[-2000:]
+    return {"rc": proc.returncode, "wall_s": time.perf_counter() - t0,
+            "peak_rss_mb": usage.ru_maxrss / 1024, "stderr": tail}
+
+
+def cli_peak_rss(bundle_dir: str | Path | None = None, *, stream_s: float = 30.0,
+                 file_hours: float | None = 1.0, csv_path: str | Path | None = None,
+                 timeout_s: float = 3600.0) -> dict[str, Any]:
+    """Peak RSS (MB) and wall time (s) of ``ecg12 stream`` (simulator, ``stream_s`` s, as fast
+    as possible) and of ``ecg12 reconstruct`` of a ``file_hours``-long 130 Hz CSV (written to
+    a temporary folder unless ``csv_path`` names one; None = skip), default outputs (CSV,
+    events, report.png, summary)."""
+    bundle = ["--bundle", str(bundle_dir)] if bundle_dir else []
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="ecg12-fp-") as tmp:
+        r = _cli_rss(["stream", "--source", f"sim:?duration={stream_s:g}&speed=0", "--out",
+                      f"{tmp}/stream", "--quiet", *bundle], timeout_s)
+        if r["rc"] != 0:
+            raise RuntimeError(f"ecg12 stream failed: {r['stderr'].strip()[-500:]}")
+        out["stream"] = {"signal_s": stream_s, "peak_rss_mb": round(r["peak_rss_mb"], 1),
+                         "wall_s": round(r["wall_s"], 2)}
+        if file_hours or csv_path:
+            path = Path(csv_path) if csv_path else write_long_csv(f"{tmp}/long.csv",
+                                                                  float(file_hours or 1.0))
+            r = _cli_rss(["reconstruct", str(path), "--out", f"{tmp}/rec", "--quiet",
+                          *bundle], timeout_s)
+            if r["rc"] != 0:
+                raise RuntimeError(f"ecg12 reconstruct failed: {r['stderr'].strip()[-500:]}")
+            rows = sum(1 for _ in open(f"{tmp}/rec/leads.csv")) - 1
+            out["reconstruct"] = {"file_hours": file_hours, "file_mb": round(
+                path.stat().st_size / 2**20, 1), "rows_out": rows,
+                "peak_rss_mb": round(r["peak_rss_mb"], 1), "wall_s": round(r["wall_s"], 1)}
+    out["peak_rss_mb"] = max(v["peak_rss_mb"] for v in out.values())
+    return out
+
+
+_MODULES_CHILD = r"""
+import json, sys
+import numpy as np
+import edge
+from edge.chunk import Chunk
+from edge.sinks.recorder import Recorder
+from firmware_bridge.synth import synthetic_ecg
+model = edge.load_bundle(sys.argv[1] or None)
+rec = model.streaming(130.0)
+recorder = Recorder(sys.argv[2], figure=False)
+x = synthetic_ecg(30.0, 130.0).astype(np.float32)
+for a in range(0, len(x), 26):
+    c = Chunk(x[a:a + 26], t0_s=a / 130.0, fs_hz=130.0)
+    recorder.on_chunk(c)
+    recorder.on_blocks(rec.push(c))
+recorder.on_blocks(rec.flush())
+recorder.close()
+heavy = sys.argv[3].split(",")
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in heavy)))
+"""
+
+
+def gateway_modules(bundle_dir: str | Path | None = None) -> list[str]:
+    """Heavy modules (``HEAVY``) imported by a fresh process that streams 30 s through the
+    pipeline into a Recorder (CSV, events, summary; no report): should be none."""
+    with tempfile.TemporaryDirectory(prefix="ecg12-mods-") as tmp:
+        res = subprocess.run([sys.executable, "-c", _MODULES_CHILD, str(bundle_dir or ""),
+                              f"{tmp}/out", ",".join(HEAVY)], capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"gateway module check failed: {res.stderr.strip()[-500:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def footprint(bundle_dir: str | Path | None, seconds: float = 30.0, repeats: int = 3,
+              cli_hours: float | None = None) -> dict[str, Any]:
+    """Model size, import time and the edge process (median over ``repeats`` children);
+    with ``cli_hours``, also ``cli_peak_rss`` (30 s stream, ``cli_hours`` file)."""
     runs = [edge_process(bundle_dir, seconds) for _ in range(repeats)]
     keys = ("import_s", "load_s", "reconstruct_s", "startup_s", "peak_rss_mb")
     proc = {k: statistics.median(r[k] for r in runs) for k in keys}
@@ -97,9 +221,19 @@ def footprint(bundle_dir: str | Path | None, seconds: float = 30.0, repeats: int
                                  for k in runs[0]["peak_rss_mb_after"]}
     proc.update(tensorflow_imported=any(r["tensorflow_imported"] for r in runs),
                 signal_s=seconds, repeats=repeats)
-    return {"model": model_size(bundle_dir), "import_edge_s": import_time("edge", repeats),
-            "edge_process": proc}
+    out = {"model": model_size(bundle_dir), "import_edge_s": import_time("edge", repeats),
+           "edge_process": proc}
+    if cli_hours is not None:
+        out["cli"] = cli_peak_rss(bundle_dir, file_hours=cli_hours)
+    return out
 
 
 if __name__ == "__main__":
-    print(json.dumps(footprint(sys.argv[1] if len(sys.argv) > 1 else None), indent=2))
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("bundle", nargs="?", default=None)
+    ap.add_argument("--cli-hours", type=float, default=None,
+                    help="also measure the CLI: 30 s stream and an H-hour file")
+    a = ap.parse_args()
+    print(json.dumps(footprint(a.bundle, cli_hours=a.cli_hours), indent=2))
