@@ -1,9 +1,10 @@
-"""Per-window latency: shipped bundle (trunk once + head T times) vs the naive Keras way.
+"""Per-window latency: shipped bundle (trunk once, head once on T masks) vs the naive Keras way.
 
-Bundle: ``Bundle.predict_window`` (mask sampling included), plus trunk-only and head-only
-components. Naive: the full Keras model with dropout active, ``model([x, m], training=True)``
-called T times on one window (batch 1): eagerly (what the brief calls naive) and inside a
-``tf.function`` (graph mode, the stronger baseline). Same warm-up and repeats for all.
+Bundle: ``Bundle.predict_window`` (mask sampling and the MC mean/std included), plus the
+trunk alone and the head (with its T masks) alone. Naive: the full Keras model with dropout
+active, ``model([x, m], training=True)`` called T times on one window (batch 1): eagerly
+(what the brief calls naive) and inside a ``tf.function`` (graph mode, the stronger
+baseline). Same warm-up and repeats for all.
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ def bundle_latency(bundle_dir: str | Path | None, samples: Iterable[int], thread
     xs, ms = test_windows(n_windows, b.window, b.fs_hz)
     rng = np.random.default_rng(0)
     feats = b.trunk.run({"lead_i": xs[0][None, :, None] * b.manifest.model.input_scale})
+    site = b.manifest.mc.masks[0].name
     trunk_t = timeit(lambda i: b.trunk.run({"lead_i": xs[i % len(xs)][None, :, None]}),
                      warmup, repeats)
     rows = []
@@ -80,7 +82,8 @@ def bundle_latency(bundle_dir: str | Path | None, samples: Iterable[int], thread
             b.predict_window(xs[i % len(xs)], ms[i % len(ms)], T, rng)
 
         def head(i: int, T: int = T) -> None:
-            b._head(feats["features"], ms[i % len(ms)], b.masks(T, rng))
+            b.head.run({"features": feats["features"], "meta": ms[i % len(ms)][None],
+                        site: b.masks(max(T, 1), rng)})
 
         total = stats_ms(timeit(full, warmup, repeats))
         h = stats_ms(timeit(head, warmup, repeats))
