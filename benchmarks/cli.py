@@ -1,9 +1,10 @@
 """``ecg12 bench``: latency, throughput, footprint (and variants) of the edge path.
 
 ``--quick`` (< 1 min): shipped bundle at T in 1/10/30/100, 1 thread; naive Keras at T = 30
-(when TensorFlow and the run folder exist); short pipeline RTF; device count estimated;
-footprint from one child process. Full: threads 1 and 2, naive at every T, more repeats,
-verified device count; ``--variants`` adds the quantized bundles and their accuracy cost.
+(when TensorFlow and the run folder exist); short pipeline RTF and overhead share; device
+count verified by two short real-time trials; footprint from one child process. Full:
+threads 1 and 2, naive at every T, more repeats, longer device trials; ``--variants`` adds
+the quantized bundles and their accuracy cost.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from benchmarks import NAIVE_NA
 
 SAMPLES = (1, 10, 30, 100)
 QUICK = {"warmup": 5, "repeats": 30, "naive_T": (30,), "eager_repeats": 1, "graph_repeats": 3,
-         "pipeline_s": 40.0, "verify": False, "fp_repeats": 1, "records": 0}
+         "pipeline_s": 40.0, "verify": True, "devices_s": 12.0, "devices_tries": 2,
+         "fp_repeats": 1, "records": 0}
 FULL = {"warmup": 20, "repeats": 200, "naive_T": SAMPLES, "eager_repeats": 3,
-        "graph_repeats": 10, "pipeline_s": 300.0, "verify": True, "fp_repeats": 3,
-        "records": 50}
+        "graph_repeats": 10, "pipeline_s": 300.0, "verify": True, "devices_s": 30.0,
+        "devices_tries": 5, "fp_repeats": 3, "records": 50}
 GOAL_MS_10S, GOAL_SPEEDUP, GOAL_RSS_MB = 10.0, 50.0, 150.0
 GOAL_MC_RATIO, GOAL_SPEEDUP_GRAPH = 2.0, 100.0
 
@@ -37,7 +39,12 @@ def _headline(res: dict[str, Any]) -> dict[str, Any]:
     med = row["median_ms"]
     one = next(r for r in res["latency"]
                if r["variant"] == "default" and r["mc_samples"] == 1 and r["threads"] == 1)
-    return {"latency_ms_median": med, "latency_ms_p95": row["p95_ms"],
+    tp = res.get("throughput") or {"pipeline": {}, "devices": {}}
+    return {"pipeline_rtf": tp["pipeline"].get("rtf"),
+            "pipeline_overhead_share": tp["pipeline"].get("pipeline_overhead_share"),
+            "concurrent_devices": tp["devices"].get("max_devices"),
+            "concurrent_devices_verified": tp["devices"].get("verified"),
+            "latency_ms_median": med, "latency_ms_p95": row["p95_ms"],
             "trunk_ms_median": row["trunk_ms_median"], "head_ms_median": row["head_ms_median"],
             "window_s": row["window_s"],
             "latency_ms_scaled_to_10s_window": med * 10.0 / row["window_s"],
@@ -114,7 +121,8 @@ def run_bench(*, quick: bool, bundle: str | None, run: str | None, variants: boo
         one = throughput.pipeline_rtf(bundle, cfg["pipeline_s"])
         status.update("throughput: concurrent devices")
         res["throughput"] = {"pipeline": one, "devices": throughput.max_devices(
-            bundle, one["rtf"], 30.0, verify=cfg["verify"])}
+            bundle, one["rtf"], cfg["devices_s"], verify=cfg["verify"],
+            tries=cfg["devices_tries"])}
         status.update("footprint: edge child process")
         res["footprint"] = footprint.footprint(bundle, 30.0, cfg["fp_repeats"])
     res["default"] = _headline(res)

@@ -53,6 +53,10 @@ def summary_rows(res: dict[str, Any]) -> list[tuple[str, str]]:
         p, dev = tp["pipeline"], tp["devices"]
         rows += [("pipeline real-time factor (1 core, 130 Hz)",
                   f"{_f(p['rtf'], '.0f')}x ({_f(p['signal_s_each'], '.0f')} s of signal)"),
+                 ("pipeline wall time outside the model (same run)",
+                  f"{_f(p.get('pipeline_overhead_share'), '.0%')} ("
+                  + ", ".join(f"{k} {_f(v * 1000, '.0f')} ms"
+                              for k, v in p.get("breakdown_s", {}).items()) + ")"),
                  ("concurrent 130 Hz devices, one process",
                   f"{dev['max_devices']} ({'verified' if dev['verified'] else 'estimate'})")]
     if fp:

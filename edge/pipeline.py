@@ -55,6 +55,11 @@ from edge.stages.window import Window, WindowGrid
 
 __all__ = ["Block", "Flag", "StreamingReconstructor"]
 
+_EMPTY = np.zeros((0, 12), np.float32)  # the leads and std of a block without samples
+#: std of III, aVR, aVL, aVF per unit std of II (``derived_std`` is linear in it; x * 0.5 and
+#: x / 2 round alike, so this is bit-identical)
+_DERIVED_STD = derived_std(np.ones(1, np.float32))[0]
+
 
 @dataclass(frozen=True)
 class Block:
@@ -78,6 +83,7 @@ class _Segment:
         self.cond = ConditionStage(rec.fs_in_hz, rec.bundle.fs_hz, rec.conditioning)
         self.code = Buffer(dtype=np.int8)  # per input sample: quality.GOOD .. GAP
         self.last_x = 0.0  # last real input sample (mV), the left end of a bridged gap
+        self.gap_end = 0  # input samples at or after this are not in a bridged gap
         self.grid = WindowGrid(L, hop)
         self.xi = Buffer()  # output Lead I at the input rate
         self.stitch = Stitcher(L, len(PREDICTED))
@@ -145,7 +151,7 @@ class StreamingReconstructor:
             blocks += self._close()
             gap = Flag("gap", gap_start, chunk.t0_s, LEADS, float(chunk.gap_before_s), 0.0,
                        f"no data for {chunk.gap_before_s:.3f} s")
-            blocks.append(self._block(np.zeros((0, 12)), np.zeros((0, 12)), chunk.t0_s, [gap]))
+            blocks.append(self._block(_EMPTY, _EMPTY, chunk.t0_s, [gap]))
         if self._seg is None:
             self._seg = _Segment(self, self._n_segments, chunk.t0_s)
             self._n_segments += 1
@@ -202,6 +208,7 @@ class StreamingReconstructor:
     def _feed(self, seg: _Segment, x: np.ndarray, lead_off: bool, gap: bool = False) -> None:
         if gap:
             seg.code.append(np.full(len(x), GAP, np.int8))
+            seg.gap_end = seg.code.end
         else:
             seg.code.append(sample_codes(x, lead_off, self.quality))
             if len(x):
@@ -260,14 +267,17 @@ class StreamingReconstructor:
         fs_in, fs_m = self.fs_in_hz, self.bundle.fs_hz
         closed = seg.grid.closed
         n_m = seg.grid.n
+        t0 = seg.t0_s + seg.n_out / fs_in
+        final = seg.grid.final_before()
+        if not closed and (seg.n_out >= seg.xi.end or not math.floor(
+                min(seg.n_out / fs_in * fs_m, max(n_m - 1, 0))) + 1 < final):
+            # nothing final yet (the test below is monotone in k: its first sample decides)
+            return self._block(_EMPTY, _EMPTY, t0, [])
         k = np.arange(seg.n_out, seg.xi.end)
         p = np.minimum(k / fs_in * fs_m, max(n_m - 1, 0))
-        if not closed:
-            keep = np.floor(p) + 1 < seg.grid.final_before()
-            k, p = k[keep], p[keep]
-        t0 = seg.t0_s + seg.n_out / fs_in
-        if len(k) == 0 and not closed:
-            return self._block(np.zeros((0, 12)), np.zeros((0, 12)), t0, [])
+        if not closed:  # final: floor(p) + 1 < final, i.e. p < final - 1 (p is sorted)
+            n_final = int(np.searchsorted(p, final - 1, side="left"))
+            k, p = k[:n_final], p[:n_final]
         if n_m:
             mu, var = seg.stitch.at(p, n_m)
         else:
@@ -275,16 +285,20 @@ class StreamingReconstructor:
         lead_i = seg.xi.view(k[0], k[-1] + 1) if len(k) else np.zeros(0)
         leads = assemble_12_lead(lead_i.astype(np.float32), mu.astype(np.float32))
         sd = np.sqrt(var).astype(np.float32)
-        std = np.zeros((len(k), 12), np.float32)
+        std = np.empty((len(k), 12), np.float32)
+        std[:, 0] = 0.0
         std[:, 1] = sd[:, 0]
-        std[:, 2:6] = derived_std(sd[:, 0])
+        std[:, 2:6] = sd[:, :1] * _DERIVED_STD
         std[:, 6:] = sd[:, 1:]
-        if len(k):
+        if len(k) and k[0] < seg.gap_end:
             in_gap = seg.code.at(k) == GAP
-            leads[in_gap] = np.nan
-            std[in_gap] = np.nan
-            sd[in_gap] = np.nan
-        std[np.isnan(leads[:, 1]), 1:] = np.nan
+            if in_gap.any():
+                leads[in_gap] = np.nan
+                std[in_gap] = np.nan
+                sd[in_gap] = np.nan
+        unset = np.isnan(leads[:, 1])
+        if unset.any():
+            std[unset, 1:] = np.nan
         if seg.personal is not None:  # the wearer's correction (causal: chunking-invariant)
             pl, ps = seg.personal.push(leads, std)
             leads, std, found = seg.identity.select(p, seg.n_out, leads, std, pl, ps, closed)
@@ -308,5 +322,5 @@ class StreamingReconstructor:
 
     def _block(self, leads: np.ndarray, std: np.ndarray, t0: float, flags: list[Flag]
                ) -> Block:
-        return Block(t0, self.fs_in_hz, leads.astype(np.float32), std.astype(np.float32),
-                     list(flags))
+        return Block(t0, self.fs_in_hz, leads.astype(np.float32, copy=False),
+                     std.astype(np.float32, copy=False), list(flags))

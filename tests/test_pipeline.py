@@ -254,7 +254,7 @@ def test_long_stream_buffers_trimmed(bundle: Bundle) -> None:
     for i in range(0, len(x), 509):
         blocks += rec.push(Chunk(x[i:i + 509], t0_s=i / fs, fs_hz=fs))
     seg = rec._seg
-    for buf in (seg.grid.x, seg.stitch.w, seg.stitch.mu, seg.xi, seg.code):
+    for buf in (seg.grid.x, seg.stitch.sums, seg.xi, seg.code):
         assert len(buf.data) < 4096 + 2000  # bounded memory
     blocks += rec.flush()
     whole = cat(run(bundle, x, fs, mc_samples=2))

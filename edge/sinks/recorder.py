@@ -48,7 +48,8 @@ class Recorder:
         #: extra fields for summary.json (e.g. what the input file was read as)
         self.info: dict[str, Any] = {}
         self._tail: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        self._lead_i: list[np.ndarray] = []
+        self._lead_i: list[np.ndarray] = []  # the last 10 s of Lead I, in pieces
+        self._lead_n = 0  # samples in _lead_i
         self._fs: float | None = None
         self._last_end: float | None = None
         self._next_feat_s = feature_every_s
@@ -75,9 +76,10 @@ class Recorder:
             if chunk.gap_before_s <= self.max_bridge_s and self._lead_i and len(self._lead_i[-1]):
                 # bridged: hold the last sample over the gap so R-R intervals stay true
                 hold = int(round(chunk.gap_before_s * chunk.fs_hz))
-                self._lead_i.append(np.full(hold, self._lead_i[-1][-1]))
+                self._hold(np.full(hold, self._lead_i[-1][-1]), int(10.0 * chunk.fs_hz))
             else:
                 self._lead_i.clear()
+                self._lead_n = 0
                 self.features = {}
         if chunk.status != self.status:
             self.events.emit("device_status", t_s=self.rel(chunk.t0_s), status=chunk.status)
@@ -92,11 +94,13 @@ class Recorder:
         bridged gaps are held over (the estimate survives them), longer ones reset it."""
         from edge.features import lead_i_features
 
-        self._lead_i.append(chunk.samples[:, 0])
         keep = int(10.0 * chunk.fs_hz)
+        self._hold(np.array(chunk.samples[:, 0]), keep)  # a copy: sources may reuse buffers
+        if self.rel(chunk.t_end_s) < self._next_feat_s:
+            return
         x = np.concatenate(self._lead_i)[-keep:]
-        self._lead_i = [x]
-        if self.rel(chunk.t_end_s) < self._next_feat_s or len(x) < keep:
+        self._lead_i, self._lead_n = [x], len(x)
+        if len(x) < keep:
             return
         self._next_feat_s = self.rel(chunk.t_end_s) + self.feature_every_s
         try:
@@ -108,6 +112,15 @@ class Recorder:
 
         self.events.emit("features", t_s=self.rel(chunk.t_end_s),
                          **user_features(self.features))
+
+    def _hold(self, x: np.ndarray, keep: int) -> None:
+        """Append Lead-I samples, keeping (at least) the last ``keep``; no empty pieces."""
+        if not len(x):
+            return
+        self._lead_i.append(x)
+        self._lead_n += len(x)
+        while len(self._lead_i) > 1 and self._lead_n - len(self._lead_i[0]) >= keep:
+            self._lead_n -= len(self._lead_i.pop(0))
 
     def on_blocks(self, blocks: list[Any]) -> None:
         for block in blocks:

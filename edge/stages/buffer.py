@@ -8,32 +8,59 @@ import numpy as np
 
 
 class Buffer:
-    """Samples ``base .. end - 1`` of a stream; ``view(a, b)`` by absolute index."""
+    """Samples ``base .. end - 1`` of a stream; ``view(a, b)`` by absolute index.
 
-    def __init__(self, tail: tuple[int, ...] = (), dtype: Any = np.float64) -> None:
-        self.data = np.zeros((0, *tail), dtype=dtype)
+    Storage grows by doubling and ``drop_before`` only moves an offset, so ``append``/``grow``
+    cost the samples they add, not the samples held. A view stays valid until the next
+    ``append``/``grow`` (a regrowth copies the live samples to new storage)."""
+
+    def __init__(self, tail: tuple[int, ...] = (), dtype: Any = np.float64,
+                 capacity: int = 1024) -> None:
+        self._buf = np.zeros((max(1, int(capacity)), *tail), dtype=dtype)
+        self._lo = self._hi = 0  # live samples are _buf[_lo:_hi]
         self.base = 0
 
     @property
+    def data(self) -> np.ndarray:
+        """The live samples (a view)."""
+        return self._buf[self._lo:self._hi]
+
+    @property
     def end(self) -> int:
-        return self.base + len(self.data)
+        return self.base + self._hi - self._lo
+
+    def _reserve(self, n: int) -> None:
+        if self._hi + n <= len(self._buf):
+            return
+        live = self._hi - self._lo
+        new = np.empty((max(2 * (live + n), 1024), *self._buf.shape[1:]), self._buf.dtype)
+        new[:live] = self._buf[self._lo:self._hi]
+        self._buf, self._lo, self._hi = new, 0, live
 
     def append(self, x: np.ndarray) -> None:
-        self.data = np.concatenate([self.data, np.asarray(x).astype(self.data.dtype)])
+        x = np.asarray(x)
+        n = len(x)
+        self._reserve(n)
+        self._buf[self._hi:self._hi + n] = x
+        self._hi += n
 
     def grow(self, n: int) -> None:
         """Append ``n`` zeros."""
-        self.data = np.concatenate([self.data, np.zeros((n, *self.data.shape[1:]),
-                                                        self.data.dtype)])
+        if n <= 0:
+            return
+        self._reserve(n)
+        self._buf[self._hi:self._hi + n] = 0
+        self._hi += n
 
     def view(self, a: int, b: int) -> np.ndarray:
         return self.data[a - self.base:b - self.base]
 
     def at(self, idx: np.ndarray) -> np.ndarray:
-        return self.data[np.asarray(idx) - self.base]
+        """Samples at absolute indices ``idx`` (each in ``base .. end - 1``), a copy."""
+        return self._buf[np.asarray(idx) + (self._lo - self.base)]
 
     def drop_before(self, i: int) -> None:
-        """Forget samples before ``i`` (in steps of > 4096, so appends stay cheap)."""
+        """Forget samples before ``i`` (in steps of > 4096: earlier ones stay readable)."""
         if i - self.base > 4096:
-            self.data = self.data[i - self.base:].copy()
+            self._lo = min(self._hi, self._lo + i - self.base)
             self.base = i

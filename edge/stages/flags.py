@@ -34,25 +34,40 @@ class UncertaintyRuns:
         out: list[tuple[int, Flag]] = []
         with np.errstate(invalid="ignore"):
             above = sd > self.thr[None, :]
+        if not self.runs and not above.any():  # the usual block: nothing open, nothing above
+            return out
+        n = len(above)
         for lead in range(len(self.leads)):
-            start, peak = self.runs.get(lead, (-1, 0.0))
+            start, peak = self.runs.pop(lead, (-1, 0.0))
             col = above[:, lead]
-            for i in range(len(col) + (1 if closed else 0)):
-                on = i < len(col) and bool(col[i])
-                k = k0 + i
-                if on:
-                    if start < 0:
-                        start, peak = k, 0.0
-                    peak = max(peak, float(sd[i, lead]))
-                elif start >= 0:
-                    if k - start >= self.min_n:
-                        thr = float(self.thr[lead])
-                        out.append((k, Flag(
-                            "high_uncertainty", self.t0 + start / self.fs, self.t0 + k / self.fs,
-                            (self.leads[lead],), peak, thr, f"calibrated std above {thr:g} mV")))
+            # edges of the on/off sequence (open run before, the block, "off" after if closed)
+            on = np.empty(n + 1 + closed, dtype=bool)
+            on[0], on[1:n + 1] = start >= 0, col
+            if closed:
+                on[-1] = False
+            edges = np.flatnonzero(on[1:] != on[:-1])
+            rise = start < 0  # the next edge starts a run (else it ends the open one)
+            for e in edges.tolist():
+                if rise:
+                    start, peak = k0 + e, 0.0
+                else:
+                    a = max(start - k0, 0)
+                    peak = max(peak, float(sd[a:e, lead].max())) if e > a else peak
+                    if k0 + e - start >= self.min_n:
+                        out.append((k0 + e, self._flag(lead, start, k0 + e, peak)))
                     start = -1
-            self.runs[lead] = (start, peak)
+                rise = not rise
+            if start >= 0:  # still open at the block's end: keep its start and peak so far
+                a = max(start - k0, 0)
+                if n > a:
+                    peak = max(peak, float(sd[a:n, lead].max()))
+                self.runs[lead] = (start, peak)
         return out
+
+    def _flag(self, lead: int, start: int, end: int, peak: float) -> Flag:
+        thr = float(self.thr[lead])
+        return Flag("high_uncertainty", self.t0 + start / self.fs, self.t0 + end / self.fs,
+                    (self.leads[lead],), peak, thr, f"calibrated std above {thr:g} mV")
 
 
 class FlagQueue:

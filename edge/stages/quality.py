@@ -45,11 +45,12 @@ def assess(x_mv: np.ndarray, bad: np.ndarray, saturated: np.ndarray, fs_hz: floa
     """Quality verdict for one window ``x_mv`` (conditioned, model rate)."""
     n = len(x_mv)
     block = max(1, int(round(fs_hz)))
-    flat = np.zeros(n, dtype=bool)
-    for s in range(0, n, block):
-        seg = x_mv[s:s + block]
-        if np.ptp(seg) < cfg.flat_ptp_mv:
-            flat[s:s + block] = True
+    n_full = n // block * block  # whole 1-s blocks at once, then the rest
+    ptp = np.ptp(x_mv[:n_full].reshape(-1, block), axis=1) if n_full else np.zeros(0)
+    flat = np.repeat(ptp < cfg.flat_ptp_mv, block)
+    if n > n_full:
+        flat = np.concatenate([flat, np.full(n - n_full, np.ptp(x_mv[n_full:])
+                                             < cfg.flat_ptp_mv)])
     sat_frac = float(np.mean(saturated))
     if sat_frac > cfg.max_bad_fraction:
         return Verdict(False, "saturated", sat_frac, cfg.max_bad_fraction)

@@ -3,10 +3,16 @@
 Metadata = the caller's fields + Lead-I features of the window for the manifest's
 ``derive_from_lead_i`` fields the caller did not give. MC masks come from
 ``default_rng([seed, segment, window])``, so the output does not depend on chunking.
+
+One bundle may serve many reconstructors in several threads (a gateway's devices; a
+session's ``flush`` on the event loop while another device's ``push`` runs in a worker):
+its interpreters are not thread-safe, so each bundle's model calls are serialised by a lock.
 """
 
 from __future__ import annotations
 
+import threading
+import weakref
 from typing import Any
 
 import numpy as np
@@ -15,11 +21,24 @@ from edge.bundle import Bundle
 from edge.features import lead_i_features
 from edge.metadata import MetadataError, clean_metadata, encode_metadata
 
+_LOCKS: weakref.WeakKeyDictionary[Any, threading.Lock] = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def model_lock(bundle: Any) -> threading.Lock:
+    """The lock that serialises ``bundle``'s model calls (one per bundle object)."""
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(bundle)
+        if lock is None:
+            lock = _LOCKS[bundle] = threading.Lock()
+        return lock
+
 
 class WindowModel:
     def __init__(self, bundle: Bundle, metadata: dict[str, Any], mc_samples: int, seed: int
                  ) -> None:
         self.bundle = bundle
+        self.lock = model_lock(bundle)
         self.metadata = metadata
         self.mc_samples = mc_samples
         self.seed = seed
@@ -44,4 +63,6 @@ class WindowModel:
         meta = encode_metadata(self.window_metadata(x_mv))
         rng = np.random.default_rng([self.seed, segment, window])
         self.windows_run += 1
-        return self.bundle.predict_window(x_mv.astype(np.float32), meta, self.mc_samples, rng)
+        with self.lock:
+            return self.bundle.predict_window(x_mv.astype(np.float32), meta, self.mc_samples,
+                                              rng)

@@ -18,40 +18,37 @@ def taper(n: int) -> np.ndarray:
 
 
 class Stitcher:
+    """Running sums per model sample in one buffer: ``[weight, weight x mean (leads),
+    weight x variance (leads)]``, so a read is one gather and one division."""
+
     def __init__(self, length: int, n_leads: int) -> None:
         self.taper = taper(length)
-        self.w = Buffer()
-        self.mu = Buffer((n_leads,))
-        self.var = Buffer((n_leads,))
+        self.n_leads = n_leads
+        self.sums = Buffer((1 + 2 * n_leads,))
 
     def extend_to(self, n: int) -> None:
         """Make room for model samples up to ``n`` (no window there yet: weight 0)."""
-        k = n - self.w.end
-        if k > 0:
-            for b in (self.w, self.mu, self.var):
-                b.grow(k)
+        self.sums.grow(n - self.sums.end)
 
     def add(self, start: int, mean: np.ndarray, std: np.ndarray) -> None:
-        L = len(self.taper)
+        L, nl = len(self.taper), self.n_leads
         self.extend_to(start + L)
         tw = self.taper
-        self.w.view(start, start + L)[:] += tw
-        self.mu.view(start, start + L)[:] += tw[:, None] * mean
-        self.var.view(start, start + L)[:] += tw[:, None] * np.square(std.astype(np.float64))
+        s = self.sums.view(start, start + L)
+        s[:, 0] += tw
+        s[:, 1:1 + nl] += tw[:, None] * mean
+        s[:, 1 + nl:] += tw[:, None] * np.square(std.astype(np.float64))
 
     def at(self, p: np.ndarray, n_model: int) -> tuple[np.ndarray, np.ndarray]:
         """Stitched (mean, var) at model positions ``p`` (NaN where no window ran)."""
+        n = len(p)
         j0 = np.floor(p).astype(int)
-        j1 = np.minimum(j0 + 1, n_model - 1)
         frac = (p - j0)[:, None]
-        w0, w1 = self.w.at(j0)[:, None], self.w.at(j1)[:, None]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            m0, m1 = self.mu.at(j0) / w0, self.mu.at(j1) / w1
-            v0, v1 = self.var.at(j0) / w0, self.var.at(j1) / w1
-        for arr, w in ((m0, w0), (m1, w1), (v0, w0), (v1, w1)):
-            arr[np.broadcast_to(w == 0, arr.shape)] = np.nan
-        return (1 - frac) * m0 + frac * m1, (1 - frac) * v0 + frac * v1
+        g = self.sums.at(np.concatenate([j0, np.minimum(j0 + 1, n_model - 1)]))  # both sides
+        w = g[:, :1]
+        y = g[:, 1:] / np.where(w == 0, np.nan, w)  # no window there: NaN, not inf
+        out = (1 - frac) * y[:n] + frac * y[n:]
+        return out[:, :self.n_leads], out[:, self.n_leads:]
 
     def drop_before(self, i: int) -> None:
-        for b in (self.w, self.mu, self.var):
-            b.drop_before(i)
+        self.sums.drop_before(i)
