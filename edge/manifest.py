@@ -93,6 +93,7 @@ class UncertaintySpec:
     scale: tuple[float, ...]  # per predicted lead
     flag_std_mv: tuple[float, ...]  # per predicted lead, after calibration
     aleatoric: bool = False  # head also outputs log_var (per-sample predicted variance)
+    flag_expected_r: float | None = None  # flag a window whose expected r is below (fidelity)
 
 
 @dataclass(frozen=True)
@@ -356,7 +357,13 @@ def _uncertainty(data: dict, where: str) -> UncertaintySpec:
     aleatoric = u.get("aleatoric", False)
     if not isinstance(aleatoric, bool):
         raise _fail("uncertainty.aleatoric", f"expected true/false, got {aleatoric!r}", where)
-    return UncertaintySpec(method, scale, flag, aleatoric)
+    fidelity = u.get("flag_expected_r")
+    if fidelity is not None:
+        fidelity = _num(u, "flag_expected_r", "uncertainty", where)
+        if not 0.0 < fidelity < 1.0:
+            raise _fail("uncertainty.flag_expected_r", f"must lie in (0, 1), got {fidelity!r}",
+                        where)
+    return UncertaintySpec(method, scale, flag, aleatoric, fidelity)
 
 
 def _aleatoric_output(u: UncertaintySpec, head: FileSpec, where: str) -> UncertaintySpec:

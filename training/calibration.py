@@ -86,6 +86,31 @@ def fit_flag_thresholds(std: Any, scale: Any = 1.0, quantile: float = 0.95) -> n
     return np.quantile(s * sc, quantile, axis=0)
 
 
+def fit_fidelity_threshold(mean: Any, cal_std: Any, target: Any, budget: float = 0.05,
+                           good_r: float = 0.8) -> float:
+    """Threshold on a window's expected r (``edge.fidelity``) below which the gateway flags
+    it: the ``budget`` quantile of expected r over the windows whose measured r (mean over
+    leads, prediction vs ``target``) exceeds ``good_r``, so about ``budget`` of the good
+    windows get flagged. ``mean``, ``cal_std``, ``target``: ``(N, L, leads)``."""
+    from edge.fidelity import expected_r
+
+    if not 0.0 < budget < 1.0:
+        raise CalibrationError(f"fidelity budget {budget!r} must lie strictly in (0, 1)")
+    mean, target = np.asarray(mean, np.float64), np.asarray(target, np.float64)
+    if mean.shape != target.shape or mean.ndim != 3:
+        raise CalibrationError(f"mean {mean.shape} and target {target.shape} must be the same "
+                               "(N, L, leads) shape")
+    p = mean - mean.mean(axis=1, keepdims=True)
+    t = target - target.mean(axis=1, keepdims=True)
+    den = np.sqrt((p * p).sum(1) * (t * t).sum(1))
+    r = np.divide((p * t).sum(1), den, out=np.zeros_like(den), where=den > 0).mean(axis=1)
+    good = r > good_r
+    if good.sum() < 20:
+        raise CalibrationError(f"only {int(good.sum())} windows with r > {good_r}: too few to "
+                               "fit the fidelity threshold")
+    return float(np.quantile(expected_r(mean, cal_std)[good], budget))
+
+
 def calibration_dict(std: Any, abs_err: Any, nominal: float = 0.9,
                      flag_quantile: float = 0.95) -> dict[str, Any]:
     """Fit scale and flag thresholds; the JSON-ready ``calibration.json`` content."""

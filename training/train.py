@@ -25,6 +25,7 @@ from training.model import build_model
 
 console = Console(stderr=True)
 CALIBRATION_T = 30
+FIDELITY_BUDGET = 0.05  # share of good validation windows (r > 0.8) the fidelity flag may hit
 
 
 class _BatchProgress(keras.callbacks.Callback):
@@ -151,7 +152,7 @@ def _trained_as() -> str:
 
 def _calibrate(cfg: TrainConfig, model: keras.Model, val: Any, out_dir: Path) -> None:
     """Fit the per-lead std scale on validation (MC T=CALIBRATION_T) and flag thresholds."""
-    from training.calibration import fit_scale_calibration
+    from training.calibration import fit_fidelity_threshold, fit_scale_calibration
     from training.mc import mc_predict
 
     mean, std = mc_predict(model, val.lead_i, val.meta, CALIBRATION_T, seed=cfg.seed)
@@ -160,9 +161,12 @@ def _calibrate(cfg: TrainConfig, model: keras.Model, val: Any, out_dir: Path) ->
     cal_std = std * np.asarray(scale)[None, None, :]
     # flag a stretch when calibrated std exceeds the 95th percentile seen on validation
     flag = np.percentile(cal_std.reshape(-1, cal_std.shape[-1]), 95, axis=0)
+    # and a window whose expected r is below what 5 % of the good (r > 0.8) windows show
+    fidelity = fit_fidelity_threshold(mean, cal_std, val.target, FIDELITY_BUDGET)
     _write_json(out_dir / "calibration.json", {
         "method": "scale", "nominal": 0.9, "mc_samples": CALIBRATION_T,
         "scale": [float(s) for s in scale], "flag_std_mv": [float(f) for f in flag],
+        "flag_expected_r": fidelity, "fidelity_budget": FIDELITY_BUDGET,
         "fitted_on": f"validation split, {len(val.keys)} records, wearable regime",
     })
 
