@@ -6,12 +6,18 @@ blocks while streaming. A time column puts every sample on a grid at the file's 
 (rows missing) becomes a gap of exactly the missing samples; a step that is not a whole
 number of samples, time going backwards or repeating, or a clock that drifts off the grid is
 refused with the row and value.
+
+Rows are parsed a batch at a time by numpy's C reader (``np.loadtxt``), with the time grid
+checked vectorised; a batch it cannot take (missing-value words, quotes, a bad row) goes
+row by row through the same checks, so errors name the same line either way. The drift
+check keeps two convex hulls of its samples, not the samples (constant memory for a 24 h
+file); only a file that fails it is read a third time, to name the first row off the grid.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +44,8 @@ STEP_TOLERANCE = 0.25
 #: largest deviation (in samples) of any row from the file's time grid
 GRID_TOLERANCE = 0.5
 _DRIFT_EVERY = 32
+#: data lines parsed per batch
+_BATCH = 8192
 
 
 @dataclass
@@ -151,16 +159,65 @@ def _looks_like_time(rows: list[list[str]]) -> bool:
     return 1.0 / (2 * MAX_FS_HZ) <= med <= 2.0 / MIN_FS_HZ
 
 
-class _Walk:
-    """Turn rows into (grid index, value); checks columns, numbers and the time grid."""
+class _Hull:
+    """Upper envelope of lines y = a * f + b added in increasing slope ``a`` (monotone convex
+    hull trick): ``max_at(f)`` = the largest y of all lines added, in O(hull) memory."""
 
-    def __init__(self, p: Path, lay: _Layout, dt: float | None) -> None:
+    def __init__(self) -> None:
+        self.a: list[float] = []
+        self.b: list[float] = []
+
+    def add(self, a: float, b: float) -> None:
+        la, lb = self.a, self.b
+        while len(la) >= 2 and (b - lb[-2]) * (la[-1] - la[-2]) >= (lb[-1] - lb[-2]) * (a - la[-2]):
+            la.pop()
+            lb.pop()
+        la.append(a)
+        lb.append(b)
+
+    def max_at(self, f: float) -> float:
+        return max((a * f + b for a, b in zip(self.a, self.b, strict=True)), default=-math.inf)
+
+
+class _Drift:
+    """The drift check's samples (grid index m at time t, every ``_DRIFT_EVERY`` rows), kept
+    as the two hulls that bound ``(t - t_first) * fs - m`` over all of them for any rate."""
+
+    def __init__(self) -> None:
+        self.hi, self.lo = _Hull(), _Hull()
+        self.count = 0
+
+    def add(self, m: int, a: float) -> None:
+        """A sample at grid index ``m``, ``a = t - t_first`` seconds after the first row."""
+        self.hi.add(a, -m)  # max over samples of a * fs - m
+        self.lo.add(a, m)  # -(min over samples of a * fs - m), evaluated at -fs
+        self.count += 1
+
+    def worst(self, fs: float) -> float:
+        """The largest |(t - t_first) * fs - m| over the samples."""
+        return max(self.hi.max_at(fs), self.lo.max_at(-fs), 0.0)
+
+
+class _Walk:
+    """Turn rows into (grid index, value); checks columns, numbers and the time grid.
+
+    Every ``_DRIFT_EVERY``-th row's (grid index, time, line) is a drift sample: kept in
+    ``drift`` (hulls), or handed to ``probe`` when one is set."""
+
+    def __init__(self, p: Path, lay: _Layout, dt: float | None, drift: bool = True) -> None:
         self.p, self.lay, self.dt = p, lay, dt
         self.ncols = len(lay.names)
         self.rows = 0
         self.m = -1
         self.t_first = self.t_prev = math.nan
-        self.drift: list[tuple[int, float, int]] = []  # (grid index, t, line) every few rows
+        self.drift = _Drift() if drift else None
+        self.probe: Callable[[int, float, int], None] | None = None
+
+    def _sample(self, m: int, t: float, no: int) -> None:
+        if self.probe is not None:
+            self.probe(m, t, no)
+        elif self.drift is not None:
+            self.drift.add(m, t - self.t_first)
 
     def _cell(self, r: list[str], i: int, no: int) -> float:
         try:
@@ -201,9 +258,62 @@ class _Walk:
                             "resample the file to a uniform rate")
             self.m += k
         if self.rows % _DRIFT_EVERY == 1:
-            self.drift.append((self.m, t, no))
+            self._sample(self.m, t, no)
         self.t_prev = t
         return self.m, x
+
+    def rows_of(self, batch: list[tuple[int, str]]) -> tuple[np.ndarray, np.ndarray]:
+        """Grid indices (int64) and values (float64) of a batch of (line number, line):
+        ``row`` for each line, vectorised when numpy's reader takes the whole batch."""
+        fast = self._fast(batch)
+        if fast is not None:
+            return fast
+        ms, xs = [], []
+        for no, line in batch:
+            m, x = self.row(no, _split(line, self.lay.delim))
+            ms.append(m)
+            xs.append(x)
+        return np.array(ms, dtype=np.int64), np.array(xs, dtype=np.float64)
+
+    def _fast(self, batch: list[tuple[int, str]]) -> tuple[np.ndarray, np.ndarray] | None:
+        """``rows_of`` for a batch of plain numbers on a clean time grid; None (state
+        untouched) for anything else, which ``row`` then checks and names."""
+        lay = self.lay
+        if self.probe is not None or not batch:
+            return None
+        try:
+            vals = np.loadtxt([line for _, line in batch], delimiter=lay.delim, comments=None,
+                              ndmin=2, dtype=np.float64)
+        except ValueError:
+            return None
+        if vals.shape != (len(batch), self.ncols):
+            return None
+        n = len(batch)
+        x = vals[:, lay.col]
+        if lay.tcol is None or self.dt is None:
+            m = self.m + 1 + np.arange(n, dtype=np.int64)
+            self.m += n
+            self.rows += n
+            return m, x
+        t = vals[:, lay.tcol] * lay.tscale
+        if not np.isfinite(t).all():
+            return None
+        first = self.m < 0
+        prev = np.concatenate([[t[0] if first else self.t_prev], t[:-1]])
+        step = (t - prev) / self.dt
+        k = np.round(step)  # half to even, as round()
+        chk = slice(1 if first else 0, None)
+        if (k[chk] < 1).any() or (np.abs(step - k)[chk] > STEP_TOLERANCE).any():
+            return None
+        if first:
+            k[0] = 0.0
+            self.t_first = float(t[0])
+        m = (0 if first else self.m) + np.cumsum(k).astype(np.int64)
+        for i in np.flatnonzero((self.rows + 1 + np.arange(n)) % _DRIFT_EVERY == 1).tolist():
+            self._sample(int(m[i]), float(t[i]), batch[i][0])
+        self.rows += n
+        self.m, self.t_prev = int(m[-1]), float(t[-1])
+        return m, x
 
 
 def _head_dt(p: Path, lay: _Layout, rows: list[list[str]]) -> float | None:
@@ -235,10 +345,10 @@ def open_csv(p: Path, lead: str | None, channel: int | None, fs_opt: float | Non
     walk = _Walk(p, lay, dt)
     first_vals: list[float] = []
     n_check = int(_CHECK_S / dt) if dt else int(_CHECK_S * (fs_opt or MAX_FS_HZ))
-    for no, line in _data_lines(p, lay):
-        m, x = walk.row(no, _split(line, lay.delim))
-        if m < n_check:
-            first_vals.append(x)
+    for batch in _batches(_data_lines(p, lay)):
+        m, x = walk.rows_of(batch)
+        if m[0] < n_check:
+            first_vals.extend(x[m < n_check].tolist())
     n_samples = walk.m + 1
     tname = lay.names[lay.tcol] or "column 0" if lay.tcol is not None else ""
     if lay.tcol is not None and n_samples > 1:
@@ -249,12 +359,21 @@ def open_csv(p: Path, lead: str | None, channel: int | None, fs_opt: float | Non
             raise _fail(p, f"{label} gives {fs_time:.6g} Hz, outside the supported "
                            f"{MIN_FS_HZ:g}-{MAX_FS_HZ:g} Hz",
                         "check the time unit (s; name it t_ms for ms) or record at 100-1000 Hz")
-        for m, t, no in walk.drift:
-            dev = (t - walk.t_first) * fs_time - m
-            if abs(dev) > GRID_TOLERANCE:
-                raise _fail(p, f"line {no}, {label}: {t / lay.tscale:g} is {dev:+.2f} samples "
-                               f"off the file's {fs_time:.6g} Hz grid: not uniform",
-                            "resample the file to a uniform rate")
+        assert walk.drift is not None
+        if walk.drift.worst(fs_time) > GRID_TOLERANCE:
+            t_first = walk.t_first
+
+            def probe(m: int, t: float, no: int) -> None:
+                dev = (t - t_first) * fs_time - m
+                if abs(dev) > GRID_TOLERANCE:
+                    raise _fail(p, f"line {no}, {label}: {t / lay.tscale:g} is {dev:+.2f} "
+                                   f"samples off the file's {fs_time:.6g} Hz grid: not uniform",
+                                "resample the file to a uniform rate")
+
+            again = _Walk(p, lay, dt, drift=False)  # name the first row off the grid
+            again.probe = probe
+            for batch in _batches(_data_lines(p, lay)):
+                again.rows_of(batch)
         fs, fs_from = merge_fs(fs_time, fs_opt, p, label)
     else:
         fs, fs_from = merge_fs(None, fs_opt, p, "sampling rate (no time column)")
@@ -267,18 +386,28 @@ def open_csv(p: Path, lead: str | None, channel: int | None, fs_opt: float | Non
     kind = "TSV" if lay.delim == "\t" else "CSV"
 
     def reader(block_n: int) -> Iterator[tuple[int, np.ndarray]]:
-        w = _Walk(p, lay, dt)
-        start, buf = 0, []
-        for no, line in _data_lines(p, lay):
-            m, x = w.row(no, _split(line, lay.delim))
-            if buf and (m != start + len(buf) or len(buf) >= block_n):
-                yield start, np.array(buf)
-                buf = []
-            if not buf:
-                start = m
-            buf.append(x)
-        if buf:
-            yield start, np.array(buf)
+        """(first grid index, values): runs of consecutive samples, cut every block_n."""
+        w = _Walk(p, lay, dt, drift=False)
+        start, parts, size = 0, [], 0
+        for batch in _batches(_data_lines(p, lay)):
+            m, x = w.rows_of(batch)
+            cuts = (np.flatnonzero(np.diff(m) != 1) + 1).tolist()
+            for a, b in zip([0, *cuts], [*cuts, len(m)], strict=True):
+                if size and int(m[a]) != start + size:  # a hole: the run ends
+                    yield start, np.concatenate(parts)
+                    parts, size = [], 0
+                if not size:
+                    start = int(m[a])
+                while a < b:
+                    if size >= block_n:
+                        yield start, np.concatenate(parts)
+                        start, parts, size = start + size, [], 0
+                    take = min(b - a, block_n - size)
+                    parts.append(x[a: a + take])
+                    size += take
+                    a += take
+        if size:
+            yield start, np.concatenate(parts)
 
     col = f"column {lay.col}" + (f" ({name!r})" if name else "")
     notes = lay.notes + [f"Lead I from {col}"]
@@ -291,6 +420,18 @@ def open_csv(p: Path, lead: str | None, channel: int | None, fs_opt: float | Non
     if lay.tcol is not None:
         rec.t0_file_s = walk.t_first
     return rec
+
+
+def _batches(lines: Iterator[tuple[int, str]], n: int = _BATCH
+             ) -> Iterator[list[tuple[int, str]]]:
+    batch: list[tuple[int, str]] = []
+    for item in lines:
+        batch.append(item)
+        if len(batch) >= n:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _data_lines(p: Path, lay: _Layout) -> Iterator[tuple[int, str]]:
