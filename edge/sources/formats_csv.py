@@ -422,8 +422,10 @@ def open_csv(p: Path, lead: str | None, channel: int | None, fs_opt: float | Non
     return rec
 
 
-def _batches(lines: Iterator[tuple[int, str]], n: int = _BATCH
+def _batches(lines: Iterator[tuple[int, str]], n: int | None = None
              ) -> Iterator[list[tuple[int, str]]]:
+    """Lists of ``n`` (default ``_BATCH``) consecutive items."""
+    n = n or _BATCH
     batch: list[tuple[int, str]] = []
     for item in lines:
         batch.append(item)

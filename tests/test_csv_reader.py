@@ -1,0 +1,96 @@
+"""CSV input internals (edge.sources.formats_csv): the drift hulls against brute force, and the
+batched reader across batch boundaries (holes, missing-value words, a drifting clock) against
+time lines and error rows computed here from how each file was written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.sources import formats_csv
+from edge.sources.formats_csv import _DRIFT_EVERY, GRID_TOLERANCE, _Drift, _Hull, open_csv
+from edge.sources.recording import RecordingInputError
+
+FS = 250.0
+
+
+def test_hull_max_equals_brute_force() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        n = int(rng.integers(1, 400))
+        a = np.cumsum(rng.uniform(0.01, 1.0, n))  # increasing slopes
+        b = rng.normal(0, 1, n) * rng.choice([1e-3, 1.0, 1e3])
+        h = _Hull()
+        for ai, bi in zip(a, b, strict=True):
+            h.add(float(ai), float(bi))
+        assert len(h.a) <= n
+        for f in rng.normal(0, 5, 20):
+            assert h.max_at(float(f)) == pytest.approx(float(np.max(a * f + b)), rel=1e-12,
+                                                       abs=1e-9)
+
+
+def test_drift_worst_is_the_largest_deviation() -> None:
+    rng = np.random.default_rng(1)
+    m = np.cumsum(rng.integers(1, 3, 500))
+    a = m / FS + rng.normal(0, 0.3 / FS, 500)
+    d = _Drift()
+    for mi, ai in zip(m, a, strict=True):
+        d.add(int(mi), float(ai))
+    for fs in (FS * (1 - 1e-4), FS, FS * (1 + 1e-4)):
+        assert d.worst(fs) == pytest.approx(float(np.max(np.abs(a * fs - m))), rel=1e-9)
+
+
+def _write(path: Path, t: np.ndarray, x: list[str]) -> Path:
+    path.write_text("t_s,I\n" + "".join(f"{ti:.6f},{xi}\n" for ti, xi in zip(t, x,
+                                                                              strict=True)))
+    return path
+
+
+def test_batches_holes_and_missing_words_across_batch_boundaries(tmp_path: Path,
+                                                                   monkeypatch) -> None:
+    monkeypatch.setattr(formats_csv, "_BATCH", 64)  # many batches, boundaries inside holes
+    n = 1000
+    keep = np.ones(n, bool)
+    keep[[63, 64, 65]] = False  # a hole across the first batch boundary
+    keep[300:420] = False  # a long hole
+    vals = np.round(np.sin(np.arange(n) / 7.0), 4)
+    words = [f"{v:.4f}" for v in vals]
+    words[130], words[700] = "NA", ""  # missing-value words: those batches go row by row
+    t = np.arange(n) / FS
+    p = _write(tmp_path / "x.csv", t[keep], [w for w, k in zip(words, keep, strict=True) if k])
+    rec = open_csv(p, "I", None, None, None)
+    assert rec.fs_hz == FS and rec.n_samples == n
+    got = np.full(n, np.inf)
+    starts = []
+    for start, x in rec.reader(100):
+        assert len(x) <= 100
+        starts.append(start)
+        got[start: start + len(x)] = x
+    want = np.where(keep, vals, np.inf)  # never written: a gap
+    want[[130, 700]] = np.nan
+    np.testing.assert_array_equal(got, want)
+    assert 66 in starts and 420 in starts  # each run starts a block
+
+
+def test_drift_error_names_the_first_sample_row_off_the_grid(tmp_path: Path,
+                                                             monkeypatch) -> None:
+    monkeypatch.setattr(formats_csv, "_BATCH", 100)
+    n = 4000
+    i = np.arange(n)
+    t = i / FS + 0.9 / FS * (i / n) ** 6  # a clock that bends late: off the fitted grid
+    p = _write(tmp_path / "d.csv", t, ["0.1"] * n)
+    tt = np.array([float(f"{v:.6f}") for v in t])  # as written
+    fs_fit = (n - 1) / (tt[-1] - tt[0])
+    fs_fit = round(fs_fit, 3) if abs(round(fs_fit, 3) / fs_fit - 1) < 1e-6 else fs_fit
+    rows = np.arange(0, n, _DRIFT_EVERY)  # rows 1, 33, 65, ... (1-based) are checked
+    dev = (tt[rows] - tt[0]) * fs_fit - rows
+    first = rows[np.flatnonzero(np.abs(dev) > GRID_TOLERANCE)[0]]
+    with pytest.raises(RecordingInputError, match=rf"line {first + 2}, time column"):
+        open_csv(p, "I", None, None, None)
+
+
+def test_batches_follow_the_batch_size(monkeypatch) -> None:
+    monkeypatch.setattr(formats_csv, "_BATCH", 3)
+    assert [len(b) for b in formats_csv._batches(iter([(i, "") for i in range(7)]))] == [3, 3, 1]
