@@ -27,7 +27,9 @@ and nothing invented is output, but the window grid and filter states survive. A
 ends the segment (conditioners flushed, last window run) and starts a new one.
 
 Samples are emitted once no later window can change them: about one window plus the
-conditioning look-ahead after they arrive.
+conditioning look-ahead after they arrive, in blocks of at least ``min_emit_s`` (default
+0.5 s; the segment's last block may be shorter), so the per-block cost (stitch read, CSV
+line formatting, one write) does not scale with how finely a device chunks its stream.
 """
 
 from __future__ import annotations
@@ -104,7 +106,8 @@ class StreamingReconstructor:
     def __init__(self, bundle: Bundle, fs_in_hz: float, metadata: dict[str, Any] | None = None,
                  mc_samples: int | None = None, seed: int = 0,
                  quality: QualityConfig | None = None, min_flag_s: float = 0.2,
-                 max_bridge_s: float = 1.0, personalization: Any = None) -> None:
+                 max_bridge_s: float = 1.0, personalization: Any = None,
+                 min_emit_s: float = 0.5) -> None:
         self.bundle = bundle
         self.personalization = personalization  # edge.personalize.Personalization or None
         try:
@@ -126,6 +129,10 @@ class StreamingReconstructor:
         if not max_bridge_s >= 0:
             raise InputInvalid(f"max_bridge_s={max_bridge_s!r} must be >= 0")
         self.max_bridge_s = float(max_bridge_s)
+        if not min_emit_s >= 0:
+            raise InputInvalid(f"min_emit_s={min_emit_s!r} must be >= 0")
+        #: a block waits for this many final samples (all of them once the segment closes)
+        self.min_emit_n = max(1, int(round(min_emit_s * self.fs_in_hz)))
         self.model = WindowModel(bundle, clean_metadata(metadata), mc, int(seed))
         self._seg: _Segment | None = None
         self._n_segments = 0
@@ -269,9 +276,10 @@ class StreamingReconstructor:
         n_m = seg.grid.n
         t0 = seg.t0_s + seg.n_out / fs_in
         final = seg.grid.final_before()
-        if not closed and (seg.n_out >= seg.xi.end or not math.floor(
-                min(seg.n_out / fs_in * fs_m, max(n_m - 1, 0))) + 1 < final):
-            # nothing final yet (the test below is monotone in k: its first sample decides)
+        k_min = seg.n_out + self.min_emit_n - 1  # the last sample of the smallest block
+        if not closed and (k_min >= seg.xi.end or not math.floor(
+                min(k_min / fs_in * fs_m, max(n_m - 1, 0))) + 1 < final):
+            # fewer than min_emit_n final samples (the test below is monotone in k)
             return self._block(_EMPTY, _EMPTY, t0, [])
         k = np.arange(seg.n_out, seg.xi.end)
         p = np.minimum(k / fs_in * fs_m, max(n_m - 1, 0))

@@ -71,3 +71,64 @@ def test_bench_cli_quick(tiny, tmp_path, monkeypatch) -> None:
     assert d["mc_samples"] == 30 and d["threads"] == 1 and d["latency_ms_median"] > 0
     assert d["speedup_vs_naive"] is None and NAIVE_NA in d["naive_note"]
     assert "| variant |" in md.read_text()
+
+
+def test_overhead_share_by_hand() -> None:
+    assert throughput.overhead_share(2.0, 0.5) == 0.75
+    assert throughput.overhead_share(1.0, 1.0) == 0.0
+    assert throughput.overhead_share(1.0, 1.5) == 0.0  # clipped (timer skew), not negative
+    assert throughput.overhead_share(0.0, 0.0) == 0.0
+
+
+def test_timers_count_wrapped_time_and_restore() -> None:
+    import time
+
+    class Thing:
+        def work(self, s: float) -> float:
+            time.sleep(s)
+            return s
+
+    thing, timers = Thing(), throughput.Timers()
+    timers.wrap(thing, "work", "w")
+    assert thing.work(0.02) == 0.02 and thing.work(0.01) == 0.01
+    assert timers.calls["w"] == 2 and timers.s["w"] >= 0.03
+    timers.restore()
+    assert "work" not in vars(thing)  # the class method again
+    thing.work(0.0)
+    assert timers.calls["w"] == 2
+
+
+def test_pipeline_share_counts_the_model_through_the_wrapper(tiny, monkeypatch) -> None:
+    """4 s at 130 Hz = 400 samples at 100 Hz = windows at 0, 50, .., 200 (tiny bundle:
+    200 long, hop 50) = 5 model calls per run; a model made 30 ms slower is counted as model
+    time, so the share is (wall - model) / wall with model >= 5 x 30 ms."""
+    import time
+
+    from edge.bundle import Bundle
+
+    one = throughput.pipeline_rtf(tiny, seconds=4.0, repeats=1)
+    assert one["windows"] == 5 and 0.0 <= one["pipeline_overhead_share"] <= 1.0
+    assert 0 < one["model_s"] < one["wall_s"]
+    assert sum(one["breakdown_s"].values()) == pytest.approx(one["wall_s"], rel=1e-6)
+    original = Bundle.predict_window
+
+    def slow(self, *args, **kwargs):
+        time.sleep(0.03)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Bundle, "predict_window", slow)
+    s = throughput.pipeline_rtf(tiny, seconds=4.0, repeats=1)
+    assert s["windows"] == 5 and s["model_s"] >= 5 * 0.03
+    assert s["pipeline_overhead_share"] == pytest.approx(1 - s["model_s"] / s["wall_s"])
+    assert s["pipeline_overhead_share"] < one["pipeline_overhead_share"]
+
+
+def test_device_search_steps() -> None:
+    """Passing at 40 % CPU: next N scaled towards 80 % (x2, capped at 2 N); failing on lag:
+    at most 80 % of N and above the best pass; a pass within 5 % of the best: done."""
+    ok = {"keeps_up": True, "cpu_share": 0.4, "steady_max_lag_s": 0.01}
+    assert throughput._next_n(100, ok, 100, None) == 200
+    lag = {"keeps_up": False, "cpu_share": 0.5, "steady_max_lag_s": 2.0}
+    assert throughput._next_n(200, lag, 100, 200) == 160
+    assert throughput._next_n(110, lag, 100, 110) == 101
+    assert throughput._next_n(104, dict(ok, cpu_share=0.79), 104, 160) is None

@@ -332,3 +332,63 @@ def test_lead_off_is_placed_by_input_time_at_another_input_rate(bundle: Bundle) 
     assert np.isfinite(leads[3000:3500, 1]).all()  # 12-14 s: clean
     off = [f for f in flags if f.kind == "poor_quality" and "lead-off" in f.detail]
     assert off and all(f.start_s >= 2.0 and f.end_s <= 8.0 for f in off)
+
+
+@pytest.mark.parametrize("min_emit_s", [0.0, 0.5, 1.7])
+def test_min_emit_batches_blocks_not_content(bundle: Bundle, min_emit_s: float) -> None:
+    """Blocks hold at least min_emit_s of samples (the segment's last one may hold fewer);
+    concatenated they equal the per-chunk output, flags included."""
+    fs = 130.0
+    x = synthetic_lead_i(int(fs * 12), fs, seed=8)
+    sizes = [13, 26, 3]
+    per_chunk = run(bundle, x, fs, sizes=sizes, mc_samples=2, min_emit_s=0.0)
+    batched = run(bundle, x, fs, sizes=sizes, mc_samples=2, min_emit_s=min_emit_s)
+    (la, sa, fa), (lb, sb, fb) = cat(per_chunk), cat(batched)
+    np.testing.assert_array_equal(la, lb)
+    np.testing.assert_array_equal(sa, sb)
+    assert fa == fb
+    rows = [b.n for b in batched if b.n]
+    n_min = max(1, round(min_emit_s * fs))
+    assert all(n >= n_min for n in rows[:-1]) and sum(rows) == len(x)
+    if min_emit_s == 0.0:
+        assert min(rows) < 13  # per chunk: blocks as small as the newly final samples
+    with pytest.raises(InputInvalid, match="min_emit_s"):
+        StreamingReconstructor(bundle, fs, min_emit_s=-1.0)
+
+
+def test_one_bundle_many_threads_model_calls_serialised(bundle: Bundle) -> None:
+    """Reconstructors sharing a bundle in several threads (a gateway's devices; a flush on
+    the event loop while a worker pushes) never run its interpreters at the same time, and
+    each output equals its single-threaded one."""
+    import threading
+    import time
+
+    fs = 130.0
+    xs = [synthetic_lead_i(int(fs * 6), fs, seed=s) for s in (1, 2, 3)]
+    alone = [cat(run(bundle, x, fs, sizes=[40], mc_samples=2))[0] for x in xs]
+    inside, overlaps = [0], [0]
+    original = bundle.predict_window
+
+    def slow(*args, **kwargs):
+        inside[0] += 1
+        overlaps[0] += inside[0] > 1
+        time.sleep(0.002)  # wide enough for another thread to enter, were it allowed
+        try:
+            return original(*args, **kwargs)
+        finally:
+            inside[0] -= 1
+
+    bundle.predict_window = slow
+    out: dict[int, np.ndarray] = {}
+    try:
+        threads = [threading.Thread(target=lambda i=i: out.__setitem__(
+            i, cat(run(bundle, xs[i], fs, sizes=[40], mc_samples=2))[0])) for i in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        del bundle.predict_window
+    assert overlaps[0] == 0 and sorted(out) == [0, 1, 2]
+    for i in range(3):
+        np.testing.assert_array_equal(out[i], alone[i])

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edge.chunk import Chunk
 from edge.profile import ProfileError, load_profile
@@ -149,3 +151,69 @@ def test_profile_errors_name_the_field(tmp_path, text: str, needle: str) -> None
         load_profile(tmp_path / "p.json")
     with pytest.raises(ProfileError, match="not found"):
         load_profile(tmp_path / "missing.json")
+
+
+def _python_csv(a: np.ndarray) -> bytes:
+    """The reference: one line per row, Python's '%.4f' per value (what np.savetxt does)."""
+    fmt = ",".join(["%.4f"] * a.shape[1]) + "\n"
+    return "".join(fmt % tuple(row) for row in a.tolist()).encode()
+
+
+HARD = [0.0, -0.0, 1e-5, -1e-5, 0.00005, -0.00005, 0.03125, -0.03125, 0.00015, 2.5e-5,
+        0.99995, 9.99995, -9.99995, 999.99995, 1000.0, -999.9999, -1000.0, -1234.5678,
+        9999.99995, 10000.0, 12345.6789, -98765.4321, 9999999.9999, 1e7, -1e7, 1.5e9,
+        1e20, -1e300, 5e-324, float("inf"), float("-inf"), float("nan"), -float("nan")]
+
+
+def test_format_rows_matches_python_on_hard_values() -> None:
+    """Ties (0.03125 = 312.5e-4 exactly: half to even), rounding up across digits
+    (9.99995 -> 10.0000), signed zero and tiny negatives ('-0.0000'), widths around 1e3/1e4,
+    huge values, inf and NaN (Python writes any NaN as 'nan')."""
+    from edge.sinks.csv import format_rows
+
+    a = np.array(HARD, dtype=np.float64)
+    for cols in (1, 3, len(a)):
+        m = np.resize(a, (len(a) * 3 // cols + 1) * cols).reshape(-1, cols)
+        assert format_rows(m) == _python_csv(m)
+    assert format_rows(np.array([[0.03125, -0.0, -1e-5]])) == b"0.0312,-0.0000,-0.0000\n"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(allow_nan=True, allow_infinity=True, width=64), min_size=1,
+                max_size=60), st.integers(1, 7))
+def test_format_rows_matches_python_on_any_floats(values: list[float], cols: int) -> None:
+    from edge.sinks.csv import format_rows
+
+    a = np.resize(np.array(values, dtype=np.float64), (len(values) + cols - 1) // cols * cols)
+    assert format_rows(a.reshape(-1, cols)) == _python_csv(a.reshape(-1, cols))
+
+
+def test_format_rows_matches_savetxt_on_stream_like_blocks() -> None:
+    """float32 leads and std with NaN rows and a time column past 1e3 and 1e4 s."""
+    import io
+
+    from edge.sinks.csv import format_rows
+
+    rng = np.random.default_rng(3)
+    for t0 in (0.0, 999.99, 86400.0):
+        leads = rng.normal(0, 0.8, (300, 24)).astype(np.float32).astype(np.float64)
+        leads[40:60] = np.nan
+        m = np.column_stack([t0 + np.arange(300) / 130.0, leads])
+        buf = io.StringIO()
+        np.savetxt(buf, m, fmt="%.4f", delimiter=",")
+        assert format_rows(m) == buf.getvalue().encode()
+    assert format_rows(np.zeros((0, 25))) == b""
+
+
+def test_csv_sink_text_is_python_formatted(tmp_path) -> None:
+    """The sink's bytes = header + Python's '%.4f' of (t, leads, std) per row."""
+    from edge.sinks.csv import COLUMNS
+
+    b = block(5.0, 40)
+    b.leads[3, 4] = np.nan
+    sink = CsvSink(tmp_path / "o.csv")
+    sink.write(b)
+    sink.close()
+    rows = np.column_stack([np.arange(40) / 100.0, b.leads, b.std])
+    assert (tmp_path / "o.csv").read_bytes() == (",".join(COLUMNS) + "\n").encode() + \
+        _python_csv(rows)

@@ -160,3 +160,124 @@ def test_quality_verdicts_by_hand() -> None:
     noisy = ecg + np.random.default_rng(0).normal(0, 0.3, n)
     v = assess(noisy, none, none, fs, cfg)
     assert v.reconstruct and v.problem == "noisy"
+
+
+def test_flat_blocks_by_hand_with_a_partial_last_block() -> None:
+    """250 samples at 100 Hz = blocks of 100, 100 and 50: the flat fraction counts samples of
+    flat blocks, the 50-sample tail being one block of its own."""
+    from edge.stages.quality import assess
+
+    fs, none, cfg = 100.0, np.zeros(250, bool), QualityConfig()
+    x = np.sin(np.arange(250) * 0.05)
+    x[100:200] = 1.0  # block 2 flat: 100 / 250 = 0.4
+    v = assess(x, none, none, fs, cfg)
+    assert (v.problem, v.value) == ("flat or lead-off", 0.4)
+    x = np.sin(np.arange(250) * 0.05)
+    x[200:] = -0.5  # only the tail flat: 50 / 250 = 0.2, not above 0.2
+    assert assess(x, none, none, fs, cfg).problem is None
+    x[:200] = 0.25  # blocks 1 and 2 flat too: 1.0
+    assert assess(x, none, none, fs, cfg).value == 1.0
+
+
+class _ListBuffer:
+    """Reference for Buffer: a plain list, head dropped the same lazy way."""
+
+    def __init__(self) -> None:
+        self.items: list[float] = []
+        self.base = 0
+
+    def append(self, x) -> None:
+        self.items += list(x)
+
+    def drop_before(self, i: int) -> None:
+        if i - self.base > 4096:
+            self.items = self.items[i - self.base:]
+            self.base = i
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["append", "grow", "drop"]), st.integers(0, 3000)),
+                min_size=1, max_size=40))
+def test_buffer_against_a_list(ops: list[tuple[str, int]]) -> None:
+    """Appends, zero growth and lazy drops (past the end too): end, views and reads agree."""
+    from edge.stages.buffer import Buffer
+
+    buf, ref, k = Buffer(capacity=8), _ListBuffer(), 0
+    for op, n in ops:
+        if op == "append":
+            vals = np.arange(k, k + n, dtype=np.float64)
+            k += n
+            buf.append(vals)
+            ref.append(vals)
+        elif op == "grow":
+            buf.grow(n)
+            ref.append([0.0] * n)
+        else:
+            i = ref.base + 2 * n + 4000
+            buf.drop_before(i)
+            ref.drop_before(i)
+        assert (buf.base, buf.end) == (ref.base, ref.base + len(ref.items))
+        np.testing.assert_array_equal(buf.data, ref.items)
+        if ref.items:
+            a, b = ref.base, ref.base + len(ref.items)
+            mid = (a + b) // 2
+            np.testing.assert_array_equal(buf.view(mid, b), ref.items[mid - a:])
+            np.testing.assert_array_equal(buf.at([a, b - 1, mid]),
+                                          [ref.items[0], ref.items[-1], ref.items[mid - a]])
+
+
+def test_buffer_view_writes_through_and_survives_regrowth() -> None:
+    from edge.stages.buffer import Buffer
+
+    buf = Buffer((2,), capacity=4)
+    buf.grow(3)
+    buf.view(1, 3)[:] += 1.0
+    before = buf.view(0, 3)
+    buf.append(np.full((100, 2), 7.0))  # storage regrown: the old view keeps its values
+    np.testing.assert_array_equal(before, [[0, 0], [1, 1], [1, 1]])
+    np.testing.assert_array_equal(buf.view(0, 4), [[0, 0], [1, 1], [1, 1], [7, 7]])
+
+
+def _runs_loop(sd: np.ndarray, thr: np.ndarray, min_n: int, blocks: list[slice],
+               ) -> list[tuple[int, int, int, float]]:
+    """Reference: the per-sample state machine (lead, start, end, peak) over the blocks."""
+    out, state = [], {}
+    for bi, sl in enumerate(blocks):
+        closed = bi == len(blocks) - 1
+        for lead in range(sd.shape[1]):
+            start, peak = state.get(lead, (-1, 0.0))
+            col = sd[sl, lead]
+            for i in range(len(col) + closed):
+                on = i < len(col) and bool(col[i] > thr[lead])
+                k = sl.start + i
+                if on:
+                    if start < 0:
+                        start, peak = k, 0.0
+                    peak = max(peak, float(col[i]))
+                elif start >= 0:
+                    if k - start >= min_n:
+                        out.append((lead, start, k, peak))
+                    start = -1
+            state[lead] = (start, peak)
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(sizes=CHUNKS, seed=st.integers(0, 1000))
+def test_uncertainty_runs_equal_the_per_sample_loop(sizes: list[int], seed: int) -> None:
+    """Runs crossing block ends, NaN (never above), runs open at the end (closed by flush):
+    flags, their order per block and their peaks equal the loop's."""
+    rng = np.random.default_rng(seed)
+    n = 500
+    sd = np.abs(rng.normal(0.8, 0.5, (n, 3)))
+    sd[rng.random((n, 3)) < 0.05] = np.nan
+    sd[-30:, 1] = 5.0  # open until the end
+    thr = np.array([1.0, 1.2, 0.9])
+    blocks = _split(n, sizes)
+    runs = UncertaintyRuns(("II", "V1", "V2"), thr, 7, 100.0, 2.0)
+    got = []
+    for i, sl in enumerate(blocks):
+        got += [(("II", "V1", "V2").index(f.leads[0]), round((f.start_s - 2.0) * 100),
+                 round((f.end_s - 2.0) * 100), f.value)
+                for _, f in runs.push(sd[sl], sl.start, closed=i == len(blocks) - 1)]
+    assert got == _runs_loop(sd, thr, 7, blocks)
