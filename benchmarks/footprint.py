@@ -175,6 +175,19 @@ def cli_peak_rss(bundle_dir: str | Path | None = None, *, stream_s: float = 30.0
     return out
 
 
+def cli_goal(cli: dict[str, Any] | None, limit_mb: float) -> dict[str, Any]:
+    """The bench goal row for ``cli_peak_rss``'s result (issue #16)."""
+    goal = f"ecg12 stream / reconstruct peak RSS <= {limit_mb:g} MB"
+    if not cli:
+        return {"goal": goal, "met": None, "value": "n/a"}
+    s, r = cli["stream"], cli.get("reconstruct")
+    value = f"stream {s['signal_s']:g} s: {s['peak_rss_mb']:.0f} MB"
+    if r:
+        value += (f"; reconstruct {r['file_hours']:g} h file: {r['peak_rss_mb']:.0f} MB, "
+                  f"{r['wall_s']:.0f} s")
+    return {"goal": goal, "met": cli["peak_rss_mb"] <= limit_mb, "value": value}
+
+
 _MODULES_CHILD = r"""
 import json, sys
 import numpy as np

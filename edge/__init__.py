@@ -5,7 +5,9 @@
 >>> rec = model.reconstruct(lead_i_mv, fs=130, metadata={"age": 54, "sex": "F"})
 >>> rec.leads.shape, rec.std.shape        # (n, 12) at the input rate, mV
 
-Importing ``edge`` is light: LiteRT, scipy-heavy stages and the pipeline load on first use.
+Importing ``edge`` is light: LiteRT and the pipeline load on first use. The gateway path
+imports numpy and LiteRT only (no scipy, pandas or matplotlib; the report's matplotlib
+loads when a report is drawn, wfdb when a WFDB record is read).
 """
 
 from __future__ import annotations
