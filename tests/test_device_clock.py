@@ -14,6 +14,7 @@ from edge.sources.deviceclock import DeviceTimeline, StepFilter, TimedChunker
 from firmware_bridge.fake_polar import FakePolarH10
 from firmware_bridge.faults import Faults
 from firmware_bridge.protocol import FrameDecoder, FrameEncoder
+from firmware_bridge.virtual_serial import reseal_ecg12
 
 N = 73  # samples per H10 frame
 # mV, whole µV as the H10 sends them; smooth, so resampling error is tiny
@@ -147,6 +148,11 @@ def test_ecg12_replayed_old_frame_is_not_a_restart() -> None:
 
 
 def _ecg12_chunks(wire: list[bytes], arrival: list[float], fs: int = 250) -> list[Chunk]:
+    return _ecg12_run(wire, arrival)[0]
+
+
+def _ecg12_run(wire: list[bytes], arrival: list[float]) -> tuple[list[Chunk], object]:
+    """(chunks, SourceStats) of ecg12 wire frames fed one by one through a FrameChunker."""
     from edge.sources.frames import FrameChunker
 
     class Sink:
@@ -164,7 +170,7 @@ def _ecg12_chunks(wire: list[bytes], arrival: list[float], fs: int = 250) -> lis
     for w, a in zip(wire, arrival, strict=True):
         fc.feed(w, a)
     fc.finish(arrival[-1])
-    return sink.out
+    return sink.out, sink.stats
 
 
 @pytest.mark.parametrize("rate_error", [-0.05, 0.03])
@@ -227,3 +233,70 @@ def test_polar_reconnect_without_lost_time_makes_no_gap() -> None:
     assert src.stats.reconnects >= 2
     assert all(c.gap_before_s == 0 for c in chunks)
     assert np.array_equal(k, np.arange(len(k))) and np.allclose(x, truth(k), atol=1e-6)
+
+
+def _flip_ts(frame: bytes, bit: int) -> bytes:
+    """An ecg12 frame with bit `bit` of its µs time stamp flipped and a valid CRC (a firmware
+    clock bug, not line noise: the CRC cannot catch it)."""
+    b = bytearray(frame)
+    b[10 + bit // 8] ^= 1 << (bit % 8)
+    return reseal_ecg12(bytes(b))
+
+
+def test_ecg12_bit31_flip_and_a_pair_damaged_alike_are_bad_stamps_not_clock_steps() -> None:
+    """Bit 31 moves a stamp by half the 32-bit wrap; unwrapped against the previous raw stamp
+    the next good one came out 2**32 µs early, and so did every later one (a false clock
+    step, and with two stamps damaged alike after it, a line off the device's grid). Two
+    consecutive stamps damaged alike are not a clock step either."""
+    fs, per, n = 250, 25, 200
+    x = np.random.default_rng(4).integers(-3000, 3000, n * per)  # µV; white, so a sample
+    enc = FrameEncoder(fs)  # placed even a fraction of a sample off its time would show
+    wire = [enc.encode(x[i * per:(i + 1) * per], timestamp_us=i * 100_000) for i in range(n)]
+    wire[60] = _flip_ts(wire[60], 31)
+    pair = next(i for i in range(100, 150)
+                if (i * 100_000 >> 13) & 1 == ((i + 1) * 100_000 >> 13) & 1)
+    wire[pair], wire[pair + 1] = _flip_ts(wire[pair], 13), _flip_ts(wire[pair + 1], 13)
+    chunks, stats = _ecg12_run(wire, [i * 0.1 + 0.02 for i in range(n)])
+    k, got = grid(chunks)
+    assert np.array_equal(k, np.arange(n * per))  # the numbers place every frame
+    assert np.abs(got * 1000 - x).max() < 1e-3
+    assert (stats.clock_steps, stats.bad_timestamps, stats.resets) == (0, 3, 0)
+
+
+@pytest.mark.slow
+def test_ecg12_200k_frames_with_bad_stamps_across_seq_and_clock_wraps() -> None:
+    """200,000 frames (the 16-bit sequence number wraps 3 times, the 32-bit µs clock 4
+    times): half of them after the first 10 damaged: a time-stamp bit flipped (valid CRC),
+    an older frame resent after it, or dropped. Every sample of a frame that arrived lands
+    exactly at its device time, a dropped frame is an explicit gap, nothing else is lost."""
+    fs, per, n = 250, 25, 200_000
+    rng = np.random.default_rng(13)
+    x = rng.integers(-3000, 3000, n * per)
+    enc = FrameEncoder(fs)
+    wire: list[bytes] = []
+    arrival: list[float] = []
+    frames: list[bytes] = []
+    dropped = np.zeros(n, bool)
+    for i in range(n):
+        fr = enc.encode(x[i * per:(i + 1) * per], timestamp_us=i * 100_000)
+        frames.append(fr)
+        sent = [fr]
+        if i >= 10 and rng.random() < 0.5:
+            kind = int(rng.integers(4))
+            if kind < 2:
+                sent = [_flip_ts(fr, int(rng.integers(32)))]
+            elif kind == 2:
+                sent = [fr, frames[max(0, i - 1 - int(rng.integers(50)))]]
+            else:
+                sent, dropped[i] = [], True
+        wire += sent
+        arrival += [i * 0.1 + 0.02] * len(sent)
+    chunks, stats = _ecg12_run(wire, arrival)
+    k, got = grid(chunks)
+    expect = np.flatnonzero(np.repeat(~dropped, per))  # every sample of an arrived frame
+    assert np.array_equal(k, expect)
+    assert np.abs(got * 1000 - x[k]).max() < 1e-3  # exact: on the device's grid
+    lost = dropped[:np.flatnonzero(~dropped)[-1]].sum()  # (none after the last arrival)
+    assert stats.lost_samples == lost * per and stats.resets == 0
+    # ~50,000 stamps damaged; those off by more than a sample (bits 12-31) are overruled
+    assert stats.bad_timestamps > 25_000 and stats.clock_steps == 0

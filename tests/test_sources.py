@@ -420,3 +420,94 @@ def test_ascii_millis_column_makes_lost_and_doubled_lines_explicit() -> None:
     assert sorted(set(range(30)) - set(sink.k)) == [5, 6, 12]  # explicit gaps, at their time
     assert sink.stats.duplicates == 1 and sink.stats.corrupt == 1  # the damaged line
     assert sink.stats.lost_samples == 3  # two lost lines + the dropped one
+
+
+# ---------------------------------------------------------------- ASCII millis() anchor
+def _millis_lines(idx: range, t0_ms: int = 1000) -> list[bytes]:
+    """`T,V` lines of a 250 Hz sketch: millis() then a ramp (each value names its sample)."""
+    return [b"%d,%d\r\n" % (t0_ms + 4 * i, 100 + i) for i in idx]
+
+
+def _reads(lines: list[bytes], per: int = 10) -> list[bytes]:
+    return [b"".join(lines[i:i + per]) for i in range(0, len(lines), per)]
+
+
+def _ramp_index(chunks: list[Chunk]) -> tuple[np.ndarray, np.ndarray]:
+    """(grid index from the gaps, the sample each value names) of ramp chunks."""
+    from firmware_bridge.ascii import AdcScale
+
+    idx, named, k = [], [], 0
+    for c in chunks:
+        k += round(c.gap_before_s * c.fs_hz)
+        idx.append(k + np.arange(c.n))
+        named.append(np.rint(c.samples[:, 0] * AdcScale().counts_per_mv + 512) - 100)
+        k += c.n
+    return np.concatenate(idx), np.concatenate(named).astype(int)
+
+
+def test_ascii_millis_reconnect_gap_is_placed_by_device_time() -> None:
+    """The link drops after line 149; the device goes on sampling (lines 150-224 never
+    arrive) and millis() goes on: the reconnect gap is 75 samples of device time, every
+    later sample lands at its own time (not restarted at the host clock, not shifted)."""
+    before = _millis_lines(range(150))
+    after = [b"5,299\r\n"] + _millis_lines(range(225, 400))  # begins with a line's tail
+    t = FlakyTransport(_reads(before) + _reads(after), die_after=15)
+    src = open_source("serial:/dev/fake?format=ascii&fs=250", transport_factory=t,
+                      backoff_base_s=0.01)
+    chunks = asyncio.run(collect(src))
+    k, named = _ramp_index(chunks)
+    assert src.stats.reconnects == 1 and src.keeps_device_time
+    assert np.array_equal(named, k)  # each sample at its device time
+    assert np.array_equal(k, np.r_[0:150, 225:400])
+    assert [round(c.gap_before_s * 250) for c in chunks if c.gap_before_s] == [75]
+    assert src.stats.resets == 0 and src.stats.lost_samples == 75
+
+
+def test_ascii_millis_device_restart_across_a_reconnect_is_a_new_segment() -> None:
+    """Opening the port reset the board: millis() starts again near 0. That is a device
+    restart (counted, flagged), a new segment placed by the host clock, never glued to the
+    old time line nor taken as a gap of device time."""
+    before = _millis_lines(range(150), t0_ms=60_000)
+    after = [b"9,399\r\n", b"ecg12 sketch v1\r\n"] + _millis_lines(range(150, 300), t0_ms=2)
+    t = FlakyTransport(_reads(before) + _reads(after), die_after=15)
+    src = open_source("serial:/dev/fake?format=ascii&fs=250", transport_factory=t,
+                      backoff_base_s=0.01)
+    chunks = asyncio.run(collect(src))
+    assert src.stats.reconnects == 1 and src.stats.resets == 1
+    values = np.concatenate([_ramp_index([c])[1] for c in chunks])
+    assert np.array_equal(values, np.arange(300))  # nothing lost, doubled or shifted
+    first_new = next(i for i, c in enumerate(chunks) if "device_restarted" in c.status)
+    assert _ramp_index([chunks[first_new]])[1][0] == 150
+    assert chunks[first_new].gap_before_s > 0  # host time: the device cannot say how much
+    assert not any("device_restarted" in c.status for c in chunks[:first_new])
+
+
+def test_ascii_millis_restart_on_a_live_link_and_plain_ascii_reconnect() -> None:
+    """A sketch reset without a link drop (millis() back to 0 mid-stream) is a restart too;
+    plain ASCII (no millis()) still makes a reconnect gap from the host clock."""
+    from edge.sources.base import SourceStats
+    from edge.sources.serial import AsciiChunker
+
+    class Sink:
+        def __init__(self) -> None:
+            self.stats, self.puts = SourceStats(), []
+
+        def _put(self, x, t0, fs, *, gap_s=0.0, status=frozenset(), new_segment=False):  # noqa: ANN001
+            self.puts.append((len(x), round(gap_s * fs), new_segment, status))
+
+    sink = Sink()
+    ch = AsciiChunker(sink, 250.0, 10, 3.3, 1100.0)  # type: ignore[arg-type]
+    lines = _millis_lines(range(100), t0_ms=50_000) + _millis_lines(range(100, 200), t0_ms=0)
+    for i, w in enumerate(lines):
+        ch.feed(w, i / 250)
+    ch.finish(1.0)
+    assert sink.stats.resets == 1 and sum(p[0] for p in sink.puts) == 200
+    assert [p[2] for p in sink.puts].count(True) == 1  # one new segment, where it restarted
+    assert all(p[1] == 0 for p in sink.puts)
+    plain = [b"%d\r\n" % (100 + i) for i in range(100)]
+    t = FlakyTransport(_reads(plain[:50]) + _reads(plain[60:]), die_after=5)
+    src = open_source("serial:/dev/fake?format=ascii&fs=250", transport_factory=t,
+                      backoff_base_s=0.01)
+    chunks = asyncio.run(collect(src))
+    assert not src.keeps_device_time and src.stats.reconnects == 1
+    assert len([c for c in chunks if c.gap_before_s > 0]) == 1

@@ -15,6 +15,12 @@ from edge.sources.frames import FrameChunker
 
 FORMATS = ("ecg12", "ascii")
 MAX_SLEW_MV_PER_S = 125.0  # plausibility limit of ASCII samples (no CRC in that format)
+MAX_LOST_S = 2.0  # millis() lines: most device time lines may go missing on a live link
+RECONNECT_SLACK_S = 5.0  # ... more device time than host time that may pass across a drop
+# millis() lines: lines that must continue one off the count (2 would cut the shifted
+# samples of the fault campaign little and lose 13 % more undamaged lines at 50 % damage)
+CONFIRM_LINES = 1
+_RESTART = -1
 
 
 class ByteTransport(Protocol):
@@ -26,9 +32,10 @@ class ByteTransport(Protocol):
 class SerialSource(DeviceSource):
     """Reads bytes in a worker thread, decodes them in the event loop, queues Chunks.
 
-    ecg12 frames carry sequence numbers and device timestamps (-> exact gaps); ASCII has
-    neither: lead-off lines (`!`) and garbled lines after the first sample become gaps of one
-    sample each, the sample counter is the device clock.
+    ecg12 frames carry sequence numbers and device timestamps (-> exact gaps); plain ASCII
+    has neither: lead-off lines (`!`) and garbled lines after the first sample become gaps of
+    one sample each, the sample counter is the device clock; ASCII lines with the sketch's
+    millis() (`T,V`) are placed by it, across reconnects too (see AsciiChunker).
     """
 
     def __init__(self, port: str, *, baud: int = 115200, format: str = "ecg12",
@@ -56,8 +63,9 @@ class SerialSource(DeviceSource):
 
     @property
     def keeps_device_time(self) -> bool:  # type: ignore[override]
-        """ecg12 frames carry device time across reconnects; ASCII has only the host clock."""
-        return self.format == "ecg12"
+        """ecg12 frames and ASCII lines with millis() carry device time across reconnects;
+        plain ASCII has only the host clock."""
+        return self.format == "ecg12" or bool(getattr(self._decoder, "timed", False))
 
     async def _connect(self) -> None:
         t = self._factory(self.port, self.baud)
@@ -67,11 +75,11 @@ class SerialSource(DeviceSource):
         self._first_connect = False
 
     def _make_decoder(self, skip_partial: bool) -> None:
-        if self.format == "ecg12":  # one for the whole session: the device time line
-            if self._decoder is None:
-                self._decoder = FrameChunker(self, nominal_fs_hz=self.fs_hz)
-            else:
-                self._decoder.reconnected()
+        """One decoder for the whole session (the device time line); told of reconnects."""
+        if self._decoder is not None:
+            self._decoder.reconnected()
+        elif self.format == "ecg12":
+            self._decoder = FrameChunker(self, nominal_fs_hz=self.fs_hz)
         else:
             self._decoder = AsciiChunker(self, self.fs_hz, *self._adc, skip_partial=skip_partial)
 
@@ -93,97 +101,179 @@ class SerialSource(DeviceSource):
 
 class AsciiChunker:
     """AD8232 ASCII lines -> Chunks on `source._put`; the sample count is the clock, or the
-    sketch's millis() column where lines carry one (`T,V`)."""
+    sketch's millis() column where lines carry one (`T,V`).
+
+    Keep one per source and call `reconnected()` after a reconnect. With millis() the device
+    time line survives it: the reconnect gap is the device time that passed offline (an
+    explicit gap), while millis() going back, or further than the host clock allows, is a
+    device restart (its millis() started again at 0, e.g. a USB serial open resets an
+    Arduino): a new segment placed by the host clock, counted in `resets`, its first chunk
+    flagged `device_restarted`. Without millis() only the host clock can place the gap.
+    """
 
     def __init__(self, source: DeviceSource, fs_hz: float, bits: int, vref: float,
                  gain: float, skip_partial: bool = False) -> None:
         from edge.sources.clock import ClockMapper
-        from firmware_bridge.ascii import AdcScale, AsciiDecoder
+        from edge.sources.deviceclock import StepFilter
+        from firmware_bridge.ascii import AdcScale
 
         self.source, self.fs_hz = source, fs_hz
         self.scale = AdcScale(bits, vref, gain)
-        self.decoder = AsciiDecoder(valid_range=(0, self.scale.full_scale),
-                                    skip_first_line=skip_partial)
-        from edge.sources.deviceclock import StepFilter
-
+        self._new_decoder(skip_partial)
         self.clock = ClockMapper()
         # an AD8232 front end cannot step more than ~125 mV/s (R-wave upstrokes are < 100)
         self.steps = StepFilter(MAX_SLEW_MV_PER_S / fs_hz * self.scale.counts_per_mv)
         self.index = 0  # samples (incl. missing ones) since the segment start
+        self.timed = False  # the lines carry millis()
         self._gap_n = 0
-        self._noise_seen = 0
         self._started = False
         self._t0_ms: float | None = None  # millis() of sample index 0 (timed lines only)
-        self._held: tuple[float, int, float] | None = None  # a timed line (value, index,
-        # millis) waiting for the next one to confirm it
+        self._held: list[tuple[float, int, float]] = []  # timed lines (value, index,
+        # millis) off the count, waiting for the next ones to confirm the first
+        self._marks: list[tuple[int, int]] = []  # this feed: (value position, samples of
+        # device time lost before it; RESTART: the device restarted there)
+        self._arrival = 0.0  # host time of this feed
+        self._placed_at: float | None = None  # host time a timed line was last placed
+        self._reconnected = False
+        self._restarted = False
+
+    def _new_decoder(self, skip_partial: bool) -> None:
+        from firmware_bridge.ascii import AsciiDecoder
+
+        self.decoder = AsciiDecoder(valid_range=(0, self.scale.full_scale),
+                                    skip_first_line=skip_partial)
+        self._noise_seen = 0
+
+    def reconnected(self) -> None:
+        """The link was down: the partial first line is skipped; with millis() the next
+        lines are placed by device time (see the class docstring), else by the host clock
+        (a new mapping; the source makes the gap from host time)."""
+        self._new_decoder(skip_partial=True)
+        self._started = False
+        self.steps.reset()
+        if self._held:  # their confirming lines were lost with the link
+            self._count_corrupt(len(self._held))
+            self._held = []
+        if self.timed:
+            self._reconnected = True
+        else:
+            self.clock.reset()
+            self._gap_n = 0
+
+    def _count_corrupt(self, n: int) -> None:
+        self.source.stats.bad_frames += n
+        self.source.stats.corrupt += n
 
     def feed(self, data: bytes, arrival_s: float) -> None:
         vals: list[float] = []
+        self._marks, self._arrival = [], arrival_s
         lead_off_before = self.decoder.lead_off
         for piece in data.splitlines(keepends=True):  # line by line: noise has a position
             got = self.decoder.feed(piece)
             noise = self.decoder.noise_lines - self._noise_seen
             self._noise_seen = self.decoder.noise_lines
-            if self._started and noise:  # a garbled line mid-stream stood for a sample
-                vals.extend([np.nan] * noise)
-                self.source.stats.bad_frames += noise
-                self.source.stats.corrupt += noise
+            if noise:
+                self._count_corrupt(noise)
+                # a garbled line mid-stream stood for a sample; with millis() the next
+                # line's time says what is missing
+                if self._started and not self.timed:
+                    vals.extend([np.nan] * noise)
             if len(got):
                 self._started = True
                 for v, t in zip(got.tolist(), self.decoder.times_ms.tolist(), strict=True):
                     self._timed_value(v, t, vals)
         lead_off = self.decoder.lead_off > lead_off_before
         values = np.asarray(vals, dtype=np.float64)
+        start = 0
+        for at, lost in [*self._marks, (len(values), 0)]:
+            self._emit_values(self._plausible(values[start:at]), arrival_s, lead_off)
+            start = at
+            if lost == _RESTART:
+                self._gap_n = 0  # the host clock places the new segment
+                self.clock.reset()
+                self._restarted = True
+            self._gap_n += max(lost, 0)
+            self.index += max(lost, 0)
+            if lost:
+                self.steps.reset()
+
+    def _plausible(self, values: np.ndarray) -> np.ndarray:
+        """Values the step filter accepts; a damaged digit becomes a one-sample gap."""
         ok = self.steps.ok(values)
         if not ok.all():  # a damaged digit: dropped, counted, an explicit one-sample gap
-            bad = int((~ok).sum())
-            self.source.stats.bad_frames += bad
-            self.source.stats.corrupt += bad
+            self._count_corrupt(int((~ok).sum()))
+            values = values.copy()
             values[~ok] = np.nan
-        self._emit_values(values, arrival_s, lead_off)
+        return values
+
+    def _pos(self, vals: list[float]) -> int:
+        """Sample index the next value of this feed gets."""
+        return self.index + len(vals) + sum(n for _, n in self._marks if n > 0)
+
+    def _k(self, t_ms: float) -> int:
+        return round(((t_ms - (self._t0_ms or 0.0)) % 2**32) * self.fs_hz / 1000.0)  # wraps
 
     def _timed_value(self, v: float, t_ms: float, vals: list[float]) -> None:
         """Place one value. With a millis() column, a line whose time disagrees with the
-        count is held until the next line: if that one continues it, lines were lost (an
-        explicit gap), a repeat (dropped) or, far off, a restarted millis() (re-anchored);
-        if not, it is dropped as damaged (its place becomes part of a gap). Lines without a
-        time: the count is the clock."""
+        count is held until the next CONFIRM_LINES lines: if they continue it, it is placed by
+        its time (`_place_held`); if not, it is dropped as damaged (its place becomes part of
+        a gap) and the lines after it are judged again. Lines without a time: the count is
+        the clock."""
         if t_ms != t_ms:
-            self._release(vals)
-            vals.append(v)
-            return
+            if not self.timed:
+                vals.append(v)
+            elif v == v:  # a value without its time in a timed stream: a damaged line
+                self._count_corrupt(1)
+            return  # (a bare `!` there: lead-off, placed by the next line's time)
+        self.timed = True
         if self._t0_ms is None:
-            self._t0_ms = t_ms - (self.index + len(vals)) * 1000.0 / self.fs_hz
-        k = round(((t_ms - self._t0_ms) % 2**32) * self.fs_hz / 1000.0)  # millis() wraps
-        held, self._held = self._held, None
-        if held is not None:
-            hv, hk, ht = held
-            pos = self.index + len(vals)
-            if k != hk + 1:  # not confirmed: its time (or the next line's) was damaged;
-                self.source.stats.bad_frames += 1  # dropped, its place part of a gap
-                self.source.stats.corrupt += 1
-            elif pos <= hk <= pos + 2 * self.fs_hz:  # lines were lost before the held one
-                vals.extend([np.nan] * (hk - pos))
-                self.source.stats.lost_samples += hk - pos
+            self._t0_ms = t_ms - self._pos(vals) * 1000.0 / self.fs_hz
+        self._held.append((v, self._k(t_ms), t_ms))
+        held = self._held
+        while held:
+            hv, hk, ht = held[0]
+            hk = self._k(ht)  # (the anchor moves at a device restart)
+            if hk == self._pos(vals):  # continues the count
+                del held[0]
                 vals.append(hv)
-            elif pos - 2 * self.fs_hz <= hk < pos:  # the held line repeated an earlier one
-                self.source.stats.duplicates += 1
-            else:  # millis() restarted (the sketch reset): the count goes on from here
-                self._t0_ms = ht - pos * 1000.0 / self.fs_hz
-                self.source.stats.clock_steps += 1
-                vals.append(hv)
-                k = pos + 1
-        pos = self.index + len(vals)
-        if k == pos:
-            vals.append(v)
-        else:
-            self._held = (v, k, t_ms)
+                self._placed_at, self._reconnected = self._arrival, False
+                continue
+            # the lines after it, in samples from it (by time differences: a restarted
+            # device's millis() may sit half a sample off the old anchor's grid)
+            after = [round((t - ht) * self.fs_hz / 1000.0)
+                     for _, _, t in held[1:CONFIRM_LINES + 1]]
+            if after != list(range(1, 1 + len(after))):
+                del held[0]  # not confirmed: its time (or the next one's) was damaged
+                self._count_corrupt(1)
+                continue
+            if len(after) < CONFIRM_LINES:
+                return  # wait for the next line
+            del held[0]
+            self._place_held(hv, hk, ht, vals)
 
-    def _release(self, vals: list[float]) -> None:
-        """A held line that no next line can confirm: placed by count."""
-        if self._held is not None:
-            vals.append(self._held[0])
-            self._held = None
+    def _place_held(self, v: float, k: int, t_ms: float, vals: list[float]) -> None:
+        """A confirmed line at sample `k` that is not the next one: lines lost (or the link
+        down) before it -> an explicit gap of that device time; a repeat of a line placed
+        already -> dropped; millis() back or beyond the host clock -> the device restarted."""
+        pos = self._pos(vals)
+        ahead = k - pos
+        since = self._arrival - (self._placed_at if self._placed_at is not None else
+                                 self._arrival)
+        most = (since + (RECONNECT_SLACK_S if self._reconnected else 0.0)) * self.fs_hz
+        if not self._reconnected:
+            most = max(most, MAX_LOST_S * self.fs_hz)
+        if 0 < ahead <= most:
+            self._marks.append((len(vals), ahead))
+            self.source.stats.lost_samples += ahead
+        elif -MAX_LOST_S * self.fs_hz <= ahead < 0 and not self._reconnected:
+            self.source.stats.duplicates += 1  # the held line repeated an earlier one
+            return
+        elif ahead:  # the device restarted: its millis() count starts again from here
+            self._marks.append((len(vals), _RESTART))
+            self._t0_ms = t_ms - pos * 1000.0 / self.fs_hz
+            self.source.stats.resets += 1
+        vals.append(v)
+        self._placed_at, self._reconnected = self._arrival, False
 
     def _emit_values(self, values: np.ndarray, arrival_s: float, lead_off: bool) -> None:
         if not len(values):
@@ -206,10 +296,14 @@ class AsciiChunker:
         t0 = self.clock.to_host(start_index / self.fs_hz)
         gap = self._gap_n / self.fs_hz
         self._gap_n = 0
-        self.source._put(mv.astype(np.float32), t0, self.fs_hz, gap_s=gap, status=status)
+        restarted, self._restarted = self._restarted, False
+        if restarted:  # the host clock places the new segment (the source's gap)
+            status, gap = status | {"device_restarted"}, 0.0
+        self.source._put(mv.astype(np.float32), t0, self.fs_hz, gap_s=gap, status=status,
+                         new_segment=restarted)
 
     def finish(self, arrival_s: float) -> None:
+        """End of stream: held lines were never confirmed (dropped, counted)."""
         self.decoder.finish()
-        vals: list[float] = []
-        self._release(vals)
-        self._emit_values(np.asarray(vals, dtype=np.float64), arrival_s, False)
+        self._count_corrupt(len(self._held))
+        self._held = []
