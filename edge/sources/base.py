@@ -18,20 +18,16 @@ from typing import Any
 import numpy as np
 
 from edge.chunk import Chunk
+from edge.sources.deviceclock import ClockCounters
 from edge.sources.errors import DeviceNotFound, Disconnected, SourceError
 from edge.sources.queue import ChunkQueue
 
 
 @dataclass
-class SourceStats:
-    """Counters a source keeps (cumulative over the session, across reconnects).
-
-    `frames` accepted device frames; `lost_samples` samples the device time line says are
-    missing; `duplicates` replayed frames dropped; `corrupt` frames/lines dropped as damaged
-    or implausible; `resets` device clock/sequence restarts; `clock_steps` device clock
-    steps confirmed by two frames; `bad_timestamps` single time stamps the sequence numbers
-    overruled (frame kept, placed by count); `measured_fs_hz` the true rate (0 = unknown).
-    """
+class SourceStats(ClockCounters):
+    """Counters a source keeps (cumulative over the session, across reconnects): the device
+    time line's (ClockCounters: frames, lost_samples, duplicates, corrupt, resets,
+    clock_steps, bad_timestamps, measured_fs_hz) and the source's own."""
 
     chunks: int = 0
     samples: int = 0
@@ -40,24 +36,15 @@ class SourceStats:
     reconnects: int = 0
     lost_frames: int = 0
     bad_frames: int = 0
-    frames: int = 0
-    lost_samples: int = 0
-    duplicates: int = 0
-    corrupt: int = 0
-    resets: int = 0
-    clock_steps: int = 0
-    bad_timestamps: int = 0
-    measured_fs_hz: float = 0.0
     extra: dict[str, float] = field(default_factory=dict)
 
-    def update_clock(self, c: Any, *, duplicates: int = 0, corrupt: int = 0) -> None:
-        """Copy a device clock's counters (edge.sources.deviceclock.ClockCounters), plus the
-        duplicates / corrupt frames the decoder in front of it dropped."""
-        self.frames, self.lost_samples = c.frames, c.lost_samples
-        self.resets, self.clock_steps = c.resets, c.clock_steps
-        self.bad_timestamps = c.bad_timestamps
-        self.duplicates = c.duplicates + duplicates
-        self.corrupt = c.corrupt + corrupt
+    def update_clock(self, c: ClockCounters, *, duplicates: int = 0, corrupt: int = 0) -> None:
+        """Copy a device time line's counters, plus the duplicates / corrupt frames the
+        decoder in front of it dropped."""
+        for f in dataclasses.fields(ClockCounters):
+            setattr(self, f.name, getattr(c, f.name))
+        self.duplicates += duplicates
+        self.corrupt += corrupt
         self.measured_fs_hz = round(float(c.measured_fs_hz), 4)
 
     def as_dict(self) -> dict[str, Any]:

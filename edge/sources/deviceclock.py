@@ -3,18 +3,23 @@
 `DeviceTimeline` places frames (device time of a frame's last sample, its sample count and,
 where the protocol has them, the frames lost by sequence number) on one time line:
 
-- the true sample rate (samples per device second) is estimated from contiguous frames,
-  with slow forgetting, and is used instead of the nominal rate (+- 5 % is normal for a
-  Polar H10; within 50 ppm of nominal it is taken as nominal); samples are spaced by that
-  rate and the line follows the frame time stamps (as Polar's SDK spaces samples by them)
-  through a phase lock that corrects only errors seen in two frames in a row (drift), so
-  one frame's jittered or damaged time stamp moves nothing;
+- the true sample rate (samples per device second) is estimated from the frames' time
+  stamps, across gaps of a known size, with slow forgetting, and is used instead of the
+  nominal rate (+- 5 % is normal for a Polar H10; within 50 ppm of nominal, or within what
+  the data so far can resolve, it is taken as nominal); samples are spaced by that rate and
+  the line follows the frame time stamps (as Polar's SDK spaces samples by them) through a
+  phase lock that corrects only errors seen in five frames in a row (drift), so a few
+  frames' jittered or damaged time stamps move nothing;
 - a gap is declared only when the device time line says samples are missing by more than
   the rate uncertainty allows: jitter and drift never make gaps;
-- a time stamp that jumps implausibly (backwards, further than the host clock or the frame
-  count allows, or not a whole number of frames) is held back; if the next frame continues
-  the old time line it was corrupt (dropped, counted, its samples become a gap), if the next
-  frame continues the new time it is a device clock restart (a new segment);
+- with sequence numbers (ecg12), the numbers place every frame; a time stamp that disagrees
+  with them is ignored (counted), and only `step_frames` stamps in a row that agree on a
+  new offset are a device clock step;
+- without (Polar PMD), a time stamp that jumps implausibly (backwards, further than the host
+  clock or the frame count allows, or not a whole number of frames) is held back in a chain
+  with the frames that continue it; if the old time line continues instead it was corrupt
+  (dropped, counted, its samples become a gap), if the chain is confirmed it is a gap or a
+  device clock restart (a new segment);
 - a frame whose time stamp equals a recently delivered one is a replay: dropped, counted.
 
 `GridResampler` turns samples at device times into samples on the nominal grid
@@ -43,7 +48,15 @@ _HELD_INPUTS = 16  # inputs after which a chain not continued is taken as corrup
 
 @dataclass
 class ClockCounters:
-    """Per-session counters of a device time line."""
+    """Per-session counters of a device time line.
+
+    `frames` accepted device frames; `lost_samples` samples the device time line says are
+    missing; `duplicates` replayed frames dropped; `corrupt` frames/lines dropped as damaged
+    or implausible; `resets` device clock/sequence restarts; `clock_steps` device clock
+    steps confirmed by several frames; `bad_timestamps` single time stamps the sequence
+    numbers overruled (frame kept, placed by count); `measured_fs_hz` the true rate
+    (0 = unknown).
+    """
 
     frames: int = 0
     lost_samples: int = 0
@@ -87,12 +100,15 @@ class DeviceTimeline:
     `max_rate_error`: largest plausible deviation of the true rate from nominal;
     `tolerance_samples`: time-stamp jitter allowed, in samples; `host_slack_s` /
     `live_slack_s`: how much more device time than host time may pass between two frames
-    across a reconnect / on a live link (notification buffering) for a gap to be plausible.
+    across a reconnect / on a live link (notification buffering) for a gap to be plausible;
+    `confirm_frames`: frames that must continue an unnumbered frame that restarts or jumps
+    the line; `step_frames`: consecutive time stamps that must agree on a new offset against
+    the sequence numbers before a clock step is followed.
     """
 
     def __init__(self, nominal_fs_hz: float, *, max_rate_error: float = 0.06,
                  tolerance_samples: float = 1.0, host_slack_s: float = 5.0,
-                 live_slack_s: float = 2.0, confirm_frames: int = 3,
+                 live_slack_s: float = 2.0, confirm_frames: int = 3, step_frames: int = 5,
                  forget_frames: float = 2000.0, recent: int = 64,
                  phase_gain: float = 0.1) -> None:
         if not nominal_fs_hz > 0:
@@ -103,6 +119,7 @@ class DeviceTimeline:
         self.host_slack_s = host_slack_s
         self.live_slack_s = live_slack_s
         self.confirm_frames = confirm_frames
+        self.step_frames = step_frames
         self.phase_gain = phase_gain
         self._forget = 1.0 - 1.0 / forget_frames
         self.counters = ClockCounters(measured_fs_hz=self.nominal_fs_hz)
@@ -141,7 +158,9 @@ class DeviceTimeline:
         if self._sum_n < 20 or self._sum_dt <= 0:
             return self.nominal_fs_hz
         ratio = self._sum_n / self._sum_dt / self.nominal_fs_hz
-        if abs(ratio - 1) < SNAP_RATE:  # a crystal-timed device: exactly nominal
+        # a crystal-timed device is exactly nominal; and the measurement must exceed its own
+        # resolution (the two end stamps of the sums may be off by up to 1/4 sample each)
+        if abs(ratio - 1) < max(SNAP_RATE, 0.5 / self._sum_n):
             return self.nominal_fs_hz
         return self.nominal_fs_hz * float(np.clip(ratio, 1 - self.max_rate_error,
                                                   1 + self.max_rate_error))
@@ -242,7 +261,7 @@ class DeviceTimeline:
     def _place_numbered(self, f: _Pending) -> Placed:
         """Sequence numbers say how many frames are missing; the time stamp is trusted only
         where it agrees with them (then it measures the gap and the drift). One time stamp
-        that disagrees is ignored (counted); `confirm_frames` in a row that agree are a clock
+        that disagrees is ignored (counted); `step_frames` in a row that agree are a clock
         step."""
         lost = int(f.lost_frames or 0)
         missing, tol = self._miss(self._line_device_t(), self._last, f)
@@ -263,14 +282,14 @@ class DeviceTimeline:
         est = lost * (size or f.n)
         line_last = self._last_line + (est + _advance(self._last, f)) / rate
         implied = line_last - f.t_last  # the offset under which this time stamp is right
-        # a real step moves every later time stamp alike; `confirm_frames` of them in a row
-        # must imply the same offset (two stamps damaged alike, e.g. the same bit flipped in
-        # consecutive frames, must not move the clock)
+        # a real step moves every later time stamp alike; `step_frames` of them in a row
+        # must imply the same offset (stamps damaged alike, e.g. the same bit flipped in
+        # consecutive frames, must not move the clock; meanwhile the numbers place frames)
         if self._step and abs(implied - self._step[-1]) * rate <= self.tolerance_samples / 20:
             self._step.append(implied)
         else:
             self._step = [implied]
-        if len(self._step) >= self.confirm_frames:  # confirmed: follow the device clock
+        if len(self._step) >= self.step_frames:  # confirmed: follow the device clock
             self._offset = float(np.median(self._step))  # one slightly damaged stamp of them
             # does not set it
             self.counters.clock_steps += 1
