@@ -4,7 +4,9 @@
 
 Writes a profile file that `ecg12 stream/reconstruct --profile wearer.json` reads: ``patient``
 (age/sex if given, R and T axes measured from the 12-lead), ``clinical`` (12-lead
-measurements: QRS duration, rate, axes) and ``personalization`` (``edge.personalize``).
+measurements: QRS duration, rate, axes) and ``personalization`` (``edge.personalize``), with
+the enrolment's single-lead median beat that the streaming wearer check compares each model
+window with (``edge.stages.identity``).
 """
 
 from __future__ import annotations
@@ -96,4 +98,9 @@ def enroll(record: str, out: Path, wearable: str | None, lead: str | None, fs: f
         clin = ", ".join(f"{k} {v:g}" for k, v in p.clinical.items()) or "none measurable"
         click.echo(p.summary(), file=sys.stderr)
         click.echo(f"clinical: {clin}", file=sys.stderr)
+        if wearable is None:
+            click.echo("note: this profile expects a standard Lead I; a device whose lead "
+                       "differs in shape or amplitude (e.g. a chest strap) will be flagged "
+                       "personalization_mismatch and get the generic output: enrol it with "
+                       "--wearable", file=sys.stderr)
         click.echo(f"wrote {out} (use: ecg12 reconstruct FILE --profile {out})", file=sys.stderr)

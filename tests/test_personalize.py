@@ -123,13 +123,13 @@ def test_shrink_keeps_that_share_of_the_correction() -> None:
     std = np.full_like(g, 0.1)
     full = fit_personalization(g, std, t, FS, lambdas=(1e-9,), edge_s=0.0, shrink=1.0)
     part = fit_personalization(g, std, t, FS, lambdas=(1e-9,), edge_s=0.0)  # the default
-    assert part.quality["shrink"] == CROSS_RECORD_SHRINK == 0.8
+    assert part.quality["shrink"] == CROSS_RECORD_SHRINK == 0.9
     w0 = np.zeros(NF * 4)
     w0[col("V3")] = 1.0
     np.testing.assert_allclose(part.weights["V3"],
-                               w0 + 0.8 * (np.array(full.weights["V3"]) - w0), atol=1e-9)
-    out, _ = part.apply(g, std, FS)  # 80 % of the way from the generic to the fitted map
-    np.testing.assert_allclose(out[:, 8], g[:, 8] + 0.8 * (t[:, 8] - g[:, 8]), atol=1e-6)
+                               w0 + 0.9 * (np.array(full.weights["V3"]) - w0), atol=1e-9)
+    out, _ = part.apply(g, std, FS)  # 90 % of the way from the generic to the fitted map
+    np.testing.assert_allclose(out[:, 8], g[:, 8] + 0.9 * (t[:, 8] - g[:, 8]), atol=1e-6)
     # the std is recalibrated on the shrunk map's residuals: no longer (near) zero
     assert part.std_scale["V3"] > 10 * full.std_scale["V3"]
     for bad in (0.0, 1.5):
@@ -454,3 +454,26 @@ def test_identity_runs_do_not_depend_on_blocks() -> None:
         out, flags = run(cuts)
         np.testing.assert_array_equal(out, ref)
         assert flags == ref_flags
+
+
+
+def test_stream_cli_flags_another_wearer(tmp_path: Path) -> None:
+    """`ecg12 stream --profile` runs the wearer check: a profile whose beat is nothing like
+    the simulated wearer's gives personalization_mismatch flags in the events."""
+    from click.testing import CliRunner
+
+    from edge.cli import main
+
+    p = _hand_personalization()
+    t = np.arange(65) / 100.0
+    p.template = {"fs_hz": 100.0, "beat": [float(v) for v in np.sin(2 * np.pi * 1.5 * t)],
+                  "ptp_mv": 2.0}
+    prof = p.save(tmp_path / "wearer.json")
+    res = CliRunner().invoke(main, [
+        "stream", "--source", "sim:?duration=20&speed=0&seed=2", "--mc-samples", "2",
+        "--profile", str(prof), "--out", str(tmp_path / "out"), "--quiet", "--events", "-"])
+    assert res.exit_code == 0, res.output
+    events = [json.loads(line) for line in res.output.splitlines() if line.startswith("{")]
+    flags = [e for e in events if e.get("type") == "flag"
+             and e.get("kind") == "personalization_mismatch"]
+    assert flags and all("another wearer" in f["detail"] for f in flags), events[:5]

@@ -1,6 +1,7 @@
 """Personalisation on real patients: enrol on one 12-lead record, reconstruct another.
 
     python -m training.evaluate_personalization [--bundle PATH] [--limit N] [--out FILE]
+                                                [--no-all-pairs]
 
 Patients: PTB-XL patients with two or more distinct 500 Hz records that pass the corpus checks
 (`training.data.load_corpus`). Enrolment = the earlier record (lowest ecg_id), test = the next
@@ -10,22 +11,27 @@ shipped bundle (`edge.load_bundle().reconstruct`), generic and with the enrolmen
 (`training.truth.truth_signal`), first and last second left out. Patients whose records were
 in the generic model's training split are reported apart from the held-out ones (folds 9-10).
 
-Robustness (forward direction): a short enrolment (the first model window only), noisy
-enrolments (white noise on I, II, V1-V6; the other limb leads re-derived), and a wrong-person
-enrolment (patient k enrolled, patient k+1 tested). Personalised outputs are computed as
-`Personalization.apply` on the generic output of the test record, which equals
-`reconstruct(..., personalization=p)` on one segment (tests/test_personalize.py).
-Uncertainty: coverage of the nominal 90 % interval, generic, personalised with the generic std
-(before recalibration) and with the recalibrated std. ``*_checked``: what
-`reconstruct` returns, i.e. the generic output where the median-beat check
-(`edge.personalize.mismatch_flag`) rejects the enrolment. Chest amplitude: slope of predicted vs
-true R amplitude over test records (`training.metrics.amplitude_fidelity`).
+Conditions: ``<name>`` = the correction alone (`Personalization.apply` on the test record's
+generic output: no wearer check); ``<name>_checked`` = the product path,
+`reconstruct(..., personalization=p)`, whose per-window wearer check (`edge.stages.identity`)
+puts the generic rows back where the Lead I beat does not match the enrolment's
+(``mismatch_share``: share of scored rows). Enrolments: ``personal`` (the patient's other
+record), ``short`` (its first model window only), ``noisy_*`` (white noise on I, II, V1-V6,
+the other limb leads re-derived), ``wrong_person`` (patient k+1's enrolment on patient k).
+``wrong_person_all_pairs`` (forward): every patient's profile on every other patient's test
+record. Uncertainty: coverage of the nominal 90 % interval (``personal``: also with the
+generic std, before recalibration). Chest amplitude: slope of predicted vs true R amplitude
+over test records (`training.metrics.amplitude_fidelity`).
+
+The wearer-check thresholds and the correction's shrink factor were chosen on these same
+patients (there are no others with two records here): in-sample, stated as such.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -36,6 +42,11 @@ HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "runs" / "default" / "personalization_eval.json"
 Z90 = 1.6448536269514722
 NOISE_MV = {"noisy_0.1mV": 0.1, "noisy_0.3mV": 0.3, "noisy_1mV": 1.0}
+CONDS = ("personal", "short", "noisy_0.1mV", "noisy_0.3mV", "noisy_1mV", "wrong_person")
+HALF_SPLIT_NOTE = (
+    "not run, so not met: the issue asks for enrol-on-the-first-half / test-on-the-second-half "
+    "of long records (LUDB, Chapman, CinC where >= 16 s), but every LUDB, Chapman and CinC "
+    "record in ../shared/data is 10 s; 5 s halves are shorter than one 8 s model window")
 
 
 def _pearson(a: np.ndarray, b: np.ndarray) -> float:
@@ -68,28 +79,42 @@ def noisy(x: np.ndarray, sd_mv: float, rng: np.random.Generator) -> np.ndarray:
     return y
 
 
-def score(out: Any, truth: np.ndarray, fs: float) -> dict[str, Any]:
+def score(leads: np.ndarray, std: np.ndarray, truth: np.ndarray, fs: float,
+          flags: list | None = None) -> dict[str, Any]:
+    """r and RMSE per lead, 90 % coverage, share of rows under a personalization_mismatch
+    flag; the first and last second left out."""
     s = int(fs)
-    got, std, tru = out.leads[s:-s], out.std[s:-s], truth[s:-s]
+    n = len(leads)
+    mis = np.zeros(n, dtype=bool)
+    for f in flags or []:
+        if f.kind == "personalization_mismatch":
+            mis[int(round(f.start_s * fs)):int(round(f.end_s * fs))] = True
+    got, sd, tru, mis = leads[s:-s], std[s:-s], truth[s:-s], mis[s:-s]
     ok = np.isfinite(got).all(axis=1)
-    got, std, tru = got[ok], std[ok], tru[ok]
+    got, sd, tru = got[ok], sd[ok], tru[ok]
     err = np.abs(got[:, 1:] - tru[:, 1:])
     return {"r": [_pearson(got[:, j], tru[:, j]) for j in range(12)],
             "rmse": [float(np.sqrt(np.mean((got[:, j] - tru[:, j]) ** 2))) for j in range(12)],
-            "cover": float(np.mean(err <= Z90 * std[:, 1:])),
-            "z": err / np.maximum(std[:, 1:], 1e-9)}
+            "cover": float(np.mean(err <= Z90 * sd[:, 1:])),
+            "mismatch_share": float(np.mean(mis[ok])) if ok.any() else 0.0,
+            "z": err / np.maximum(sd[:, 1:], 1e-9)}
+
+
+def r11(sc: dict[str, Any]) -> float:
+    return float(np.nanmean(sc["r"][1:]))
 
 
 def evaluate(bundle: str | None = None, limit: int | None = None, mc_samples: int = 30,
-             progress: bool = True) -> dict[str, Any]:
+             progress: bool = True, all_pairs: bool = True) -> dict[str, Any]:
     import edge
     from edge.features import detect_r_peaks
     from edge.leads import LEADS
-    from edge.personalize import MATCH_MIN_R, STD_INFLATION, template_match
+    from edge.personalize import STD_INFLATION
     from training.data.splits import load_splits
     from training.metrics import amplitude_fidelity, r_wave_amplitude
     from training.truth import TRUTH_TEXT, truth_signal
 
+    t_start = time.time()
     pairs, info = patient_pairs(limit, progress)
     splits = load_splits()
     model = edge.load_bundle(bundle)
@@ -98,6 +123,8 @@ def evaluate(bundle: str | None = None, limit: int | None = None, mc_samples: in
     rng = np.random.default_rng(0)
     rows: list[dict[str, Any]] = []
     amp: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    profiles: list[Any] = []  # forward-direction profile of each patient (all pairs)
+    tests: list[tuple[Any, Any, np.ndarray]] = []  # forward test record, generic, truth
     for k, recs in enumerate(pairs):
         other = pairs[(k + 1) % len(pairs)][0]
         for direction, (enr, tst) in (("forward", (recs[0], recs[1])),
@@ -112,8 +139,8 @@ def evaluate(bundle: str | None = None, limit: int | None = None, mc_samples: in
                 "group": "held_out" if all(splits.get(r.key) in ("val", "test")
                                            for r in recs[:2]) else "in_training",
             }
-            sg = score(gen, truth, fs)
-            row["generic"] = {k2: v for k2, v in sg.items() if k2 != "z"}
+            sg = score(gen.leads, gen.std, truth, fs)
+            row["generic"] = sg
             enrolments = {"personal": enr.signal_mv}
             if direction == "forward":
                 enrolments["short"] = enr.signal_mv[:one_window]
@@ -122,59 +149,118 @@ def evaluate(bundle: str | None = None, limit: int | None = None, mc_samples: in
                     enrolments[name] = noisy(enr.signal_mv, sd, rng)
             for name, ecg in enrolments.items():
                 p = model.personalize(ecg, fs, mc_samples=mc_samples)
-                # = model.reconstruct(..., personalization=p) on one segment (tested)
-                leads, std = p.apply(gen.leads, gen.std, fs)
-                out = type(gen)(leads, std, gen.flags, fs)
-                sp = score(out, truth, fs)
-                row[name] = {"r": sp["r"], "rmse": sp["rmse"], "cover": sp["cover"],
-                             "fallback": sorted(p.fallback), "match": template_match(
-                                 p, lead_i, fs)}
-                if row[name]["match"] is not None and row[name]["match"] < MATCH_MIN_R:
-                    row[name + "_checked"] = dict(row["generic"], fallback=[], match=None)
-                else:
-                    row[name + "_checked"] = {k2: v for k2, v in row[name].items()}
+                leads, std = p.apply(gen.leads, gen.std, fs)  # the correction alone
+                sp = score(leads, std, truth, fs)
+                sp["fallback"] = sorted(p.fallback)
+                row[name] = sp
+                chk = model.reconstruct(lead_i, fs, mc_samples=mc_samples, personalization=p)
+                row[name + "_checked"] = score(chk.leads, chk.std, truth, fs, chk.flags)
+                row[name + "_checked"]["fallback"] = sp["fallback"]
                 if name == "personal":
-                    before = type(out)(out.leads, gen.std, out.flags, fs)
-                    row[name]["cover_before_recal"] = score(before, truth, fs)["cover"]
-                    row[name]["z90_over_inflation"] = float(
+                    sp["cover_before_recal"] = score(leads, gen.std, truth, fs)["cover"]
+                    sp["z90_over_inflation"] = float(
                         np.quantile(sp["z"], 0.9) / Z90 * STD_INFLATION)
                     if direction == "forward":
+                        profiles.append(p)
+                        tests.append((tst, gen, truth))
                         peaks = detect_r_peaks(truth[:, 0], fs)
                         for j in range(6, 12):
                             amp[LEADS[j]]["true"].append(r_wave_amplitude(truth[:, j], peaks, fs))
                             amp[LEADS[j]]["generic"].append(
                                 r_wave_amplitude(gen.leads[:, j], peaks, fs))
                             amp[LEADS[j]]["personal"].append(
-                                r_wave_amplitude(out.leads[:, j], peaks, fs))
+                                r_wave_amplitude(leads[:, j], peaks, fs))
+            for v in row.values():
+                if isinstance(v, dict):
+                    v.pop("z", None)
             rows.append(row)
         if progress:
             f = rows[-2]
-            print(f"{k + 1}/{len(pairs)} {recs[0].patient_id}: generic "
-                  f"{np.nanmean(f['generic']['r'][1:]):.3f} -> personal "
-                  f"{np.nanmean(f['personal']['r'][1:]):.3f}", flush=True)
-    return summarise(rows, amp, info, bundle, mc_samples, TRUTH_TEXT, STD_INFLATION,
-                     amplitude_fidelity)
+            print(f"{k + 1}/{len(pairs)} {recs[0].patient_id}: generic {r11(f['generic']):.3f}"
+                  f" -> personal {r11(f['personal']):.3f} (checked "
+                  f"{r11(f['personal_checked']):.3f}); wrong person checked "
+                  f"{r11(f['wrong_person_checked']):.3f}", flush=True)
+    groups = [r["group"] for r in rows if r["direction"] == "forward"]
+    cross = cross_pairs(model, profiles, tests, groups, mc_samples, progress) if all_pairs \
+        else None
+    out = summarise(rows, amp, info, bundle, mc_samples, TRUTH_TEXT, STD_INFLATION,
+                    amplitude_fidelity, cross)
+    out["seconds"] = round(time.time() - t_start, 1)
+    return out
 
 
-def _mean_r(rows: list[dict], cond: str) -> float:
-    return float(np.nanmean([np.nanmean(r[cond]["r"][1:]) for r in rows]))
+def cross_pairs(model: Any, profiles: list[Any], tests: list[tuple[Any, Any, np.ndarray]],
+                groups: list[str], mc_samples: int, progress: bool) -> dict[str, Any]:
+    """Every patient's profile on every other patient's (forward) test record."""
+    n = len(profiles)
+    gen_r = np.array([r11(score(g.leads, g.std, t, tst.fs_hz)) for tst, g, t in tests])
+    d_raw = np.full((n, n), np.nan)  # [profile of a, test record of b]: r - generic r
+    d_chk = np.full((n, n), np.nan)
+    mis = np.full((n, n), np.nan)
+    for a, p in enumerate(profiles):
+        for b, (tst, gen, truth) in enumerate(tests):
+            if a == b:
+                continue
+            fs = tst.fs_hz
+            leads, std = p.apply(gen.leads, gen.std, fs)
+            d_raw[a, b] = r11(score(leads, std, truth, fs)) - gen_r[b]
+            chk = model.reconstruct(tst.signal_mv[:, 0], fs, mc_samples=mc_samples,
+                                    personalization=p)
+            sc = score(chk.leads, chk.std, truth, fs, chk.flags)
+            d_chk[a, b], mis[a, b] = r11(sc) - gen_r[b], sc["mismatch_share"]
+        if progress:
+            print(f"all pairs: profile {a + 1}/{n}: checked delta r "
+                  f"{np.nanmean(d_chk[a]):+.3f}", flush=True)
+    res: dict[str, Any] = {"profiles": n, "pairs": int(np.isfinite(d_chk).sum())}
+    for group in ("all", "held_out", "in_training"):
+        cols = [b for b in range(n) if group == "all" or groups[b] == group]
+        if not cols:
+            continue
+        dr, dc, m = d_raw[:, cols], d_chk[:, cols], mis[:, cols]
+        ok = np.isfinite(dc)
+        res[group] = {
+            "test_patients": len(cols), "pairs": int(ok.sum()),
+            "delta_r_unchecked": float(np.nanmean(dr)),
+            "delta_r_checked": float(np.nanmean(dc)),
+            "delta_r_checked_per_test_patient_worst": float(np.nanmin(np.nanmean(dc, axis=0))),
+            "pairs_worse_than_generic_by_0.02": float(np.mean(dc[ok] < -0.02)),
+            "rows_personalised_share": float(1.0 - np.nanmean(m)),
+        }
+    res["delta_r_checked_matrix"] = {
+        "note": "rows: profile (enrolment) patient, columns: test patient (forward order); "
+                "diagonal (same person) empty; r - generic r over 11 leads, 3 decimals",
+        "values": [[None if not np.isfinite(v) else round(float(v), 3) for v in row]
+                   for row in d_chk]}
+    return res
 
 
 def summarise(rows: list[dict], amp: dict, info: dict, bundle: str | None, mc: int,
-              truth_text: str, inflation: float, amplitude_fidelity: Any) -> dict[str, Any]:
+              truth_text: str, inflation: float, amplitude_fidelity: Any,
+              cross: dict[str, Any] | None = None) -> dict[str, Any]:
     from edge.leads import LEADS
 
+    try:
+        from edge.personalize import CROSS_RECORD_SHRINK
+        from edge.stages.identity import MATCH_MAX_LOG_AMP, MATCH_MIN_R
+        check: dict[str, Any] = {
+            "match_min_r": MATCH_MIN_R, "shrink": CROSS_RECORD_SHRINK,
+            "amplitude_ratio": [round(float(np.exp(-MATCH_MAX_LOG_AMP)), 3),
+                                round(float(np.exp(MATCH_MAX_LOG_AMP)), 3)],
+            "note": "thresholds and shrink chosen on these same patients (in-sample)"}
+    except ImportError:  # an ecg12 from before the per-window check (a "before" run)
+        check = {"note": "whole-recording median-beat check of that ecg12 version"}
     out: dict[str, Any] = {
         "bundle": bundle or "edge/bundles/default (shipped)", "mc_samples": mc,
         "truth": truth_text, "std_inflation": inflation,
         "protocol": "PTB-XL patients with >= 2 distinct 500 Hz records; enrol on one record, "
                     "test on another (forward = earlier -> later ecg_id); r over the 11 "
-                    "reconstructed leads, first/last second left out",
+                    "reconstructed leads, first/last second left out; the enrol-on-one-half "
+                    "split of long records was not run (every LUDB, Chapman and CinC record "
+                    "here is 10 s)",
+        "wearer_check": check,
         **info,
     }
-    conds = [c for c in ("generic", "personal", "short", "noisy_0.1mV", "noisy_0.3mV",
-                         "noisy_1mV", "wrong_person", "personal_checked",
-                         "wrong_person_checked")]
+    conds = ["generic"] + [c + s for c in CONDS for s in ("", "_checked")]
     for direction in ("forward", "reverse"):
         d = [r for r in rows if r["direction"] == direction]
         res: dict[str, Any] = {"patients": len(d)}
@@ -183,13 +269,13 @@ def summarise(rows: list[dict], amp: dict, info: dict, bundle: str | None, mc: i
             if not g:
                 continue
             gr: dict[str, Any] = {"patients": len(g)}
+            gen_r = np.array([r11(x["generic"]) for x in g])
             for c in conds:
                 if c not in g[0]:
                     continue
                 r = np.array([x[c]["r"] for x in g])
                 rmse = np.array([x[c]["rmse"] for x in g])
                 rec_r = np.nanmean(r[:, 1:], axis=1)
-                gen_r = np.array([np.nanmean(x["generic"]["r"][1:]) for x in g])
                 cr: dict[str, Any] = {
                     "r_mean_11": float(np.nanmean(rec_r)),
                     "rmse_mv_mean_11": float(np.nanmean(rmse[:, 1:])),
@@ -199,9 +285,10 @@ def summarise(rows: list[dict], amp: dict, info: dict, bundle: str | None, mc: i
                     cr["delta_r_vs_generic"] = float(np.nanmean(rec_r - gen_r))
                     cr["patients_worse_than_generic_by_0.02"] = int(np.sum(rec_r < gen_r - 0.02))
                     cr["fallback_leads"] = int(sum(len(x[c]["fallback"]) for x in g))
-                    m = [x[c]["match"] for x in g if x[c]["match"] is not None]
-                    cr["template_match_r_median"] = float(np.median(m)) if m else None
-                if c in ("generic", "personal"):
+                if c.endswith("_checked"):
+                    cr["rows_personalised_share"] = float(
+                        1.0 - np.mean([x[c]["mismatch_share"] for x in g]))
+                if c in ("generic", "personal", "personal_checked"):
                     cr["r_per_lead"] = {LEADS[j]: float(np.nanmean(r[:, j])) for j in range(1, 12)}
                     cr["rmse_mv_per_lead"] = {LEADS[j]: float(np.nanmean(rmse[:, j]))
                                               for j in range(1, 12)}
@@ -216,17 +303,15 @@ def summarise(rows: list[dict], amp: dict, info: dict, bundle: str | None, mc: i
     out["chest_amplitude_slope_forward"] = {
         lead: {k: amplitude_fidelity(v["true"], v[k])["slope"] for k in ("generic", "personal")}
         for lead, v in amp.items()}
-    same = [r["personal"]["match"] for r in rows if r["personal"]["match"] is not None]
-    wrong = [r["wrong_person"]["match"] for r in rows
-             if "wrong_person" in r and r["wrong_person"]["match"] is not None]
-    out["template_match"] = {
-        "same_person": np.percentile(same, [5, 25, 50]).tolist() if same else None,
-        "wrong_person": np.percentile(wrong, [50, 75, 95]).tolist() if wrong else None,
-        "note": "r of enrolment vs test Lead I median beat; percentiles (same: 5/25/50, "
-                "wrong: 50/75/95)"}
-    out["long_records_half_split"] = (
-        "not run: every LUDB, Chapman and CinC record in ../shared/data is 10 s (< 16 s)")
-    out["per_patient"] = [{k: v for k, v in r.items()} for r in rows]
+    if cross is not None:
+        out["wrong_person_all_pairs"] = cross
+    out["long_records_half_split"] = HALF_SPLIT_NOTE
+    out["per_patient"] = [
+        {k: (round(r11(v), 4) if isinstance(v, dict) else v) for k, v in r.items()}
+        | {"mismatch_share": {k: round(v["mismatch_share"], 3) for k, v in r.items()
+                              if isinstance(v, dict) and k.endswith("_checked")}}
+        for r in rows]
+    out["per_patient_note"] = "r over 11 leads per condition; mismatch_share per checked one"
     return out
 
 
@@ -236,9 +321,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--mc-samples", type=int, default=30)
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--no-all-pairs", action="store_true",
+                    help="skip every-profile-on-every-patient (n^2 reconstructions)")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
-    res = evaluate(args.bundle, args.limit, args.mc_samples, progress=not args.quiet)
+    res = evaluate(args.bundle, args.limit, args.mc_samples, progress=not args.quiet,
+                   all_pairs=not args.no_all_pairs)
     args.out.write_text(json.dumps(res, indent=1, default=float) + "\n")
     for direction in ("forward", "reverse"):
         for group in ("all", "held_out", "in_training"):
@@ -248,17 +336,21 @@ def main(argv: list[str] | None = None) -> None:
             print(f"[{direction} / {group}: {g['patients']} patients]")
             for c, v in g.items():
                 if isinstance(v, dict):
-                    extra = "".join(f"  {k} {v[k]}" for k in (
+                    extra = "".join(f"  {k} {v[k]:.3g}" for k in (
                         "delta_r_vs_generic", "patients_worse_than_generic_by_0.02",
-                        "fallback_leads", "coverage_90_before_recalibration",
-                        "std_inflation_for_90") if k in v)
-                    print(f"  {c:13s} r {v['r_mean_11']:.3f}  RMSE {v['rmse_mv_mean_11']:.3f} "
+                        "fallback_leads", "rows_personalised_share",
+                        "coverage_90_before_recalibration", "std_inflation_for_90") if k in v)
+                    print(f"  {c:22s} r {v['r_mean_11']:.3f}  RMSE {v['rmse_mv_mean_11']:.3f} "
                           f"mV  coverage {v['coverage_90']:.3f}{extra}")
     print("chest amplitude slope (forward):", {k: {a: round(b, 2) for a, b in v.items()}
                                                 for k, v in res[
                                                     "chest_amplitude_slope_forward"].items()})
-    print("template match:", res["template_match"])
-    print(f"wrote {args.out}")
+    cross = res.get("wrong_person_all_pairs")
+    if cross:
+        for group in ("all", "held_out", "in_training"):
+            if group in cross:
+                print(f"wrong person, all pairs / {group}:", cross[group])
+    print(f"wrote {args.out} ({res['seconds']} s)")
 
 
 if __name__ == "__main__":
