@@ -30,15 +30,19 @@ def test_ecg12_time_stamp_faults_never_shift_samples(results: dict) -> None:
     r = results["ecg12-clock"]
     assert r["damaged"] > 150 and r["counters"]["bad_timestamps"] > 20
     assert (r["wrong"], r["shifted"], r["unaccounted"]) == (0, 0, 0)
-    assert r["counters"]["resets"] == 0 and r["undamaged_delivered"] > 0.99
+    # every frame that arrived is delivered, exactly on the device's grid (no sample is
+    # interpolated off it, none lost at a gap's edge)
+    assert r["counters"]["resets"] == 0 and r["undamaged_delivered"] == 1.0
+    assert r["max_error_mv"] < 1e-6 and r["counters"]["clock_steps"] == 0
 
 
 def test_polar_keeps_lock_under_damage(results: dict) -> None:
     """Every Polar notification goes through PolarSource.feed: no shifted sample, nothing
-    unaccounted, no false restart, nearly all undamaged frames delivered."""
+    unaccounted, no false restart, every undamaged frame delivered (issue 13: 6 % were lost:
+    a good frame after a gap was dropped when the frame after it was damaged)."""
     r = results["polar"]
     assert (r["shifted"], r["unaccounted"], r["counters"]["resets"]) == (0, 0, 0)
-    assert r["undamaged_delivered"] > 0.9 and r["delivered_fraction"] > 0.5
+    assert r["undamaged_delivered"] == 1.0 and r["delivered_fraction"] > 0.5
 
 
 def test_acceptance_rates_are_measured(results: dict) -> None:

@@ -390,11 +390,22 @@ class DeviceTimeline:
         return "reset", 0.0, False
 
     def finish(self) -> list[Placed]:
-        """End of stream: a held-back frame never confirmed is counted as corrupt; a first
-        frame still waiting for a second is placed at the estimated rate."""
+        """End of stream: the longest held chain that starts a whole number of frames after
+        the line (a plain loss, which needs one more frame to confirm) is placed, as no
+        later frame can come; other held frames are counted as corrupt. A first frame still
+        waiting for a second is placed at the estimated rate."""
+        out: list[Placed] = []
+        gaps = [c for c in self._held if self._classify(c[0])[0] == "gap" and
+                self._classify(c[0])[2]]
+        if gaps:
+            chain = max(gaps, key=len)
+            self._held = [c for c in self._held if c is not chain]
+            self._drop_held()
+            out.append(self._accept(chain[0], "gap", self._classify(chain[0])[1]))
+            out += [self._accept(h, "gap" if h.gap else "ok", float(h.gap)) for h in chain[1:]]
         self._drop_held()
         h, self._hold = self._hold, None
-        return [self._accept(h, verdict="first")] if h is not None else []
+        return out + ([self._accept(h, verdict="first")] if h is not None else [])
 
     def _accept(self, f: _Pending, verdict: str, missing: float = 0.0,
                 exact: bool = True) -> Placed:

@@ -50,6 +50,7 @@ class PolarSource(NotifySource):
         self.timed = TimedChunker(self._put_uv, self.fs_hz)
         self._ctrl: asyncio.Queue[bytes] = asyncio.Queue()
         self._unsupported = 0
+        self._origin_ns: int | None = None  # first time stamp: the line counts from it
         self.settings: dict[Any, list[int]] = {}
 
     def _put_uv(self, samples_uv: np.ndarray, t0: float, fs: float, **kw: Any) -> None:
@@ -136,7 +137,13 @@ class PolarSource(NotifySource):
             self._corrupt()
             self.timed.timeline.rejected()
             return
-        self.timed.add(frame.timestamp_ns / 1e9, x.astype(np.float64), arrival_s)
+        # seconds since the first frame, from the integer ns: an H10 stamp counts from 2000,
+        # and as a float of ~7.6e8 s its rounding (~1e-7 s per step) walks the line off the
+        # device's grid
+        if self._origin_ns is None:
+            self._origin_ns = frame.timestamp_ns
+        self.timed.add((frame.timestamp_ns - self._origin_ns) / 1e9, x.astype(np.float64),
+                       arrival_s)
         self._sync_stats()
 
     def _corrupt(self) -> None:
