@@ -16,9 +16,10 @@ Features work on a whole window (not a stream), so the filters here are zero-pha
 
 The scipy pieces this used are re-implemented here with numpy and tested against scipy:
 ``butter_bandpass_sos`` (= ``scipy.signal.butter(2, ..., "bandpass", output="sos")``),
-``sosfiltfilt`` (= ``scipy.signal.sosfiltfilt``, odd padding; run as one state-space system
-block by block, so it is vectorised), ``find_peaks`` (= ``scipy.signal.find_peaks`` with
-``height`` and ``distance``) and ``moving_average`` (= ``scipy.ndimage.uniform_filter1d``).
+``_SosFilter.filtfilt`` (= ``scipy.signal.sosfiltfilt``, odd padding; run as one
+state-space system block by block, so it is vectorised), ``find_peaks`` (=
+``scipy.signal.find_peaks`` with ``height`` and ``distance``) and ``moving_average`` (=
+``scipy.ndimage.uniform_filter1d``).
 """
 
 from __future__ import annotations
@@ -170,11 +171,6 @@ class _SosFilter:
 @functools.lru_cache(maxsize=32)
 def _design(lo: float, hi: float, fs: float) -> _SosFilter:
     return _SosFilter(butter_bandpass_sos(lo, hi, fs))
-
-
-def sosfiltfilt(sos: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Zero-phase forward-backward filter of ``x`` along axis 0 (see ``_SosFilter``)."""
-    return _SosFilter(sos).filtfilt(x)
 
 
 def moving_average(x: np.ndarray, size: int, mode: str = "reflect") -> np.ndarray:
