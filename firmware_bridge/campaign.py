@@ -13,7 +13,10 @@ passed every check); `shifted` ones differ from it outside any damaged input (a 
 at the wrong index: a loss not made an explicit gap, a duplicate, a misplaced time line);
 `unaccounted` = samples neither delivered nor inside an explicit gap. `accept_rate` =
 damaged inputs that changed samples and had wrong samples delivered / damaged inputs that
-changed samples.
+changed samples; `undamaged delivered` = the samples of undamaged inputs delivered (an
+undamaged input must never be lost). Link drops (`polar-link`: the fake H10;
+`ascii-link`: a millis() ASCII serial device) must give gaps of exactly the device time
+that passed offline.
 """
 
 from __future__ import annotations
@@ -342,6 +345,72 @@ async def _polar_disconnects(n: int, seed: int) -> Result:
     return res
 
 
+class _MillisLink:
+    """A serial port serving an AD8232 sketch's `T,V` lines (millis() first), 25 per read;
+    every `every` reads the link drops, and `offline` lines are sampled while it is down
+    (never sent); the first read after a reconnect starts with the tail of a line."""
+
+    def __init__(self, lines: list[bytes], every: int, offline: int, drops: int) -> None:
+        self.lines, self.every, self.offline, self.drops_left = lines, every, offline, drops
+        self.i = self.reads = self.drops = 0
+        self._tail = False
+
+    def __call__(self, port: str, baud: int) -> _MillisLink:
+        return self
+
+    def open(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def read(self, max_bytes: int = 4096) -> bytes | None:
+        from edge.sources.errors import Disconnected
+
+        if self.i >= len(self.lines):
+            return None
+        self.reads += 1
+        if self.reads % self.every == 0 and self.drops_left:
+            self.drops_left -= 1
+            self.drops += 1
+            self.i += self.offline
+            self._tail = True
+            raise Disconnected("campaign: link dropped")
+        tail, self._tail = self.lines[self.i - 1][-5:] if self._tail else b"", False
+        out = tail + b"".join(self.lines[self.i:self.i + 25])
+        self.i += 25
+        return out
+
+
+async def _ascii_disconnects(n: int, seed: int) -> Result:
+    """`n` link drops of a millis() ASCII serial device through SerialSource: each gap must
+    be exactly the device time that passed offline, every sample at its own time."""
+    from edge.sources import open_source
+    from firmware_bridge.ascii import AdcScale
+
+    fs, every, offline = 250, 8, 330  # a drop every 8 reads (200 lines), 1.32 s offline
+    n_lines = (n + 1) * (every * 25 + offline)
+    adc = AdcScale()
+    counts = adc.mv_to_counts(synthetic_ecg(n_lines / fs + 1, fs, seed))[:n_lines]
+    lines = [b"%d,%d\r\n" % (5000 + i * 4, c) for i, c in enumerate(counts.tolist())]
+    link = _MillisLink(lines, every, offline, n)
+    src = open_source("serial:/dev/campaign?format=ascii&fs=250", transport_factory=link,
+                      backoff_base_s=0.0)
+    sink = _Sink()
+    res = Result("ascii-link")
+    t0 = time.perf_counter()
+    async for c in src:
+        sink._put(c.samples[:, 0], c.t0_s, c.fs_hz, gap_s=c.gap_before_s)
+    await src.aclose()
+    res.seconds = time.perf_counter() - t0
+    res.inputs, res.damaged, res.expected = len(lines), link.drops, n_lines
+    _score(res, sink, adc.counts_to_mv(counts), 0, [], 1e-6)
+    res.undamaged_delivered = 0.0  # not measured here (no per-input truth ranges)
+    res.counters["expected_gap_samples"] = offline
+    res.counters.update(src.stats.as_dict())
+    return res
+
+
 def run(n_damaged: int, n_disconnects: int, seed: int = 0,
         on_result: Any = None) -> dict[str, Any]:
     """Every codec at `n_damaged` damaged inputs (ecg12 clock faults at a tenth), then the
@@ -349,7 +418,8 @@ def run(n_damaged: int, n_disconnects: int, seed: int = 0,
     jobs = [lambda: fuzz_ecg12(n_damaged, seed), lambda: fuzz_ecg12(n_damaged // 10, seed, True),
             lambda: fuzz_polar(n_damaged, seed), lambda: fuzz_ascii(n_damaged, seed),
             lambda: fuzz_ascii(n_damaged, seed, millis=True),
-            lambda: asyncio.run(_polar_disconnects(n_disconnects, seed))]
+            lambda: asyncio.run(_polar_disconnects(n_disconnects, seed)),
+            lambda: asyncio.run(_ascii_disconnects(n_disconnects, seed))]
     out: dict[str, Any] = {}
     for job in jobs:
         r = job()

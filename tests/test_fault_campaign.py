@@ -25,6 +25,15 @@ def test_link_drops_are_gaps_at_device_time(results: dict) -> None:
     assert r["gap_samples"] == r["damaged"] * r["counters"]["expected_gap_samples"]
 
 
+def test_ascii_millis_link_drops_are_gaps_at_device_time(results: dict) -> None:
+    """An AD8232 sketch printing millis(): each reconnect gap is the device time that passed
+    offline (issue 13: the host clock's, all later samples shifted), no false restart."""
+    r = results["ascii-link"]
+    assert r["damaged"] == 10 and (r["wrong"], r["shifted"], r["unaccounted"]) == (0, 0, 0)
+    assert r["gap_samples"] == r["damaged"] * r["counters"]["expected_gap_samples"]
+    assert r["counters"]["resets"] == 0 and results["ascii-millis"]["counters"]["resets"] == 0
+
+
 def test_ecg12_time_stamp_faults_never_shift_samples(results: dict) -> None:
     """Valid CRC, flipped time-stamp bits, replays and drops: the numbers win."""
     r = results["ecg12-clock"]

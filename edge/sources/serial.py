@@ -20,6 +20,8 @@ RECONNECT_SLACK_S = 5.0  # ... more device time than host time that may pass acr
 # millis() lines: lines that must continue one off the count (2 would cut the shifted
 # samples of the fault campaign little and lose 13 % more undamaged lines at 50 % damage)
 CONFIRM_LINES = 1
+RESTART_LINES = 3  # ... and one that says the device restarted (two consecutive lines with
+# the same digit damaged must not restart the time line)
 _RESTART = -1
 
 
@@ -238,37 +240,49 @@ class AsciiChunker:
                 vals.append(hv)
                 self._placed_at, self._reconnected = self._arrival, False
                 continue
+            verdict = self._verdict(hk - self._pos(vals))
+            need = RESTART_LINES if verdict == "restart" else CONFIRM_LINES
             # the lines after it, in samples from it (by time differences: a restarted
             # device's millis() may sit half a sample off the old anchor's grid)
-            after = [round((t - ht) * self.fs_hz / 1000.0)
-                     for _, _, t in held[1:CONFIRM_LINES + 1]]
+            after = [round((t - ht) * self.fs_hz / 1000.0) for _, _, t in held[1:need + 1]]
             if after != list(range(1, 1 + len(after))):
-                del held[0]  # not confirmed: its time (or the next one's) was damaged
+                del held[0]  # not confirmed: its time (or the next ones') was damaged
                 self._count_corrupt(1)
                 continue
-            if len(after) < CONFIRM_LINES:
+            if len(after) < need:
                 return  # wait for the next line
             del held[0]
-            self._place_held(hv, hk, ht, vals)
+            self._place_held(hv, hk, ht, vals, verdict)
 
-    def _place_held(self, v: float, k: int, t_ms: float, vals: list[float]) -> None:
-        """A confirmed line at sample `k` that is not the next one: lines lost (or the link
-        down) before it -> an explicit gap of that device time; a repeat of a line placed
-        already -> dropped; millis() back or beyond the host clock -> the device restarted."""
-        pos = self._pos(vals)
-        ahead = k - pos
+    def _verdict(self, ahead: int) -> str:
+        """What a line `ahead` samples off the count is, if confirmed: "lost" (lines lost,
+        or the link down, before it: as much device time as the host clock allows),
+        "repeat" (of a recent line, on a live link) or "restart" (millis() went back or
+        jumped beyond the host clock: the device restarted)."""
         since = self._arrival - (self._placed_at if self._placed_at is not None else
                                  self._arrival)
         most = (since + (RECONNECT_SLACK_S if self._reconnected else 0.0)) * self.fs_hz
         if not self._reconnected:
             most = max(most, MAX_LOST_S * self.fs_hz)
         if 0 < ahead <= most:
-            self._marks.append((len(vals), ahead))
-            self.source.stats.lost_samples += ahead
-        elif -MAX_LOST_S * self.fs_hz <= ahead < 0 and not self._reconnected:
-            self.source.stats.duplicates += 1  # the held line repeated an earlier one
+            return "lost"
+        if -MAX_LOST_S * self.fs_hz <= ahead < 0 and not self._reconnected:
+            return "repeat"
+        return "restart"
+
+    def _place_held(self, v: float, k: int, t_ms: float, vals: list[float],
+                    verdict: str) -> None:
+        """A confirmed line at sample `k` that is not the next one (see `_verdict`): lost
+        lines -> an explicit gap of their device time; a repeat -> dropped; a restart -> a
+        new segment from here."""
+        pos = self._pos(vals)
+        if verdict == "repeat":
+            self.source.stats.duplicates += 1
             return
-        elif ahead:  # the device restarted: its millis() count starts again from here
+        if verdict == "lost":
+            self._marks.append((len(vals), k - pos))
+            self.source.stats.lost_samples += k - pos
+        else:  # the device restarted: its millis() count starts again from here
             self._marks.append((len(vals), _RESTART))
             self._t0_ms = t_ms - pos * 1000.0 / self.fs_hz
             self.source.stats.resets += 1
