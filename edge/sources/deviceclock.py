@@ -395,13 +395,13 @@ class DeviceTimeline:
         later frame can come; other held frames are counted as corrupt. A first frame still
         waiting for a second is placed at the estimated rate."""
         out: list[Placed] = []
-        gaps = [c for c in self._held if self._classify(c[0])[0] == "gap" and
-                self._classify(c[0])[2]]
+        gaps = [(len(c), i, lost) for i, c in enumerate(self._held)
+                for kind, lost, whole in [self._classify(c[0])] if kind == "gap" and whole]
         if gaps:
-            chain = max(gaps, key=len)
-            self._held = [c for c in self._held if c is not chain]
+            _, i, lost = max(gaps)
+            chain = self._held.pop(i)
             self._drop_held()
-            out.append(self._accept(chain[0], "gap", self._classify(chain[0])[1]))
+            out.append(self._accept(chain[0], "gap", lost))
             out += [self._accept(h, "gap" if h.gap else "ok", float(h.gap)) for h in chain[1:]]
         self._drop_held()
         h, self._hold = self._hold, None
