@@ -309,9 +309,11 @@ class DeviceTimeline:
         continues instead, or another chain is confirmed, the other held frames were corrupt
         (dropped, counted; their samples become part of the next gap)."""
         rate = self.rate_hz
-        if any(abs(f.t_last - r) * rate < 0.25 for r in self._recent) or \
-                any(abs(f.t_last - h.t_last) * rate < 0.25 for c in self._held for h in c):
+        if any(abs(f.t_last - r) * rate < 0.25 for r in self._recent):
             self.counters.duplicates += 1
+            return []
+        if any(abs(f.t_last - h.t_last) * rate < 0.25 for c in self._held for h in c):
+            self.counters.duplicates += 1  # a replay of a frame held back
             return []
         self._inputs += 1
         f.inputs = self._inputs
