@@ -254,29 +254,34 @@ def paced_trial(model: Any, n: int, seconds: float, out: Path, ramp_s: float
 
 
 def _next_n(n: int, trial: dict[str, Any], best: int, fail: int | None) -> int | None:
-    """The next N to try (None when the search is done): scaled by the CPU share towards
-    ``1 / MARGIN``, inside (best passing, lowest failing)."""
-    guess = int(n / (MARGIN * max(trial["cpu_share"], 1e-3)))
-    if not trial["keeps_up"]:
-        guess = min(guess, int(n * 0.8)) if trial["steady_max_lag_s"] > LAG_OK_S else guess
-    lo, hi = best + 1, (fail - 1) if fail is not None else 2 * n
-    if lo > hi or (trial["keeps_up"] and guess <= best * 1.05):
+    """The next N to try (None when the search is done): after a pass, N scaled by the CPU
+    share towards ``1 / MARGIN`` (at most doubled), or halfway to the lowest failing N; after
+    a failure, halfway down to the best passing N (or half of N)."""
+    if trial["keeps_up"]:
+        guess = min(int(n / (MARGIN * max(trial["cpu_share"], 1e-3))), 2 * n)
+        nxt = guess if fail is None else min(guess, (n + fail) // 2)
+    else:
+        nxt = (best + n) // 2 if best else n // 2
+    if nxt <= max(best, 0) * 1.05 or nxt < 1 or (fail is not None and nxt >= fail):
         return None
-    return min(max(guess, lo), hi)
+    return nxt
 
 
 def max_devices(bundle_dir: str | Path | None, single_rtf: float, seconds: float,
                 verify: bool = True, tries: int = 4) -> dict[str, Any]:
     """Largest N that keeps up: estimated from the single-device RTF, then (``verify``) found
-    by running N devices concurrently in real time, stepping N by the measured CPU share."""
+    by running N devices concurrently in real time, from half the estimate, stepped by the
+    measured CPU share after a pass and bisected after a failure (``tries`` trials)."""
     from edge import load_bundle
 
-    n = max(1, int(single_rtf / MARGIN))
-    result: dict[str, Any] = {"estimate": n, "method": METHOD, "verified": False, "trials": []}
+    estimate = max(1, int(single_rtf / MARGIN))
+    result: dict[str, Any] = {"estimate": estimate, "method": METHOD, "verified": False,
+                              "trials": []}
     if not verify:
-        result["max_devices"] = n
+        result["max_devices"] = estimate
         result["method"] += " (estimated from the single-device RTF, not verified)"
         return result
+    n = max(1, estimate // 2)  # paced sessions cost more than the full-speed estimate
     best, fail = 0, None
     with one_core() as cpu, tempfile.TemporaryDirectory() as tmp:
         model = load_bundle(bundle_dir, num_threads=1)

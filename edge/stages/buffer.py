@@ -11,7 +11,8 @@ class Buffer:
     """Samples ``base .. end - 1`` of a stream; ``view(a, b)`` by absolute index.
 
     Storage grows by doubling and ``drop_before`` only moves an offset, so ``append``/``grow``
-    cost the samples they add, not the samples held. A view stays valid until the next
+    cost the samples they add, not the samples held; storage stays within twice the most
+    samples held at once. A view stays valid until the next
     ``append``/``grow`` (a regrowth copies the live samples to new storage)."""
 
     def __init__(self, tail: tuple[int, ...] = (), dtype: Any = np.float64,
@@ -30,10 +31,16 @@ class Buffer:
         return self.base + self._hi - self._lo
 
     def _reserve(self, n: int) -> None:
-        if self._hi + n <= len(self._buf):
+        """Room for ``n`` more: compact into storage of the same size while the live samples
+        fill at most half of it, else grow to twice the size (or exactly what is needed, for
+        one large append)."""
+        cap = len(self._buf)
+        if self._hi + n <= cap:
             return
         live = self._hi - self._lo
-        new = np.empty((max(2 * (live + n), 1024), *self._buf.shape[1:]), self._buf.dtype)
+        if live + n > cap // 2:
+            cap = max(live + n, 2 * cap)
+        new = np.empty((cap, *self._buf.shape[1:]), self._buf.dtype)
         new[:live] = self._buf[self._lo:self._hi]
         self._buf, self._lo, self._hi = new, 0, live
 

@@ -22,11 +22,11 @@ class ConditionStage:
                          else StreamConditioner(fs_in_hz, fs_in_hz, 1, config))
 
     def push(self, raw_mv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        ym = self.to_model.process(raw_mv).astype(np.float64)
+        ym = np.asarray(self.to_model.process(raw_mv), dtype=np.float64)
         yi = ym if self.at_input is None else self.at_input.process(raw_mv)
         return ym, yi
 
     def flush(self) -> tuple[np.ndarray, np.ndarray]:
-        ym = self.to_model.flush(squeeze=True).astype(np.float64)
+        ym = np.asarray(self.to_model.flush(squeeze=True), dtype=np.float64)
         yi = ym if self.at_input is None else self.at_input.flush(squeeze=True)
         return ym, yi
