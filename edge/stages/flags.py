@@ -36,32 +36,28 @@ class UncertaintyRuns:
             above = sd > self.thr[None, :]
         if not self.runs and not above.any():  # the usual block: nothing open, nothing above
             return out
-        n = len(above)
-        for lead in range(len(self.leads)):
-            start, peak = self.runs.pop(lead, (-1, 0.0))
-            col = above[:, lead]
-            # edges of the on/off sequence (open run before, the block, "off" after if closed)
-            on = np.empty(n + 1 + closed, dtype=bool)
-            on[0], on[1:n + 1] = start >= 0, col
-            if closed:
-                on[-1] = False
-            edges = np.flatnonzero(on[1:] != on[:-1])
-            rise = start < 0  # the next edge starts a run (else it ends the open one)
-            for e in edges.tolist():
-                if rise:
-                    start, peak = k0 + e, 0.0
-                else:
-                    a = max(start - k0, 0)
-                    peak = max(peak, float(sd[a:e, lead].max())) if e > a else peak
-                    if k0 + e - start >= self.min_n:
-                        out.append((k0 + e, self._flag(lead, start, k0 + e, peak)))
-                    start = -1
-                rise = not rise
-            if start >= 0:  # still open at the block's end: keep its start and peak so far
-                a = max(start - k0, 0)
-                if n > a:
-                    peak = max(peak, float(sd[a:n, lead].max()))
-                self.runs[lead] = (start, peak)
+        n, n_leads = above.shape
+        # per lead, the on/off sequence: open run before, the block, "off" after if closed
+        on = np.empty((n + 1 + closed, n_leads), dtype=bool)
+        on[0] = [lead in self.runs for lead in range(n_leads)]
+        on[1:n + 1] = above
+        if closed:
+            on[-1] = False
+        leads, edges = np.nonzero((on[1:] != on[:-1]).T)  # lead by lead, in time order
+        runs, self.runs = self.runs, {}
+        for lead, e in zip(leads.tolist(), edges.tolist(), strict=True):
+            if lead not in runs:  # a run starts at sample e of the block
+                runs[lead] = (k0 + e, 0.0)
+                continue
+            start, peak = runs.pop(lead)  # it ends before sample e
+            a = max(start - k0, 0)
+            if e > a:
+                peak = max(peak, float(sd[a:e, lead].max()))
+            if k0 + e - start >= self.min_n:
+                out.append((k0 + e, self._flag(lead, start, k0 + e, peak)))
+        for lead, (start, peak) in runs.items():  # still open: keep start and peak so far
+            a = max(start - k0, 0)
+            self.runs[lead] = (start, max(peak, float(sd[a:, lead].max())) if n > a else peak)
         return out
 
     def _flag(self, lead: int, start: int, end: int, peak: float) -> Flag:
