@@ -16,8 +16,9 @@ Per segment (a contiguous stretch of input), each stage one job:
    time as input sample ``k``, with its time stamp). The last window is reconstructed: there
    is no held tail.
 6. ``flags`` — ``high_uncertainty`` where a predicted lead's calibrated std exceeds the
-   manifest's ``flag_std_mv`` for at least ``min_flag_s``; ``gap``; each flag is released with
-   the block that completes it.
+   manifest's ``flag_std_mv`` for at least ``min_flag_s``, and over a window whose expected r
+   (``edge.fidelity``) is below ``uncertainty.flag_expected_r``; ``gap``; each flag is released
+   with the block that completes it.
 
 Gaps: a short one (at most ``max_bridge_s``, default 1 s: a lost BLE notification or a few
 serial frames) keeps the segment going. Its exact number of missing samples is inserted on
@@ -44,6 +45,7 @@ from edge.bundle import Bundle
 from edge.chunk import Chunk
 from edge.conditioning import ConditioningConfig, ConditioningError
 from edge.errors import InputInvalid, InputTooShort
+from edge.fidelity import expected_r
 from edge.leads import LEADS, PREDICTED, assemble_12_lead, derived_std
 from edge.metadata import clean_metadata
 from edge.stages.buffer import Buffer
@@ -253,6 +255,14 @@ class StreamingReconstructor:
         if verdict.reconstruct:
             mean, std = self.model.run(w.samples, seg.index, w.index)
             seg.stitch.add(w.start, mean, std)
+            thr = self.bundle.manifest.uncertainty.flag_expected_r
+            if thr is not None:  # the window's own uncertainty implies a low Pearson r
+                er = float(expected_r(mean, std))
+                if er < thr:
+                    t_a, t_b = w.start / fs_m, (w.start + L) / fs_m
+                    seg.flags.add_merging(int(t_a * fs_in), int(math.ceil(t_b * fs_in)), Flag(
+                        "high_uncertainty", seg.t0_s + t_a, seg.t0_s + t_b, LEADS[1:], er,
+                        thr, f"expected r (from the window's calibrated std) below {thr:.2f}"))
 
     def _close(self) -> list[Block]:
         seg, self._seg = self._seg, None

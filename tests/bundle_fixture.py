@@ -25,7 +25,8 @@ _CACHE: dict[tuple, Path] = {}
 
 def tiny_manifest(trunk_sha: str = "0" * 64, head_sha: str = "0" * 64,
                   scale: list[float] | None = None, flag_std_mv: list[float] | None = None,
-                  head_batch: int | None = None) -> dict[str, Any]:
+                  head_batch: int | None = None, flag_expected_r: float | None = None
+                  ) -> dict[str, Any]:
     """A valid manifest dict for the tiny bundle."""
     head_inputs = [{"name": "features", "shape": [1, WINDOW // 4, 16]},
                    {"name": "meta", "shape": [1, ENCODED_SIZE]}]
@@ -51,7 +52,8 @@ def tiny_manifest(trunk_sha: str = "0" * 64, head_sha: str = "0" * 64,
         "conditioning": {"phase": "zero", "highpass_hz": 0.5, "lowpass_hz": 40.0},
         "mc": {"default_samples": 8, "scheme": "last_site", "masks": MASKS},
         "uncertainty": {"calibration": {"method": "scale", "scale": scale or [1.0] * 7},
-                        "flag_std_mv": flag_std_mv or [10.0] * 7},
+                        "flag_std_mv": flag_std_mv or [10.0] * 7,
+                        **({"flag_expected_r": flag_expected_r} if flag_expected_r else {})},
         "quantization": "float32",
         "provenance": {"run": "tests"}, "metrics": {},
     }

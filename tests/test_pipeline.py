@@ -222,6 +222,27 @@ def test_high_uncertainty_flags(tmp_path: Path) -> None:
     assert not [f for f in flags if f.kind == "high_uncertainty"]
 
 
+def test_low_expected_r_windows_are_flagged_whatever_the_chunking(tmp_path: Path) -> None:
+    """A window whose expected r (edge.fidelity) is below the manifest's threshold flags its
+    span high_uncertainty on the 11 reconstructed leads; consecutive windows merge; none
+    below a threshold no window reaches; the same flags however the stream is chunked."""
+    fs = 100.0
+    x = synthetic_lead_i(int(fs * 6), fs)
+    detail = "expected r (from the window's calibrated std) below"
+    every = Bundle.load(write_tiny_bundle(tmp_path / "every", flag_expected_r=0.99999))
+    one = [f for f in cat(run(every, x, fs, mc_samples=4))[2] if f.detail.startswith(detail)]
+    assert len(one) == 1 and one[0].leads == ("II", "III", "aVR", "aVL", "aVF", "V1", "V2",
+                                               "V3", "V4", "V5", "V6")
+    assert one[0].start_s == 0.0 and one[0].end_s == pytest.approx(6.0)
+    assert 0.0 <= one[0].value < one[0].threshold == 0.99999
+    chunked = [f for f in cat(run(every, x, fs, sizes=[37, 5], mc_samples=4))[2]
+               if f.detail.startswith(detail)]
+    assert chunked == one
+    never = Bundle.load(write_tiny_bundle(tmp_path / "never", flag_expected_r=1e-9))
+    assert not [f for f in cat(run(never, x, fs, mc_samples=4))[2]
+                if f.detail.startswith(detail)]
+
+
 def test_input_too_short(bundle: Bundle) -> None:
     with pytest.raises(InputTooShort, match=r"input has 150 samples at 130 Hz.*needs 200"):
         run(bundle, synthetic_lead_i(150, 130.0), 130.0)

@@ -48,6 +48,7 @@ def best_lag(out: np.ndarray, ref: np.ndarray, max_lag: int = MAX_LAG) -> int:
 def evaluate_edge(bundle: str | None = None, limit: int | None = None, mc_samples: int = 30,
                   progress: bool = True) -> dict:
     import edge
+    from edge.fidelity import expected_r
     from edge.leads import LEADS
     from training.data import dedupe_prefer_rate, load_corpus
     from training.data.splits import load_splits
@@ -78,6 +79,7 @@ def evaluate_edge(bundle: str | None = None, limit: int | None = None, mc_sample
             "cover": float(np.mean(np.abs(got[:, 1:] - tru[:, 1:]) <= 1.645 * std[:, 1:])),
             "flagged": any(f.kind == "high_uncertainty" for f in out.flags),
             "mean_std": float(np.nanmean(std[:, 1:])),
+            "expected_r": float(expected_r(got[:, 1:], std[:, 1:])),
         })
         # |error| of a lead inside its high-uncertainty flags vs outside them
         err = np.abs(out.leads[s:e] - truth[s:e])
@@ -140,6 +142,8 @@ def summarise(per_rec: list[dict], bundle: str | None, mc_samples: int, flagged:
         **catch_rates(np.nanmean(r[:, 1:], axis=1), np.array([p["flagged"] for p in per_rec])),
         "spearman_record_std_vs_r": _spearman([p["mean_std"] for p in per_rec],
                                               list(-np.nanmean(r[:, 1:], axis=1))),
+        "spearman_record_expected_r_vs_r": _spearman([p["expected_r"] for p in per_rec],
+                                                     list(np.nanmean(r[:, 1:], axis=1))),
         "records_with_high_uncertainty_flags": flagged,
         "abs_err_mv_in_high_uncertainty_flags": float(np.mean(cat_in)) if len(cat_in) else None,
         "abs_err_mv_elsewhere": float(np.mean(np.concatenate(err_out))),
