@@ -106,7 +106,9 @@ def loco_section() -> str:
             "scored on all of its records (last 8 s, wearable metadata, truth as above, "
             f"T = {d['mc_samples']}); in-corpus = the shipped product path on that corpus' "
             "test records. Catch rate = share of records with r < 0.5 whose calibrated std "
-            "would raise a flag; false flags = the same share among records with r > 0.8.\n\n"
+            "would raise a flag; false flags = the same share among records with r > 0.8. "
+            "Measured before the last-site MC scheme and the expected-r flag (every dropout "
+            "site sampled, std flags only); not re-run since.\n\n"
             + "\n".join(rows))
 
 
@@ -129,6 +131,13 @@ def personalization_section() -> str:
 wrong-person enrolments: `training/runs/default/personalization_eval.json`."""
 
 
+def _share(d: dict, rate: str, count: str) -> str:
+    """``0.56 (5/9)`` from a rate and its record count."""
+    if d.get(rate) is None:
+        return "n/a"
+    return f"{d[rate]:.2f} ({round(d[rate] * d[count])}/{d[count]})"
+
+
 def build() -> str:
     run = RUNS / "default"
     unc = json.loads((run / "metrics.json").read_text())["uncertainty"]
@@ -138,6 +147,10 @@ def build() -> str:
     err_in = edge["abs_err_mv_in_high_uncertainty_flags"]
     err_in_s = "n/a" if err_in is None else f"{err_in:.3f}"
     lag = f'{edge["lead_i_lag_samples"]["median"]:g} / {edge["lead_i_lag_samples"]["max_abs"]}'
+    catch = _share(edge, "catch_rate", "records_r_below_0_5")
+    false_flags = _share(edge, "false_flag_rate", "records_r_above_0_8")
+    sp_edge = (f'{edge["spearman_record_expected_r_vs_r"]:.2f} / '
+               f'{edge["spearman_record_std_vs_r"]:.2f}')
     report = (run / "report.md").read_text()
     info = json.loads((run / "run.json").read_text())
     cal = json.loads((run / "calibration.json").read_text())
@@ -164,12 +177,17 @@ python -m training.model_card
   {m.dropout_lstm} (per channel) ‖ metadata MLP {"-".join(map(str, m.meta_units))} with dropout
   {m.dropout_meta} → Conv1D {m.head_filters} → dropout {m.dropout_head} → sub-pixel Conv1D to the
   7 independent leads (II, V1–V6) and, since `aleatoric=true`, their log-variance (the
-  stochastic **head**, run T times as one batch). III, aVR, aVL, aVF are derived exactly
-  from I and II (Einthoven/Goldberger), so every 12-lead output is physically consistent.
-- **Uncertainty**: std = sqrt(MC-dropout variance of the mean over T = 30 passes + mean
-  predicted variance), times a per-lead scale fitted on the validation split for 90 %
-  coverage: scale {", ".join(f"{v:.2f}" for v in cal["scale"])} (II, V1–V6). Flag threshold
-  per lead = 95th percentile of calibrated std on validation.
+  **head**). III, aVR, aVL, aVF are derived exactly from I and II (Einthoven/Goldberger), so
+  every 12-lead output is physically consistent.
+- **Uncertainty**: MC dropout samples the head's last dropout site ({m.dropout_head}, per
+  channel) with T = 30 masks: the head runs once per window and only its output conv on the T
+  masked hidden copies (the other sites run at their expectation). std = sqrt(MC variance of
+  the T samples + the predicted variance from the unmasked hidden), times a per-lead scale
+  fitted on the validation split for 90 % coverage: scale
+  {", ".join(f"{v:.2f}" for v in cal["scale"])} (II, V1–V6). `high_uncertainty` flags: a
+  lead's calibrated std above its 95th validation percentile, and a window whose expected r
+  (`edge.fidelity`: the Pearson r its own std implies) is below {cal["flag_expected_r"]:.3f}
+  (the {cal["fidelity_budget"]:.0%} quantile over validation windows with r > 0.8).
 - **Loss**: β-NLL (β = {m.nll_beta}); best weights by validation MSE of the mean.
 - **Training**: `{info.get("trained_as", "ecg12 train training/configs/default.json")}`;
   {info["epochs_run"]} epochs, {info["train_seconds"]} s, {info["n_train"]} training and
@@ -223,6 +241,9 @@ at the input rate) and scores all 12 output leads against the **recording itself
 | output Lead I best lag (median / max abs, samples at the input rate) | {lag} |
 | coverage of the calibrated 90 % interval | {edge["coverage_90"]:.3f} |
 | records with `high_uncertainty` flags | {edge["records_with_high_uncertainty_flags"]} |
+| catch rate: records with r < 0.5 flagged | {catch} |
+| false flags: records with r > 0.8 flagged | {false_flags} |
+| record Spearman(expected r, r) / (mean std, −r) | {sp_edge} |
 | mean abs error inside those flagged stretches (mV) | {err_in_s} |
 | mean abs error elsewhere (mV) | {edge["abs_err_mv_elsewhere"]:.3f} |
 
