@@ -296,6 +296,31 @@ def test_real_patient_pairs_gain(model, data_root: Path) -> None:
 
 
 @pytest.mark.needs_data
+def test_real_wrong_person_profiles_are_caught(model, data_root: Path) -> None:
+    """Swapped patients: the correction alone costs r; the product path (per-window wearer
+    check) gives most rows back to the generic model and costs far less."""
+    from scipy.signal import butter, sosfiltfilt
+
+    sos = butter(2, [0.5, 40.0], "bandpass", fs=FS, output="sos")
+    pairs = [(_read(e), _read(t)) for e, t in _ptbxl_pairs(data_root, 5)]
+    profiles = [model.personalize(e, FS, mc_samples=5) for e, _ in pairs]
+    raw, checked, flagged = [], [], []
+    for b, (_, t) in enumerate(pairs):
+        truth = sosfiltfilt(sos, t, axis=0)
+        gen = model.reconstruct(t[:, 0], FS, mc_samples=5)
+        g = _r11(gen.leads, truth)
+        for a, p in enumerate(profiles):
+            if a == b:
+                continue
+            raw.append(_r11(p.apply(gen.leads, gen.std, FS)[0], truth) - g)
+            out = model.reconstruct(t[:, 0], FS, mc_samples=5, personalization=p)
+            checked.append(_r11(out.leads, truth) - g)
+            flagged.append(bool(_mismatch(out.flags)))
+    assert np.mean(raw) < -0.05, raw  # the correction alone hurts another person
+    assert np.mean(checked) > -0.02 and np.mean(flagged) > 0.7, (checked, flagged)
+
+
+@pytest.mark.needs_data
 def test_cli_enroll_then_reconstruct_with_profile(data_root: Path, tmp_path: Path) -> None:
     from click.testing import CliRunner
 
