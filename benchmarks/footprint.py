@@ -7,8 +7,9 @@ reports its phase times, peak RSS (VmHWM, else ``ru_maxrss``) and whether Tensor
 ``cli_peak_rss`` measures the command line itself (issue #16: <= 150 MB, target 120 MB):
 ``ecg12 stream`` of the simulator for 30 s and ``ecg12 reconstruct`` of a long 130 Hz CSV
 (24 h in the full bench, 1 h with ``--quick``), each a fresh process whose peak RSS is its
-``ru_maxrss`` from ``wait4``, report drawing included. ``gateway_modules`` lists the heavy
-packages (scipy, pandas, matplotlib, wfdb, TensorFlow) a stream imports before its report.
+VmHWM at exit (not ``ru_maxrss``: that keeps the forking parent's peak), report included.
+``gateway_modules`` lists the heavy packages (scipy, pandas, matplotlib, wfdb, TensorFlow) a
+stream imports before its report.
 
     python -m benchmarks.footprint [BUNDLE] [--cli-hours H]
 """
@@ -16,7 +17,6 @@ packages (scipy, pandas, matplotlib, wfdb, TensorFlow) a stream imports before i
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -118,30 +118,41 @@ def write_long_csv(path: str | Path, hours: float, fs_hz: float = 130.0, seed: i
     return p
 
 
+_CLI_CHILD = r"""
+import atexit, resource, sys
+OUT = sys.argv[1]
+def hwm():  # VmHWM: this image's own peak (ru_maxrss keeps the forking parent's)
+    try:
+        kb = next(int(ln.split()[1]) for ln in open("/proc/self/status")
+                  if ln.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with open(OUT, "w") as f:
+        f.write(str(kb))
+atexit.register(hwm)
+from edge.cli import main
+sys.argv = ["ecg12", *sys.argv[2:]]
+sys.exit(main())
+"""
+
+
 def _cli_rss(args: list[str], timeout_s: float | None = None) -> dict[str, Any]:
-    """Run ``ecg12 ARGS`` (as the console script does) in a fresh process, reaped with
-    ``os.wait4``: exit code, wall seconds, peak RSS (MB, the child's own ``ru_maxrss``) and
-    the end of its stderr."""
-    code = "import sys; from edge.cli import main; sys.argv[0] = 'ecg12'; sys.exit(main())"
-    t0 = time.perf_counter()
-    with tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen([sys.executable, "-c", code, *args],
-                                stdout=subprocess.DEVNULL, stderr=err)
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if deadline is not None and time.monotonic() > deadline:
-                proc.kill()
-                os.wait4(proc.pid, 0)
-                raise RuntimeError(f"ecg12 {' '.join(args[:2])}: timed out after {timeout_s} s")
-            time.sleep(0.05)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        err.seek(0)
-        tail = err.read()[-2000:]
-    return {"rc": proc.returncode, "wall_s": time.perf_counter() - t0,
-            "peak_rss_mb": usage.ru_maxrss / 1024, "stderr": tail}
+    """Run ``ecg12 ARGS`` (as the console script does) in a fresh process: exit code, wall
+    seconds, peak RSS (MB, the process's VmHWM at exit) and the end of its stderr."""
+    with tempfile.TemporaryDirectory(prefix="ecg12-rss-") as tmp:
+        hwm = Path(tmp) / "hwm"
+        t0 = time.perf_counter()
+        try:
+            res = subprocess.run([sys.executable, "-c", _CLI_CHILD, str(hwm), *args],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                 timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"ecg12 {' '.join(args[:2])}: timed out after {timeout_s} s"
+                               ) from None
+        wall = time.perf_counter() - t0
+        rss = int(hwm.read_text()) / 1024 if hwm.is_file() else float("nan")
+    return {"rc": res.returncode, "wall_s": wall, "peak_rss_mb": rss,
+            "stderr": res.stderr[-2000:]}
 
 
 def cli_peak_rss(bundle_dir: str | Path | None = None, *, stream_s: float = 30.0,
