@@ -1,6 +1,6 @@
 """``ecg12 bench``: latency, throughput, footprint (and variants) of the edge path.
 
-``--quick`` (< 1 min): shipped bundle at T in 1/10/30/100, 1 thread; naive Keras at T = 30
+``--quick`` (about 1 min): shipped bundle at T in 1/10/30/100, 1 thread; naive Keras at T = 30
 (when TensorFlow and the run folder exist); short pipeline RTF and overhead share; device
 count verified by two short real-time trials; footprint from one child process. Full:
 threads 1 and 2, naive at every T, more repeats, longer device trials; ``--variants`` adds
@@ -21,7 +21,7 @@ from benchmarks import NAIVE_NA
 
 SAMPLES = (1, 10, 30, 100)
 QUICK = {"warmup": 5, "repeats": 30, "naive_T": (30,), "eager_repeats": 1, "graph_repeats": 3,
-         "pipeline_s": 40.0, "verify": True, "devices_s": 12.0, "devices_tries": 2,
+         "pipeline_s": 40.0, "verify": True, "devices_s": 15.0, "devices_tries": 2,
          "fp_repeats": 1, "records": 0}
 FULL = {"warmup": 20, "repeats": 200, "naive_T": SAMPLES, "eager_repeats": 3,
         "graph_repeats": 10, "pipeline_s": 300.0, "verify": True, "devices_s": 30.0,
@@ -168,7 +168,7 @@ def _variants(run_dir: Path | None, cfg: dict[str, Any], update: Any) -> dict[st
 
 
 @click.command()
-@click.option("--quick", is_flag=True, help="< 1 min: default bundle, 1 thread, naive at T=30")
+@click.option("--quick", is_flag=True, help="about 1 min: default bundle, 1 thread, naive at T=30")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="write the results as JSON")
 @click.option("--markdown", "md_path", type=click.Path(dir_okay=False), default=None,

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 FS_HZ = 130.0
+CHUNK_S = 0.2  # simulated device notifications (the sim source's default)
 MARGIN = 1.25  # headroom required over real time for "keeps up"
 LAG_OK_S = 0.5  # a device keeps up when its last chunk is done within this of being due
 METHOD = (f"N simulated {FS_HZ:g} Hz devices (sim: source paced in real time -> "
@@ -112,9 +113,11 @@ async def _devices(model: Any, n: int, seconds: float, out: Path, *, speed: floa
     """Stream ``n`` devices concurrently (device ``i`` starts at ``i / n * ramp_s``).
 
     Returns the wall time (s), the recorders (each with ``lag``: how late its last blocks
-    were written, ``steady_lag``: the worst lag of chunks due in ``steady``, seconds after
-    the start) and the process CPU and wall time over ``steady``, at whose end the sessions
-    are stopped (as by Ctrl-C: each flushes and closes)."""
+    were written, ``steady_lag``: the worst lag of chunks done inside ``steady`` (seconds
+    after the start) and due in it), ``behind_s`` (at the end of ``steady``, how far the
+    furthest-behind device's processing was from real time) and the process CPU and wall
+    time over ``steady``, at whose end the sessions are stopped (as by Ctrl-C: each flushes
+    and closes; that shutdown is not part of any lag)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from edge.commands import run_session
@@ -123,6 +126,8 @@ async def _devices(model: Any, n: int, seconds: float, out: Path, *, speed: floa
 
     start = time.monotonic()
     a, b = (start + steady[0], start + steady[1]) if steady else (math.inf, -math.inf)
+
+    measuring = [False]  # inside the steady phase (before the sessions are stopped)
 
     class LagRecorder(Recorder):
         due = lag = steady_lag = 0.0
@@ -134,7 +139,7 @@ async def _devices(model: Any, n: int, seconds: float, out: Path, *, speed: floa
         def on_blocks(self, blocks: list[Any]) -> None:
             super().on_blocks(blocks)
             self.lag = time.monotonic() - self.due
-            if a <= self.due <= b:
+            if measuring[0] and self.due >= a:
                 self.steady_lag = max(self.steady_lag, self.lag)
 
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=1))
@@ -145,7 +150,7 @@ async def _devices(model: Any, n: int, seconds: float, out: Path, *, speed: floa
         if ramp_s > 0:
             await asyncio.sleep(ramp_s * i / n)
         src = SimSource(seed=i + 1, hr=60.0 + (i * 13) % 50, duration=seconds, speed=speed,
-                        fs=FS_HZ)
+                        fs=FS_HZ, chunk=CHUNK_S)
         rec = LagRecorder(out / f"dev{i}", figure=False, events=out / f"dev{i}.ndjson")
         recorders.append(rec)
         if timers is not None:
@@ -159,6 +164,10 @@ async def _devices(model: Any, n: int, seconds: float, out: Path, *, speed: floa
         for key, at in (("a", a), ("b", b)):
             await asyncio.sleep(max(0.0, at - time.monotonic()))
             clock[f"cpu_{key}"], clock[f"wall_{key}"] = time.process_time(), time.monotonic()
+            measuring[0] = key == "a"
+        # how far each device's processing is behind at the end (its next chunk is not due
+        # until one chunk after the last one done)
+        behind = max(clock["wall_b"] - r.due - CHUNK_S for r in recorders)
         for task in tasks:
             task.cancel()
     results = await asyncio.gather(*tasks, return_exceptions=True)
@@ -173,6 +182,7 @@ async def _devices(model: Any, n: int, seconds: float, out: Path, *, speed: floa
     if steady:
         out_["steady_cpu_s"] = clock["cpu_b"] - clock["cpu_a"]
         out_["steady_wall_s"] = clock["wall_b"] - clock["wall_a"]
+        out_["behind_s"] = max(0.0, behind)
     return out_
 
 
@@ -232,24 +242,38 @@ def pipeline_rtf(bundle_dir: str | Path | None, seconds: float = 60.0, repeats: 
                         "source_and_loop = the rest (sim source, asyncio, worker thread hop)"}
 
 
+def first_window_s(model: Any) -> float:
+    """Seconds of input before a device's first model window runs: one window plus the
+    conditioning's look-ahead at ``FS_HZ``."""
+    from edge.conditioning import ConditioningConfig, StreamConditioner
+
+    b = model.bundle
+    cfg = ConditioningConfig.from_dict(b.manifest.conditioning)
+    look = max(StreamConditioner(FS_HZ, b.fs_hz, 1, cfg).lookahead_s(),
+               StreamConditioner(FS_HZ, FS_HZ, 1, cfg).lookahead_s())
+    return b.window / b.fs_hz + look
+
+
 def paced_trial(model: Any, n: int, seconds: float, out: Path, ramp_s: float
                 ) -> dict[str, Any]:
     """``n`` devices in real time, started over ``ramp_s`` (one hop spreads their windows
-    evenly). Steady phase: from the last start plus one window to the first device's end;
-    its worst chunk lag (s) and the process CPU share of the core decide "keeps up"."""
-    window_s = model.bundle.window / model.bundle.fs_hz
-    steady = (ramp_s + window_s, seconds)
-    if steady[1] - steady[0] < 1.0:
-        raise ValueError(f"a paced trial of {seconds:g} s leaves no steady phase after the "
-                         f"{ramp_s:g} s ramp and the {window_s:g} s first window")
+    evenly). Steady phase: from the last start plus its first window (``first_window_s``) to
+    the first device's end, at least one hop, so every device runs its windows there; its
+    worst chunk lag (s) and the process CPU share of the core decide "keeps up"."""
+    hop_s = model.bundle.hop / model.bundle.fs_hz
+    steady = (ramp_s + first_window_s(model), seconds)
+    if steady[1] - steady[0] < hop_s:
+        raise ValueError(f"a paced trial of {seconds:g} s leaves less than one hop "
+                         f"({hop_s:g} s) after the {ramp_s:g} s ramp and the first window "
+                         f"({steady[0] - ramp_s:.2f} s)")
     res = asyncio.run(_devices(model, n, seconds, out, speed=1.0, ramp_s=ramp_s,
                                steady=steady))
     recs = res["recorders"]
-    lag = max(r.steady_lag for r in recs)
+    lag = max(max(r.steady_lag for r in recs), res["behind_s"])
     util = res["steady_cpu_s"] / res["steady_wall_s"] if res["steady_wall_s"] > 0 else 1.0
     return {"devices": n, "signal_s_each": seconds, "ramp_s": ramp_s, "steady_s": steady,
             "wall_s": res["wall_s"], "steady_max_lag_s": lag,
-            "end_lag_s": max(r.lag for r in recs), "cpu_share": util,
+            "behind_s": res["behind_s"], "cpu_share": util,
             "keeps_up": lag <= LAG_OK_S and util <= 1 / MARGIN}
 
 
@@ -270,8 +294,9 @@ def _next_n(n: int, trial: dict[str, Any], best: int, fail: int | None) -> int |
 def max_devices(bundle_dir: str | Path | None, single_rtf: float, seconds: float,
                 verify: bool = True, tries: int = 4) -> dict[str, Any]:
     """Largest N that keeps up: estimated from the single-device RTF, then (``verify``) found
-    by running N devices concurrently in real time, from half the estimate, stepped by the
-    measured CPU share after a pass and bisected after a failure (``tries`` trials)."""
+    by running N devices concurrently in real time for ``seconds`` (at least the ramp, the
+    first window and one hop), from half the estimate, stepped by the measured CPU share
+    after a pass and bisected after a failure (``tries`` trials)."""
     from edge import load_bundle
 
     estimate = max(1, int(single_rtf / MARGIN))
@@ -287,6 +312,7 @@ def max_devices(bundle_dir: str | Path | None, single_rtf: float, seconds: float
         model = load_bundle(bundle_dir, num_threads=1)
         _warm(model, tmp)
         ramp = model.bundle.hop / model.bundle.fs_hz
+        seconds = max(seconds, ramp + first_window_s(model) + ramp)  # a steady hop at least
         for i in range(tries):
             trial = paced_trial(model, n, seconds, Path(tmp) / f"trial{i}", ramp)
             result["trials"].append(trial)

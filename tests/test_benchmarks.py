@@ -49,7 +49,8 @@ def test_throughput_and_footprint(tiny) -> None:
     assert dev["estimate"] == 4  # int(5.2 / MARGIN 1.25)
     assert len(dev["trials"]) == 1 and dev["trials"][0]["devices"] == 2  # half the estimate
     t = dev["trials"][0]
-    assert tuple(t["steady_s"]) == (2.5, 4.0)  # ramp 0.5 + window 2 .. the signal end
+    a, b = t["steady_s"]  # after the ramp (one hop, 0.5 s), a window (2 s) + look-ahead
+    assert a > 0.5 + 2.0 and b - a == pytest.approx(0.5) and t["signal_s_each"] == b
     assert dev["max_devices"] == (2 if t["keeps_up"] else 0) and dev["verified"] == t["keeps_up"]
     fp = footprint.footprint(tiny, seconds=4.0, repeats=1)
     assert fp["model"]["total_kb"] > 0
@@ -139,3 +140,23 @@ def test_device_search_steps() -> None:
     assert throughput._next_n(200, bad, 0, 200) == 100
     assert throughput._next_n(104, dict(ok, cpu_share=0.79), 104, 160) is None
     assert throughput._next_n(1, bad, 0, 1) is None
+
+
+def test_paced_trial_catches_a_device_falling_behind(tiny, monkeypatch, tmp_path) -> None:
+    """Two real-time devices whose model takes 0.4 s a window (tiny bundle: a window every
+    0.5 s each) need 1.6 s of work per second: the trial must not call that keeping up."""
+    import time
+
+    from edge import load_bundle
+    from edge.bundle import Bundle
+
+    original = Bundle.predict_window
+
+    def slow(self, *args, **kwargs):
+        time.sleep(0.4)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Bundle, "predict_window", slow)
+    t = throughput.paced_trial(load_bundle(tiny), 2, 6.0, tmp_path, 0.5)
+    assert not t["keeps_up"]
+    assert t["steady_max_lag_s"] > throughput.LAG_OK_S
