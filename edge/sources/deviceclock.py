@@ -42,6 +42,7 @@ from edge.sources.clock import ClockMapper
 _SNAP = 1e-4  # a sample within this fraction of a grid step is taken as on the grid point
 SNAP_RATE = 50e-6  # a rate within 50 ppm of nominal is taken as nominal (no resampling)
 _LOCK_FRAMES = 5  # the phase lock follows an error seen in this many frames in a row
+_LOCK_DEADBAND = 0.02  # ... of at least this many samples
 _HELD_CHAINS = 8  # chains of held frames kept at once (unnumbered frames)
 _HELD_INPUTS = 16  # inputs after which a chain not continued is taken as corrupt
 
@@ -424,10 +425,13 @@ class DeviceTimeline:
             e = observed - predicted
             errs = (e, *self._last_e)
             # correct only an error seen in _LOCK_FRAMES frames in a row (drift), never a
-            # few frames' outliers (jitter, damaged low bits: even three damaged stamps in a
-            # row of the same sign must not pull the line off the device's grid)
-            same = all(x > 0 for x in errs) or all(x < 0 for x in errs)
-            corr = np.sign(e) * min(abs(x) for x in errs) if same else 0.0
+            # few frames' outliers (jitter, damaged low bits), nor one below _LOCK_DEADBAND
+            # (five stamps in a row damaged in low bits of one sign must not pull the line
+            # off the device's grid)
+            least = min(abs(x) for x in errs)
+            same = (all(x > 0 for x in errs) or all(x < 0 for x in errs)) and \
+                least * rate >= _LOCK_DEADBAND
+            corr = np.sign(e) * least if same else 0.0
             line_last = predicted + self.phase_gain * corr
             self._last_e = errs[:-1]
             if lost:  # the device clock says how many (whole) samples are missing
