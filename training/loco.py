@@ -9,7 +9,8 @@ For each held-out corpus the config is trained on the other corpora (their train
 test splits: none was seen) against the truth (`training.truth`), last 8 s window of each
 record, wearable metadata, MC T samples: mean r over the 11 leads, per lead, calibrated 90 %
 coverage, record-level Spearman(std, error) per lead and the catch rate (records with r < 0.5
-whose calibrated std would raise a `high_uncertainty` flag, against those with r > 0.8).
+whose calibrated std or expected r (`edge.fidelity`) would raise a `high_uncertainty` flag,
+against those with r > 0.8).
 ``OUT/<corpus>/loco.json`` holds the numbers; ``OUT/summary.json`` all of them.
 """
 
@@ -69,6 +70,10 @@ def score_arrays(cfg: TrainConfig, model: Any, arr: Any, cal: dict, mc_samples: 
           for j, lead in enumerate(RECONSTRUCTED)}
     flagged = flag_records(cal_std, np.asarray(cal["flag_std_mv"]),
                            int(round(0.2 * cfg.data.fs_hz)))
+    if cal.get("flag_expected_r") is not None:  # the gateway's fidelity flag, per window
+        from edge.fidelity import expected_r
+
+        flagged = flagged | (expected_r(mean, cal_std) < float(cal["flag_expected_r"]))
     return {
         "records": len(arr.keys), "r_mean_11": float(np.nanmean(r_rec)),
         "r_per_lead": {lead: float(np.nanmean(r[:, j])) for j, lead in enumerate(RECONSTRUCTED)},
