@@ -19,7 +19,7 @@ from edge.sinks.csv import COLUMNS, SinkError
 
 _GAIN = 1000.0  # ADC units per mV: 1 µV resolution, range +-32.767 mV in format 16
 _NAN_16 = -32768  # WFDB's invalid sample in format 16
-_BLOCK_ROWS = 65536
+_BLOCK_ROWS = 8192
 
 
 def csv_blocks(csv_path: str | Path, block_rows: int = _BLOCK_ROWS
