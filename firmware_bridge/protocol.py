@@ -223,6 +223,7 @@ class FrameDecoder:
         self.stats = DecoderStats()
         self._buf = bytearray()
         self._hunting = False
+        self._shared = False  # _buf[0] is the last byte of the frame before (see _scan)
         self._last_seq: dict[int, int] = {}
         self._last_ts: dict[int, int] = {}
         self._recent: dict[int, collections.OrderedDict[int, int]] = {}
@@ -230,6 +231,7 @@ class FrameDecoder:
 
     def drop_partial(self) -> None:
         """Forget buffered bytes (a link went down mid-frame); sequence state is kept."""
+        self._drop_shared()
         if self._buf:
             self._discard(len(self._buf))
         self._hunting = False
@@ -243,7 +245,7 @@ class FrameDecoder:
     @property
     def pending_bytes(self) -> int:
         """Bytes buffered while waiting for the rest of a candidate frame."""
-        return len(self._buf)
+        return len(self._buf) - self._shared
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[Frame]:
         """Add bytes; return the frames completed by them (possibly none)."""
@@ -253,6 +255,7 @@ class FrameDecoder:
     def finish(self) -> list[Frame]:
         """End of stream: resolve buffered bytes (a truncated frame can hide later ones)."""
         out = self._scan(final=True)
+        self._drop_shared()
         if self._buf:
             self._discard(len(self._buf))
         for held in self._held.values():  # never confirmed by a next frame
@@ -272,10 +275,29 @@ class FrameDecoder:
             self._hunting = True
             self.stats.resyncs += 1
 
+    def _reject(self) -> None:
+        """The candidate at the buffer's start is no frame: drop its first byte (silently
+        when it is the kept last byte of the frame before)."""
+        if self._shared:
+            self._drop_shared()
+        else:
+            self._discard(1)
+
+    def _drop_shared(self) -> None:
+        """Forget the kept last byte of a decoded frame (not counted as discarded)."""
+        if self._shared:
+            self._shared = False
+            del self._buf[:1]
+
     def _scan(self, final: bool) -> list[Frame]:
         out: list[Frame] = []
         buf = self._buf
         while True:
+            if self._shared:  # a frame ended in 0xEC: it may also be the sync of the next
+                if len(buf) < 2 and not final:  # one, sent after a frame truncated by one
+                    return out  # byte whose CRC had ended in 0xEC
+                if buf[:2] != SYNC:
+                    self._drop_shared()
             i = buf.find(SYNC)
             if i < 0:
                 self._discard(len(buf) - (1 if buf and buf[-1] == SYNC[0] else 0))
@@ -283,28 +305,31 @@ class FrameDecoder:
             self._discard(i)
             if len(buf) < HEADER_LEN:
                 if final:
-                    self._discard(1)
+                    self._reject()
                     continue
                 return out
             _, ver, flags, sid, status, seq, fs, ts, n = HEADER.unpack_from(buf)
             if ver != VERSION or flags & _FLAG_RESERVED or (flags & 3) > 1 or fs == 0 or n == 0:
-                self.stats.bad_headers += 1
-                self._discard(1)
+                self.stats.bad_headers += not self._shared
+                self._reject()
                 continue
             fmt = SampleFormat(flags & 3)
             end = HEADER_LEN + n * fmt.width
             if len(buf) < end + CRC_LEN:
                 if final:
-                    self._discard(1)
+                    self._reject()
                     continue
                 return out
             (crc,) = struct.unpack_from("<I", buf, end)
             if zlib.crc32(memoryview(buf)[:end]) != crc:
-                self.stats.crc_failures += 1
-                self._discard(1)
+                self.stats.crc_failures += not self._shared
+                self._reject()
                 continue
             samples = _unpack_samples(buf[HEADER_LEN:end], fmt.width)
-            del buf[:end + CRC_LEN]
+            # keep a last byte that could be the next frame's sync: a frame truncated by one
+            # byte, whose CRC ended in 0xEC, took the next frame's first byte as its own
+            self._shared = buf[end + CRC_LEN - 1] == SYNC[0]
+            del buf[:end + CRC_LEN - self._shared]
             self._hunting = False
             self._admit(Frame(seq, sid, fs, ts, Status(status), fmt, samples), out)
 
