@@ -152,7 +152,7 @@ def _trained_as() -> str:
 
 def _calibrate(cfg: TrainConfig, model: keras.Model, val: Any, out_dir: Path) -> None:
     """Fit the per-lead std scale on validation (MC T=CALIBRATION_T) and flag thresholds."""
-    from training.calibration import fit_fidelity_threshold, fit_scale_calibration
+    from training.calibration import CalibrationError, fit_fidelity_threshold, fit_scale_calibration
     from training.mc import mc_predict
 
     mean, std = mc_predict(model, val.lead_i, val.meta, CALIBRATION_T, seed=cfg.seed)
@@ -162,7 +162,11 @@ def _calibrate(cfg: TrainConfig, model: keras.Model, val: Any, out_dir: Path) ->
     # flag a stretch when calibrated std exceeds the 95th percentile seen on validation
     flag = np.percentile(cal_std.reshape(-1, cal_std.shape[-1]), 95, axis=0)
     # and a window whose expected r is below what 5 % of the good (r > 0.8) windows show
-    fidelity = fit_fidelity_threshold(mean, cal_std, val.target, FIDELITY_BUDGET)
+    try:
+        fidelity = fit_fidelity_threshold(mean, cal_std, val.target, FIDELITY_BUDGET)
+    except CalibrationError as exc:  # e.g. a tiny run without good validation windows
+        console.print(f"[yellow]no fidelity flag threshold: {exc}[/]")
+        fidelity = None
     _write_json(out_dir / "calibration.json", {
         "method": "scale", "nominal": 0.9, "mc_samples": CALIBRATION_T,
         "scale": [float(s) for s in scale], "flag_std_mv": [float(f) for f in flag],
