@@ -114,23 +114,42 @@ def loco_section() -> str:
             + "\n".join(rows))
 
 
-def personalization_section() -> str:
+def _personal_numbers() -> dict | None:
     path = RUNS / "default" / "personalization_eval.json"
     if not path.is_file():
-        return ""
+        return None
     d = json.loads(path.read_text())
-    f = d["forward"]["all"]
-    g, p = f["generic"], f["personal"]
+    f = d["forward"]
     sl = d["chest_amplitude_slope_forward"]
-    gs = [v["generic"] for v in sl.values()]
-    ps = [v["personal"] for v in sl.values()]
+    return {"d": d, "f": f["all"], "held": f.get("held_out", {}),
+            "wrong": d["wrong_person_all_pairs"]["all"],
+            "gs": [v["generic"] for v in sl.values()], "ps": [v["personal"] for v in sl.values()]}
+
+
+def personalization_section() -> str:
+    n = _personal_numbers()
+    if n is None:
+        return ""
+    d, f, w = n["d"], n["f"], n["wrong"]
+    g, p, pc = f["generic"], f["personal"], f["personal_checked"]
+    held = n["held"]
+    held_s = (f"; the {held['patients']} patients the generic model never saw: "
+              f"{held['generic']['r_mean_11']:.3f} → {held['personal_checked']['r_mean_11']:.3f}"
+              if held.get("personal_checked") else "")
     return f"""## Personalisation (`python -m training.evaluate_personalization`)
 {d["protocol"]}; {f["patients"]} patients, truth as above. Mean r over 11 leads: generic
-{g["r_mean_11"]:.3f} → personalised {p["r_mean_11"]:.3f}; RMSE {g["rmse_mv_mean_11"]:.3f} →
-{p["rmse_mv_mean_11"]:.3f} mV; calibrated 90 % coverage {g["coverage_90"]:.3f} →
-{p["coverage_90"]:.3f}; chest-lead amplitude slopes {min(gs):.2f}–{max(gs):.2f} →
-{min(ps):.2f}–{max(ps):.2f}. Per lead, per patient, reverse direction, noisy / short /
-wrong-person enrolments: `training/runs/default/personalization_eval.json`."""
+{g["r_mean_11"]:.3f} → personalised {p["r_mean_11"]:.3f} (the correction alone) and
+{pc["r_mean_11"]:.3f} on the product path with the wearer check (`reconstruct(...,
+personalization=p)`; {pc["rows_personalised_share"]:.0%} of rows personalised){held_s}; RMSE
+{g["rmse_mv_mean_11"]:.3f} → {p["rmse_mv_mean_11"]:.3f} mV; calibrated 90 % coverage
+{g["coverage_90"]:.3f} → {p["coverage_90"]:.3f}; chest-lead amplitude slopes
+{min(n["gs"]):.2f}–{max(n["gs"]):.2f} → {min(n["ps"]):.2f}–{max(n["ps"]):.2f}. A wrong person's
+profile (every profile on every other patient, {w["pairs"]} pairs): Δr
+{w["delta_r_unchecked"]:+.3f} for the correction alone, {w["delta_r_checked"]:+.3f} on the
+product path (the wearer check gives {1 - w["rows_personalised_share"]:.0%} of those rows back
+to the generic model). The check's thresholds and the shrink were chosen on these same
+patients (no others have two records). Per lead, per patient, reverse direction, noisy /
+short enrolments: `training/runs/default/personalization_eval.json`."""
 
 
 def _share(d: dict, rate: str, count: str) -> str:
@@ -329,6 +348,14 @@ def readme_block() -> str:
     corp = ", ".join(f"{k} {v['r_mean_11']:.3f}" for k, v in edge["r_per_corpus"].items())
     err_in = edge["abs_err_mv_in_high_uncertainty_flags"]
     err_in_s = "n/a" if err_in is None else f"{err_in:.3f} mV"
+    n = _personal_numbers()
+    personal = "" if n is None else (
+        f"\n\n**Personalisation** (`python -m training.evaluate_personalization`, "
+        f"{n['f']['patients']} PTB-XL patients with two records: enrol on one, score the "
+        f"other): mean r {n['f']['generic']['r_mean_11']:.3f} → "
+        f"{n['f']['personal_checked']['r_mean_11']:.3f} on the product path; a wrong "
+        f"person's profile costs {n['wrong']['delta_r_checked']:+.3f} "
+        f"({n['wrong']['pairs']} pairs).")
     return f"""{BEGIN}
 **The product** (shipped int8 bundle through the streaming pipeline, output at the recording's
 own rate; `python -m training.evaluate_edge`), scored against the **recording itself**
@@ -347,7 +374,7 @@ table from `training/runs/default/comparison.md`):
 
 Uncertainty of the default (Keras, test): calibrated 90 % coverage
 {unc["coverage_after"]["mean"]:.3f}; record-level Spearman(std, |error|) mean over leads
-{unc["spearman_record"]["mean"]:.2f}.
+{unc["spearman_record"]["mean"]:.2f}.{personal}
 {END}"""
 
 
