@@ -108,9 +108,9 @@ def loco_section() -> str:
             "scored on all of its records (last 8 s, wearable metadata, truth as above, "
             f"T = {d['mc_samples']}); in-corpus = the shipped product path on that corpus' "
             "test records. Catch rate = share of records with r < 0.5 whose calibrated std "
-            "would raise a flag; false flags = the same share among records with r > 0.8. "
-            "Measured before the last-site MC scheme and the expected-r flag (every dropout "
-            "site sampled, std flags only); not re-run since.\n\n"
+            "or expected r (`edge.fidelity`) would raise a flag; false flags = the same share "
+            "among records with r > 0.8 (the held-out runs' own validation-fitted "
+            "thresholds).\n\n"
             + "\n".join(rows))
 
 
