@@ -67,7 +67,7 @@ def summary_rows(res: dict[str, Any]) -> list[tuple[str, str]]:
                   f"{_f(e['startup_s'], '.2f')} s"),
                  ("edge process peak RSS", f"{_f(e['peak_rss_mb'], '.0f')} MB (TensorFlow "
                   f"imported: {e['tensorflow_imported']}); after import/load/first window/"
-                  f"scipy: " + " / ".join(_f(v, '.0f') for v in
+                  f"pipeline import: " + " / ".join(_f(v, '.0f') for v in
                                           e['peak_rss_mb_after'].values()))]
     rows += [(f"goal: {g['goal']}", ("met" if g["met"] else "NOT met" if g["met"] is False
                                      else "unknown") + f" ({g['value']})")
