@@ -138,12 +138,6 @@ class ReconstructionModel:
                                f"first at sample {int(np.argmax(bad))}")
         from edge.conditioning import ConditioningError
 
-        checked = []  # another wearer than the enrolled one: generic output, flagged
-        if personalization is not None:
-            from edge.personalize import mismatch_flag
-
-            checked = [f for f in [mismatch_flag(personalization, x, fs)] if f is not None]
-            personalization = None if checked else personalization
         rec = self.streaming(fs, metadata, mc_samples, seed, personalization)
         try:
             blocks = rec.push(Chunk(x.astype(np.float32), t0_s=0.0, fs_hz=fs)) + rec.flush()
@@ -151,7 +145,7 @@ class ReconstructionModel:
             raise InputInvalid(f"fs={fs:g} Hz: {exc}") from None
         leads = np.concatenate([b.leads for b in blocks]) if blocks else np.zeros((0, 12))
         std = np.concatenate([b.std for b in blocks]) if blocks else np.zeros((0, 12))
-        flags = checked + [f for b in blocks for f in b.flags]
+        flags = [f for b in blocks for f in b.flags]
         return Reconstruction(leads.astype(np.float32), std.astype(np.float32), flags, fs)
 
 

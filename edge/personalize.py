@@ -488,13 +488,6 @@ def align_wearable(wear_rows: np.ndarray, fs_w: float, n: int, fs: float, ref_i:
     return rows, best_lag, best
 
 
-def mismatch_flag(p: Personalization, lead_mv: Any, fs_hz: float) -> Any:
-    """Whole-recording pre-check, kept for callers: always None now. The wearer check runs
-    per model window inside the pipeline (``edge.stages.identity``), so ``reconstruct`` and
-    ``streaming`` give the same verdicts, flags and rows however the input is chunked."""
-    return None
-
-
 def template_match(p: Personalization, lead_mv: Any, fs_hz: float,
                    conditioning: dict[str, Any] | None = None, model_fs_hz: float = 100.0
                    ) -> tuple[float, float] | None:
