@@ -132,6 +132,10 @@ class DeviceTimeline:
         self._last_host = 0.0
         self._latency = 0.0  # smallest (arrival - line time) seen: maps line to host time
         self._last_line = 0.0
+        # the line counted in whole samples from an anchor at one rate: adding a frame's
+        # duration to a large time each frame lets float rounding walk the line off the
+        # device's grid over millions of frames
+        self._anchor, self._anchor_n, self._anchor_rate = 0.0, 0, 0.0
         self._offset = 0.0  # line time = device time + offset (changes only at clock steps)
         self._offset_before = 0.0  # the offset the last placed frame was placed under
         self._frame_n: int | None = None
@@ -255,6 +259,12 @@ class DeviceTimeline:
         return k if k >= 1 and (most is None or k <= most) and \
             abs(missing - k * size) <= tol else 0
 
+    def _ahead(self, n: float, rate: float) -> float:
+        """Line time `n` samples after the last placed reference sample."""
+        if rate == self._anchor_rate and float(n).is_integer():
+            return self._anchor + (self._anchor_n + n) / rate
+        return self._last_line + n / rate
+
     def _line_device_t(self) -> float:
         """Device time of the last placed reference sample, as the line has it."""
         return self._last_line - self._offset
@@ -281,7 +291,7 @@ class DeviceTimeline:
                                 exact=size is not None)
         rate = self.rate_hz
         est = lost * (size or f.n)
-        line_last = self._last_line + (est + _advance(self._last, f)) / rate
+        line_last = self._ahead(est + _advance(self._last, f), rate)
         implied = line_last - f.t_last  # the offset under which this time stamp is right
         # a real step moves every later time stamp alike; `step_frames` of them in a row
         # must imply the same offset (stamps damaged alike, e.g. the same bit flipped in
@@ -421,7 +431,8 @@ class DeviceTimeline:
         adv = _advance(self._last, f)
         if verdict in ("ok", "gap"):  # phase-locked: follow the time stamps, smooth jitter
             lost = max(1, round(missing)) if verdict == "gap" else 0
-            predicted = self._last_line + (lost + adv) / rate
+            step = lost + adv
+            predicted = self._ahead(step, rate)
             e = observed - predicted
             errs = (e, *self._last_e)
             # correct only an error seen in _LOCK_FRAMES frames in a row (drift), never a
@@ -433,6 +444,7 @@ class DeviceTimeline:
                 least * rate >= _LOCK_DEADBAND
             corr = np.sign(e) * least if same else 0.0
             line_last = predicted + self.phase_gain * corr
+            moved = bool(corr)
             self._last_e = errs[:-1]
             if lost:  # the device clock says how many (whole) samples are missing
                 gap = True
@@ -457,14 +469,16 @@ class DeviceTimeline:
                 self._rate_t = None
         elif verdict == "count":  # time stamp overruled: placed by the sequence numbers
             gap = missing > 0
-            line_last = self._last_line + (missing + adv) / rate
+            step = missing + adv
+            line_last = self._ahead(step, rate)
+            moved = False
             self.counters.lost_samples += round(missing)
         else:  # first frame, or the device clock restarted: the line starts at device time
             reset = verdict == "reset"
             self.counters.resets += reset
             self._offset = 0.0
             self._recent.clear()
-            line_last = f.t_last
+            line_last, step, moved = f.t_last, 0.0, True
         if verdict not in ("ok", "gap", "count"):  # a count frame has no time to lock to
             self._last_e = (0.0,) * (_LOCK_FRAMES - 1)
         if verdict == "count" and (exact or not missing) and not stepped:  # stamp overruled
@@ -478,6 +492,10 @@ class DeviceTimeline:
             self._frame_n = f.n
         self._prev_n = f.n
         self._last_t, self._last_line, self._last = f.t_last, line_last, f
+        if moved or rate != self._anchor_rate or not float(step).is_integer():
+            self._anchor, self._anchor_n, self._anchor_rate = line_last, 0, rate
+        else:
+            self._anchor_n += int(step)
         self._offset_before = self._offset
         latency = f.arrival - line_last
         if reset or verdict == "first":

@@ -20,6 +20,7 @@ RECONNECT_SLACK_S = 5.0  # ... more device time than host time that may pass acr
 # millis() lines: lines that must continue one off the count (2 would cut the shifted
 # samples of the fault campaign little and lose 13 % more undamaged lines at 50 % damage)
 CONFIRM_LINES = 1
+TIMED_LINES = 8  # lines in a row with a millis() column that make the stream a timed one
 RESTART_LINES = 3  # ... and one that says the device restarted (two consecutive lines with
 # the same digit damaged must not restart the time line)
 _RESTART = -1
@@ -127,6 +128,8 @@ class AsciiChunker:
         self.steps = StepFilter(MAX_SLEW_MV_PER_S / fs_hz * self.scale.counts_per_mv)
         self.index = 0  # samples (incl. missing ones) since the segment start
         self.timed = False  # the lines carry millis()
+        self._pre: list[tuple[float, float]] = []  # (value, millis) lines with a time
+        # column before the stream counts as timed
         self._gap_n = 0
         self._started = False
         self._t0_ms: float | None = None  # millis() of sample index 0 (timed lines only)
@@ -223,13 +226,30 @@ class AsciiChunker:
         the clock."""
         if t_ms != t_ms:
             if not self.timed:
+                self._release_pre(vals)
                 vals.append(v)
             elif v == v:  # a value without its time in a timed stream: a damaged line
                 self._count_corrupt(1)
             return  # (a bare `!` there: lead-off, placed by the next line's time)
-        self.timed = True
-        if self._t0_ms is None:
-            self._t0_ms = t_ms - self._pos(vals) * 1000.0 / self.fs_hz
+        if not self.timed:  # the stream is timed once TIMED_LINES lines in a row say so (a
+            self._pre.append((v, t_ms))  # damaged plain line can look like `T,V`: 5,2)
+            if len(self._pre) < TIMED_LINES:
+                return
+            self.timed = True
+            pre, self._pre = self._pre, []
+            self._t0_ms = pre[0][1] - self._pos(vals) * 1000.0 / self.fs_hz
+            for pv, pt in pre:
+                self._place_timed(pv, pt, vals)
+            return
+        self._place_timed(v, t_ms, vals)
+
+    def _release_pre(self, vals: list[float]) -> None:
+        """Lines with a time column that did not make the stream a timed one: by count."""
+        vals.extend(v for v, _ in self._pre)
+        self._pre = []
+
+    def _place_timed(self, v: float, t_ms: float, vals: list[float]) -> None:
+        """One line of a timed stream (see `_timed_value`)."""
         self._held.append((v, self._k(t_ms), t_ms))
         held = self._held
         while held:
@@ -317,7 +337,11 @@ class AsciiChunker:
                          new_segment=restarted)
 
     def finish(self, arrival_s: float) -> None:
-        """End of stream: held lines were never confirmed (dropped, counted)."""
+        """End of stream: held lines were never confirmed (dropped, counted); too few lines
+        to tell a timed stream are placed by count."""
         self.decoder.finish()
         self._count_corrupt(len(self._held))
         self._held = []
+        vals: list[float] = []
+        self._release_pre(vals)
+        self._emit_values(self._plausible(np.asarray(vals, dtype=np.float64)), arrival_s, False)
