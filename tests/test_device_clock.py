@@ -261,3 +261,20 @@ def test_ecg12_bit31_flip_and_a_pair_damaged_alike_are_bad_stamps_not_clock_step
     assert np.array_equal(k, np.arange(n * per))  # the numbers place every frame
     assert np.abs(got * 1000 - x).max() < 1e-3
     assert (stats.clock_steps, stats.bad_timestamps, stats.resets) == (0, 3, 0)
+
+
+def test_line_stays_on_the_device_grid_over_a_long_session_at_large_clock_values() -> None:
+    """Exact stamps far from 0 (an H10 counts ns from 2000: ~7.6e8 s) over 20,000 frames:
+    each placed sample stays on the device's grid. Adding each frame's duration to the
+    line let float rounding walk it off the grid (interpolated, not delivered, samples)."""
+    tl = DeviceTimeline(130.0)
+    t0 = 757_382_400.0
+    k = np.arange(20_000)
+    first = None
+    worst = 0.0
+    for i in k:
+        for p in tl.place(t0 + ((i + 1) * N - 1) / 130.0, N, arrival_s=float(i)):
+            first = p.times_s[0] if first is None else first
+            pos = (p.times_s - first) * 130.0
+            worst = max(worst, float(np.abs(pos - np.rint(pos)).max()))
+    assert tl.counters.frames == len(k) and worst < 1e-4
