@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from test_commands import EchoModel
 
 from edge.commands import run_session
 from edge.leads import LEADS
@@ -25,7 +26,6 @@ from edge.sinks.lsl import LslOutlet, LslTarget, parse_lsl_url
 from edge.sinks.recorder import Recorder
 from edge.sinks.tap import attach
 from edge.sources import open_source
-from tests.test_commands import EchoModel
 
 REPO = Path(__file__).resolve().parents[1]
 

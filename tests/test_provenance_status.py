@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from test_commands import EchoModel
 
 from edge.cli import main
 from edge.commands import run_session
 from edge.sinks.csv import COLUMNS, read_csv
 from edge.sinks.recorder import Recorder
 from edge.sources import open_source
-from tests.test_commands import EchoModel
 
 
 @pytest.fixture(scope="module")
