@@ -197,7 +197,7 @@ class Bundle:
             if fixed and len(m) < fixed:
                 m = np.concatenate([m, np.ones((fixed - len(m), m.shape[1]), np.float32)])
             head = self.head.run({"features": out["features"], "meta": meta[None], site: m})
-            parts.append(head["residual"][:step if s + step <= len(masks) else len(masks) - s])
+            parts.append(head["residual"][:len(masks) - s])  # drop the padding rows
         var = None
         if self.manifest.uncertainty.aleatoric:
             var = np.exp(np.clip(head["log_var"][0], LOGVAR_MIN, LOGVAR_MAX))

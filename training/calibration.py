@@ -93,6 +93,7 @@ def fit_fidelity_threshold(mean: Any, cal_std: Any, target: Any, budget: float =
     leads, prediction vs ``target``) exceeds ``good_r``, so about ``budget`` of the good
     windows get flagged. ``mean``, ``cal_std``, ``target``: ``(N, L, leads)``."""
     from edge.fidelity import expected_r
+    from training.metrics import pearson_per_record
 
     if not 0.0 < budget < 1.0:
         raise CalibrationError(f"fidelity budget {budget!r} must lie strictly in (0, 1)")
@@ -100,10 +101,7 @@ def fit_fidelity_threshold(mean: Any, cal_std: Any, target: Any, budget: float =
     if mean.shape != target.shape or mean.ndim != 3:
         raise CalibrationError(f"mean {mean.shape} and target {target.shape} must be the same "
                                "(N, L, leads) shape")
-    p = mean - mean.mean(axis=1, keepdims=True)
-    t = target - target.mean(axis=1, keepdims=True)
-    den = np.sqrt((p * p).sum(1) * (t * t).sum(1))
-    r = np.divide((p * t).sum(1), den, out=np.zeros_like(den), where=den > 0).mean(axis=1)
+    r = np.nan_to_num(pearson_per_record(target, mean), nan=0.0).mean(axis=1)
     good = r > good_r
     if good.sum() < 20:
         raise CalibrationError(f"only {int(good.sum())} windows with r > {good_r}: too few to "
