@@ -29,6 +29,7 @@ from typing import Any
 
 import click
 
+from edge.batch import ChunkBatcher, push_batch
 from edge.errors import EdgeError, InputInvalid, InputTooShort
 from edge.fieldkit import build_taps, stream_options
 from edge.sinks.recorder import FORMATS, Recorder
@@ -100,6 +101,7 @@ async def run_session(source: Any, model: Any, recorder: Recorder, *,
     interrupted = False
     loop = asyncio.get_running_loop()
     worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ecg12-push")
+    batcher = ChunkBatcher()
     try:
         async for chunk in source:
             arrival = time.monotonic()
@@ -108,12 +110,16 @@ async def run_session(source: Any, model: Any, recorder: Recorder, *,
                 rec = model.streaming(chunk.fs_hz, metadata, mc_samples, seed,
                                       personalization=personalization)
             recorder.on_chunk(chunk)
-            pending = loop.run_in_executor(worker, rec.push, chunk)
-            blocks = await asyncio.shield(pending)
-            pending = None
-            recorder.on_blocks(blocks)
-            if blocks:
-                latency = time.monotonic() - arrival
+            rec.check(chunk)  # a bad chunk fails here, whether or not it is held
+            batch = batcher.add(chunk)  # held while it cannot change the output
+            if batch:
+                pending = loop.run_in_executor(worker, push_batch, rec, batch)
+                blocks, quiet = await asyncio.shield(pending)
+                pending = None
+                batcher.pushed(quiet)
+                recorder.on_blocks(blocks)
+                if blocks:
+                    latency = time.monotonic() - arrival
             if on_update is not None:
                 on_update(recorder, latency)
             if duration_s and recorder.samples_in / chunk.fs_hz >= duration_s:
@@ -121,7 +127,7 @@ async def run_session(source: Any, model: Any, recorder: Recorder, *,
     except (asyncio.CancelledError, KeyboardInterrupt):
         interrupted = True
     finally:
-        await _finish(source, rec, pending, recorder)
+        await _finish(source, rec, pending, recorder, batcher.drain())
         worker.shutdown(wait=False)
     rec = model = pending = None  # the model's memory goes back before the report is drawn
     if release is not None:
@@ -146,7 +152,8 @@ def check_stream_rate(fs_hz: float, what: str, model_fs_hz: float | None = None)
             raise InputInvalid(f"{what}: sampling rate {fs_hz:g} Hz: {exc}") from None
 
 
-async def _finish(source: Any, rec: Any, pending: Any, recorder: Recorder) -> None:
+async def _finish(source: Any, rec: Any, pending: Any, recorder: Recorder,
+                  held: list[Any]) -> None:
     from edge.conditioning import ConditioningError
 
     try:
@@ -154,9 +161,11 @@ async def _finish(source: Any, rec: Any, pending: Any, recorder: Recorder) -> No
     except Exception as exc:  # noqa: BLE001 - never lose the outputs over a close error
         recorder.errors.append(f"source close: {exc}")
     if pending is not None:  # a push was running when we were interrupted: keep its blocks
-        recorder.on_blocks(await pending)
+        recorder.on_blocks((await pending)[0])
     if rec is not None:
         try:
+            if held:  # chunks the batcher held back: pushed before the end
+                recorder.on_blocks(rec.push_many(held))
             recorder.on_blocks(rec.flush())
         except (EdgeError, ConditioningError) as exc:
             recorder.errors.append(str(exc))

@@ -262,6 +262,10 @@ class _ZeroPhaseFIR:
         self.n_out += n_y
         return y
 
+    def final_after(self, n_in: int) -> int:
+        """Outputs ``process`` has returned, in total, once ``n_in`` inputs went in."""
+        return n_in - self.D if n_in > self.D else 0
+
     def process(self, x: np.ndarray) -> np.ndarray:
         if len(x) == 0:
             return np.zeros((0, x.shape[1]))
@@ -340,6 +344,14 @@ class _Resampler:
     def _j_final(self) -> int:
         return -(-self.n_real * self.up // self.down)
 
+    def final_after(self, n_in: int) -> int:
+        """Outputs ``process`` has returned, in total, once ``n_in`` inputs went in."""
+        if n_in <= 0:
+            return 0
+        j_end = min((n_in * self.up - 1 - self.half) // self.down + 1,
+                    -(-n_in * self.up // self.down))
+        return max(0, j_end)
+
     def process(self, x: np.ndarray) -> np.ndarray:
         if len(x) == 0:
             return np.zeros((0, x.shape[1]))
@@ -394,6 +406,12 @@ class StreamConditioner:
         if self._fir is not None:
             s += self._fir.D / self.fs_out_hz
         return s
+
+    def final_after(self, n_in: int) -> int:
+        """Samples ``process`` has returned, in total, once ``n_in`` input samples of the
+        current signal went in (no flush): a pure function of the count, not of chunking."""
+        m = n_in if self._resampler is None else self._resampler.final_after(n_in)
+        return m if self._fir is None else self._fir.final_after(m)
 
     def _as_2d(self, chunk: Any) -> tuple[np.ndarray, bool]:
         try:

@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from edge.quantile import percentile
+
 REFRACTORY_S = 0.2
 MIN_SECONDS = 1.0
 #: Slope-envelope fraction that defines QRS onset/offset on the median beat.
@@ -239,7 +241,7 @@ def peaks_from_envelope(env: np.ndarray, fs: float) -> np.ndarray:
     cand, h = find_peaks(env, distance=dist, height=0.0)
     if len(cand) == 0:
         return cand
-    ref = np.percentile(h, 90)
+    ref = percentile(h, 90)
     if ref <= 1e-12 * max(1.0, float(env.max())) or ref == 0:
         return cand[:0]
     thr = 0.3 * ref
@@ -280,8 +282,12 @@ def detect_r_peaks(lead_i_mv: Any, fs_hz: float) -> np.ndarray:
     x, fs = _check(lead_i_mv, fs_hz)
     if len(x) < MIN_SECONDS * fs or np.ptp(x) == 0:
         return np.zeros(0, dtype=np.int64)
-    peaks = peaks_from_envelope(qrs_envelope(x, fs), fs)
-    return _refine(peaks, bandpass(x, fs, 0.5, 40.0), fs)
+    return _r_peaks(x, fs, bandpass(x, fs, 0.5, 40.0))
+
+
+def _r_peaks(x: np.ndarray, fs: float, xb: np.ndarray) -> np.ndarray:
+    """``detect_r_peaks`` of a checked signal ``x`` given its 0.5-40 Hz band-pass ``xb``."""
+    return _refine(peaks_from_envelope(qrs_envelope(x, fs), fs), xb, fs)
 
 
 def median_beat(x: np.ndarray, peaks: np.ndarray, fs: float, pre_s: float = _BEAT_PRE_S,
@@ -329,11 +335,12 @@ def lead_i_features(lead_i_mv: Any, fs_hz: float) -> dict[str, float]:
     x, fs = _check(lead_i_mv, fs_hz)
     if len(x) < 2 * fs or np.ptp(x) == 0:
         return {}
-    peaks = detect_r_peaks(x, fs)
+    xb = bandpass(x, fs, 0.5, 40.0)  # for the R peaks and the median beat alike
+    peaks = _r_peaks(x, fs, xb)
     if len(peaks) == 0:
         return {}
     out = rhythm_features(peaks, len(x), fs)
-    mb = median_beat(bandpass(x, fs, 0.5, 40.0)[:, None], peaks, fs)
+    mb = median_beat(xb[:, None], peaks, fs)
     if mb is not None:
         b = qrs_bounds(mb[0], mb[1], fs)
         if b is not None:

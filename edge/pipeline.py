@@ -150,7 +150,7 @@ class StreamingReconstructor:
     # ------------------------------------------------------------------ public
     def push(self, chunk: Chunk) -> list[Block]:
         """Add a chunk; returns the blocks whose samples are now final."""
-        x = self._check(chunk)
+        x = self.check(chunk)
         blocks: list[Block] = []
         if self._seg is not None and 0 < chunk.gap_before_s <= self.max_bridge_s:
             self._bridge(self._seg, chunk.gap_before_s, x[0])
@@ -167,6 +167,64 @@ class StreamingReconstructor:
         self._feed(self._seg, x, "lead_off" in chunk.status)
         blocks.append(self._emit(self._seg))
         return [b for b in blocks if b.n or b.flags]
+
+    def push_many(self, chunks: list[Chunk]) -> list[Block]:
+        """``push`` each chunk in order, contiguous runs (no gap before, same status) joined
+        into one: the same output as pushing them one by one, for less work per chunk."""
+        blocks: list[Block] = []
+        i = 0
+        while i < len(chunks):
+            first = chunks[i]
+            self.check(first)
+            j = i + 1
+            while (j < len(chunks) and chunks[j].gap_before_s == 0
+                   and chunks[j].status == first.status):
+                self.check(chunks[j])
+                j += 1
+            if j - i == 1:
+                blocks += self.push(first)
+            else:
+                x = np.concatenate([c.samples for c in chunks[i:j]])
+                blocks += self.push(Chunk(x, first.t0_s, first.fs_hz, first.seq,
+                                          first.gap_before_s, first.status))
+            i = j
+        return blocks
+
+    def quiet_samples(self) -> int:
+        """How many more contiguous input samples ``push`` would take without completing a
+        window or a block (it would return nothing): a session may hold that many back and
+        push them together, with the same output at the same time. 0 when unknown."""
+        seg = self._seg
+        if seg is None or seg.grid.closed:
+            return 0
+        n = seg.code.end
+        to_model = seg.cond.to_model
+        at_input = seg.cond.at_input or to_model
+        L, fs_in, fs_m = self.bundle.window, self.fs_in_hz, self.bundle.fs_hz
+        need_m = seg.grid.next_start() + L  # model samples that complete the next window
+        k_min = seg.n_out + self.min_emit_n - 1  # the last sample of the next block
+
+        def event(n_in: int) -> bool:
+            n_m = to_model.final_after(n_in)
+            if n_m >= need_m:
+                return True
+            if seg.grid.next_index == 0 or at_input.final_after(n_in) <= k_min:
+                return False
+            return math.floor(min(k_min / fs_in * fs_m, n_m - 1)) + 1 < n_m - L
+
+        lo, step = n, 1  # event(lo) is false (the last push emitted what it could)
+        while not event(n + step):
+            lo, step = n + step, step * 2
+            if step > 1 << 30:
+                return 0
+        hi = n + step
+        while hi - lo > 1:  # smallest input count with an event in (lo, hi]
+            mid = (lo + hi) // 2
+            if event(mid):
+                hi = mid
+            else:
+                lo = mid
+        return hi - n - 1
 
     def flush(self) -> list[Block]:
         """End of signal: release the conditioning look-ahead, run the end-aligned window and
@@ -185,7 +243,8 @@ class StreamingReconstructor:
         return [b for b in self._close() if b.n or b.flags]
 
     # ------------------------------------------------------------------ internals
-    def _check(self, chunk: Chunk) -> np.ndarray:
+    def check(self, chunk: Chunk) -> np.ndarray:
+        """Lead I of ``chunk`` as float64 mV; ``InputInvalid`` if it cannot be pushed."""
         if not isinstance(chunk, Chunk):
             raise InputInvalid(f"push() takes a Chunk, got {type(chunk).__name__}")
         if abs(chunk.fs_hz - self.fs_in_hz) > 1e-9 * self.fs_in_hz:

@@ -38,6 +38,15 @@ class EchoModel:
                 x = c.samples[:, :1].repeat(12, 1)
                 return [Blk(c.t0_s, c.fs_hz, x, np.full_like(x, 0.1))]
 
+            def push_many(self, cs):
+                return [b for c in cs for b in self.push(c)]
+
+            def check(self, c):
+                pass
+
+            def quiet_samples(self):
+                return 0  # push every chunk at once
+
             def flush(self):
                 return []
 

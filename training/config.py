@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,10 +79,22 @@ class TrainConfig:
     epochs: int = 60
     batch_size: int = 32
     learning_rate: float = 1e-3
+    # 'constant', or 'cosine': the rate decays per epoch from learning_rate to
+    # lr_min_factor * learning_rate over `epochs` (resumable: it depends on the epoch only)
+    lr_schedule: str = "constant"
+    lr_min_factor: float = 0.02
     patience: int = 8
     regime: str = "mixed"  # metadata during training: 'mixed' (random masking), or a regime
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
+
+    def learning_rate_at(self, epoch: int) -> float:
+        """The learning rate of (0-based) `epoch` under `lr_schedule`."""
+        if self.lr_schedule == "constant" or self.epochs <= 1:
+            return self.learning_rate
+        lo = self.learning_rate * self.lr_min_factor
+        frac = min(epoch, self.epochs - 1) / (self.epochs - 1)
+        return lo + 0.5 * (self.learning_rate - lo) * (1.0 + math.cos(math.pi * frac))
 
     @property
     def window(self) -> int:
@@ -94,6 +107,9 @@ class TrainConfig:
         """Hash of the settings (the `name` label excluded, so a renamed run keeps its hash)."""
         d = self.to_dict()
         d.pop("name")
+        if d["lr_schedule"] == "constant":  # added later: older runs keep their hash
+            d.pop("lr_schedule")
+            d.pop("lr_min_factor")
         blob = json.dumps(d, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()
 
@@ -122,6 +138,9 @@ class TrainConfig:
         if cfg.model.outputs not in {"independent", "all11"}:
             raise ConfigError(f"{source}: model.outputs {cfg.model.outputs!r} is not "
                               "'independent' or 'all11'")
+        if cfg.lr_schedule not in {"constant", "cosine"}:
+            raise ConfigError(f"{source}: lr_schedule {cfg.lr_schedule!r} is not "
+                              "'constant' or 'cosine'")
         if cfg.window % 4:
             raise ConfigError(f"{source}: window of {cfg.window} samples must be a multiple of 4")
         return cfg

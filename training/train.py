@@ -84,6 +84,7 @@ def train(cfg: TrainConfig, out_dir: Path, resume: bool = True, progress: bool =
             epoch = state["epoch"]
             rng = np.random.default_rng([cfg.seed, epoch])
             x, m, y = training_batch_arrays(cfg, train_set, rng)
+            model.optimizer.learning_rate.assign(cfg.learning_rate_at(epoch))
             batch_task = bar.add_task(f"epoch {epoch + 1}", total=steps, loss="-")
             hist = model.fit([x, m], y, batch_size=cfg.batch_size, epochs=1, verbose=0,
                              shuffle=True, callbacks=[_BatchProgress(bar, batch_task)])

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edge.quantile import sorted_percentile
+
 
 @dataclass(frozen=True)
 class QualityConfig:
@@ -57,7 +59,8 @@ def assess(x_mv: np.ndarray, bad: np.ndarray, saturated: np.ndarray, fs_hz: floa
     bad_frac = float(np.mean(flat | bad))
     if bad_frac > cfg.max_bad_fraction:
         return Verdict(False, "flat or lead-off", bad_frac, cfg.max_bad_fraction)
-    lo, hi = np.percentile(x_mv, [1, 99])
+    srt = np.sort(x_mv)
+    lo, hi = sorted_percentile(srt, 1), sorted_percentile(srt, 99)
     ratio = float(np.median(np.abs(np.diff(x_mv))) / max(hi - lo, 1e-6))
     if ratio > cfg.noise_ratio:
         return Verdict(True, "noisy", ratio, cfg.noise_ratio)
