@@ -1,0 +1,19 @@
+"""edge.quantile equals numpy's percentile bit for bit (numpy is the reference)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge.quantile import percentile
+
+
+@pytest.mark.parametrize("q", [0, 1, 50, 90, 99, 99.9, 100])
+def test_equals_numpy_bit_for_bit(q: float) -> None:
+    rng = np.random.default_rng(int(q * 10))
+    for i in range(2000):
+        n = int(rng.integers(1, 900))
+        x = rng.normal(size=n) * rng.choice([1e-3, 1.0, 1e3])
+        if i % 5 == 0:
+            x = np.round(x, 1)  # ties
+        assert percentile(x, q) == float(np.percentile(x, q)), (n, q)
