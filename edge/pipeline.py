@@ -150,7 +150,10 @@ class StreamingReconstructor:
     # ------------------------------------------------------------------ public
     def push(self, chunk: Chunk) -> list[Block]:
         """Add a chunk; returns the blocks whose samples are now final."""
-        x = self.check(chunk)
+        return self._push(chunk, self.check(chunk))
+
+    def _push(self, chunk: Chunk, x: np.ndarray) -> list[Block]:
+        """``push`` of a checked chunk whose Lead I is ``x`` (float64 mV)."""
         blocks: list[Block] = []
         if self._seg is not None and 0 < chunk.gap_before_s <= self.max_bridge_s:
             self._bridge(self._seg, chunk.gap_before_s, x[0])
@@ -175,18 +178,13 @@ class StreamingReconstructor:
         i = 0
         while i < len(chunks):
             first = chunks[i]
-            self.check(first)
+            xs = [self.check(first)]
             j = i + 1
             while (j < len(chunks) and chunks[j].gap_before_s == 0
                    and chunks[j].status == first.status):
-                self.check(chunks[j])
+                xs.append(self.check(chunks[j]))
                 j += 1
-            if j - i == 1:
-                blocks += self.push(first)
-            else:
-                x = np.concatenate([c.samples for c in chunks[i:j]])
-                blocks += self.push(Chunk(x, first.t0_s, first.fs_hz, first.seq,
-                                          first.gap_before_s, first.status))
+            blocks += self._push(first, xs[0] if len(xs) == 1 else np.concatenate(xs))
             i = j
         return blocks
 
