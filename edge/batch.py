@@ -4,8 +4,9 @@ A device sends a notification every few tens of milliseconds, but the pipeline c
 once a window completes or a block of ``min_emit_s`` becomes final. ``ChunkBatcher`` holds
 the chunks that cannot change anything yet (``StreamingReconstructor.quiet_samples``) and
 releases them, in order, with the chunk that can; a gap releases at once. The output and the
-moment it appears are those of pushing every chunk (tested), for a fraction of the calls and
-thread hand-offs.
+moment it appears are those of pushing every chunk (tested), for a fraction of the calls.
+A released batch that runs no model window (``heavy`` false) is cheap enough to push on the
+event loop, without a thread hand-off.
 """
 
 from __future__ import annotations
@@ -23,23 +24,28 @@ class ChunkBatcher:
         self.held: list[Chunk] = []
         self._n = 0  # samples held
         self._quiet = 0  # samples the pipeline can take without output (0 = push at once)
+        self._light = 0  # samples it can take without running the model
+        #: the batch last released runs a model window (or may: a gap, unknown state)
+        self.heavy = True
 
     def add(self, chunk: Chunk) -> list[Chunk]:
         self.held.append(chunk)
         self._n += chunk.n
         if chunk.gap_before_s == 0 and self._n <= self._quiet:
             return []
+        self.heavy = any(c.gap_before_s > 0 for c in self.held) or self._n > self._light
         return self.drain()
 
-    def pushed(self, quiet: int) -> None:
-        self._quiet = max(0, int(quiet))
+    def pushed(self, quiet: tuple[int, int]) -> None:
+        """After a push: the reconstructor's ``quiet_samples()``."""
+        self._quiet, self._light = max(0, int(quiet[0])), max(0, int(quiet[1]))
 
     def drain(self) -> list[Chunk]:
-        out, self.held, self._n, self._quiet = self.held, [], 0, 0
+        out, self.held, self._n, self._quiet, self._light = self.held, [], 0, 0, 0
         return out
 
 
-def push_batch(rec: Any, chunks: list[Chunk]) -> tuple[list[Any], int]:
+def push_batch(rec: Any, chunks: list[Chunk]) -> tuple[list[Any], tuple[int, int]]:
     """Push ``chunks`` and read the new quiet count (one worker-thread call for both)."""
     blocks = rec.push_many(chunks)
     return blocks, rec.quiet_samples()

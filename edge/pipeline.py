@@ -188,13 +188,14 @@ class StreamingReconstructor:
             i = j
         return blocks
 
-    def quiet_samples(self) -> int:
-        """How many more contiguous input samples ``push`` would take without completing a
-        window or a block (it would return nothing): a session may hold that many back and
-        push them together, with the same output at the same time. 0 when unknown."""
+    def quiet_samples(self) -> tuple[int, int]:
+        """How many more contiguous input samples ``push`` would take (1) without completing
+        a window or a block (it would return nothing) and (2) without running the model: a
+        session may hold (1) back and push them together, with the same output at the same
+        time, and push a batch within (2) without a worker thread. (0, 0) when unknown."""
         seg = self._seg
         if seg is None or seg.grid.closed:
-            return 0
+            return 0, 0
         n = seg.code.end
         to_model = seg.cond.to_model
         at_input = seg.cond.at_input or to_model
@@ -202,27 +203,35 @@ class StreamingReconstructor:
         need_m = seg.grid.next_start() + L  # model samples that complete the next window
         k_min = seg.n_out + self.min_emit_n - 1  # the last sample of the next block
 
-        def event(n_in: int) -> bool:
-            n_m = to_model.final_after(n_in)
-            if n_m >= need_m:
-                return True
+        def window(n_in: int) -> bool:
+            return to_model.final_after(n_in) >= need_m
+
+        def block(n_in: int) -> bool:
             if seg.grid.next_index == 0 or at_input.final_after(n_in) <= k_min:
                 return False
+            n_m = to_model.final_after(n_in)
             return math.floor(min(k_min / fs_in * fs_m, n_m - 1)) + 1 < n_m - L
 
-        lo, step = n, 1  # event(lo) is false (the last push emitted what it could)
-        while not event(n + step):
-            lo, step = n + step, step * 2
-            if step > 1 << 30:
-                return 0
-        hi = n + step
-        while hi - lo > 1:  # smallest input count with an event in (lo, hi]
-            mid = (lo + hi) // 2
-            if event(mid):
-                hi = mid
-            else:
-                lo = mid
-        return hi - n - 1
+        def first(event: Any) -> int:
+            """Samples before the smallest input count > n where ``event`` holds."""
+            lo, step = n, 1
+            while not event(n + step):
+                lo, step = n + step, step * 2
+                if step > 1 << 30:  # not before the next window (a block needs one run)
+                    return step
+            hi = n + step
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                if event(mid):
+                    hi = mid
+                else:
+                    lo = mid
+            return hi - n - 1
+
+        no_window = first(window)
+        if seg.grid.next_index == 0:  # no block before the first window
+            return no_window, no_window
+        return min(no_window, first(block)), no_window
 
     def flush(self) -> list[Block]:
         """End of signal: release the conditioning look-ahead, run the end-aligned window and

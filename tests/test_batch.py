@@ -55,12 +55,16 @@ def test_held_chunks_change_neither_output_nor_when(bundle: Bundle, fs: float, s
     ref_end = one.flush()
 
     rec = StreamingReconstructor(bundle, fs, mc_samples=3, seed=5, min_emit_s=min_emit_s)
-    batcher, got, runs, pushes = ChunkBatcher(), [], [], 0
+    batcher, got, runs, pushes, light = ChunkBatcher(), [], [], 0, 0
     for c in cs:
         batch = batcher.add(c)
         blocks: list = []
         if batch:
+            before = rec.model.windows_run
             blocks, quiet = push_batch(rec, batch)
+            # a batch said to be light (pushed on the event loop) never runs the model
+            assert batcher.heavy or rec.model.windows_run == before
+            light += not batcher.heavy
             batcher.pushed(quiet)
             pushes += 1
         got.append(blocks)
@@ -79,8 +83,11 @@ def test_held_chunks_change_neither_output_nor_when(bundle: Bundle, fs: float, s
     emits = sum(1 for b in ref if b)
     gaps = sum(1 for c in cs if c.gap_before_s > 0)
     assert pushes <= emits + rec.model.windows_run + gaps + 1
+    # and only those that run a window (or bring a gap) go to the worker thread
+    assert pushes - light <= rec.model.windows_run + gaps + 1
     if min_emit_s >= 0.5:
         assert pushes < 0.6 * len(cs), f"{pushes} pushes for {len(cs)} chunks"
+
 
 
 @pytest.mark.parametrize(("fs_in", "fs_out"), [(130, 100), (500, 100), (128, 100), (100, 100),
@@ -98,8 +105,8 @@ def test_final_after_counts_what_process_returned(fs_in: int, fs_out: int) -> No
 
 def test_a_gap_releases_the_held_chunks_at_once() -> None:
     b = ChunkBatcher()
-    b.pushed(1000)
+    b.pushed((1000, 1000))
     x = np.zeros((10, 1), np.float32)
     assert b.add(Chunk(x, 0.0, 100.0, 0)) == []
     out = b.add(Chunk(x, 0.3, 100.0, 1, gap_before_s=0.2))
-    assert [c.seq for c in out] == [0, 1] and b.drain() == []
+    assert [c.seq for c in out] == [0, 1] and b.heavy and b.drain() == []
