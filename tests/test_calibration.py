@@ -83,3 +83,34 @@ def test_bad_input_is_named(std, err, match):
 def test_bad_nominal():
     with pytest.raises(CalibrationError, match="nominal"):
         fit_scale_calibration(np.ones((3, 1)), np.ones((3, 1)), nominal=1.5)
+
+
+def test_balanced_quantile_weights_each_corpus_equally() -> None:
+    from training.calibration import balanced_quantile
+
+    # corpus A: 1000 records with ratios 0.001 .. 1.0; corpus B: 10 records, 2.0 .. 2.9.
+    # Equal weight: A holds the first half of the mass, each B record 5 %, so the 0.88
+    # quantile is B's 8th value (0.5 + 8 * 0.05 = 0.90 >= 0.88 > 0.85) and the 0.4 quantile
+    # A's 800th; pooled, both would lie inside A.
+    v = np.concatenate([np.arange(1, 1001) / 1000.0, 2.0 + np.arange(10) / 10])[:, None, None]
+    g = ["A"] * 1000 + ["B"] * 10
+    np.testing.assert_allclose(balanced_quantile(v, g, 0.88), [2.7])
+    np.testing.assert_allclose(balanced_quantile(v, g, 0.4), [0.8])
+    assert np.quantile(v[:, 0, 0], 0.88) < 1.0
+
+
+def test_corpus_robust_scale_lies_between_pooled_and_balanced() -> None:
+    from training.calibration import balanced_quantile, fit_corpus_robust_scale, z_value
+
+    rng = np.random.default_rng(3)
+    std = np.ones((60, 50, 2))
+    err = np.abs(rng.normal(size=(60, 50, 2)))
+    err[50:] *= 3.0  # a small corpus that errs more than its std says
+    groups = ["big"] * 50 + ["small"] * 10
+    pooled = fit_scale_calibration(std, err)
+    balanced = balanced_quantile(err / std, groups, 0.9) / z_value(0.9)
+    robust = fit_corpus_robust_scale(std, err, groups)
+    np.testing.assert_allclose(robust, np.sqrt(pooled * balanced))
+    assert (pooled < robust).all() and (robust < balanced).all()
+    # one corpus only: the pooled fit
+    np.testing.assert_allclose(fit_corpus_robust_scale(std, err, ["big"] * 60), pooled)

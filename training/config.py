@@ -50,6 +50,9 @@ class ModelConfig:
     # weight of a per-lead amplitude term in the loss: (std(pred) - std(true))^2 over the
     # window, against regression to the mean of the amplitudes
     amplitude_loss: float = 0.0
+    # hidden convs of the head after the fusion; each one after the first sees the metadata
+    # features again (concatenated), so the metadata can act through a deeper non-linearity
+    head_layers: int = 1
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,8 @@ class TrainConfig:
         if d["lr_schedule"] == "constant":  # added later: older runs keep their hash
             d.pop("lr_schedule")
             d.pop("lr_min_factor")
+        if d["model"]["head_layers"] == 1:  # likewise
+            d["model"].pop("head_layers")
         blob = json.dumps(d, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()
 
@@ -138,6 +143,8 @@ class TrainConfig:
         if cfg.model.outputs not in {"independent", "all11"}:
             raise ConfigError(f"{source}: model.outputs {cfg.model.outputs!r} is not "
                               "'independent' or 'all11'")
+        if cfg.model.head_layers < 1:
+            raise ConfigError(f"{source}: model.head_layers {cfg.model.head_layers} must be >= 1")
         if cfg.lr_schedule not in {"constant", "cosine"}:
             raise ConfigError(f"{source}: lr_schedule {cfg.lr_schedule!r} is not "
                               "'constant' or 'cosine'")

@@ -92,6 +92,10 @@ def _edge_hidden(cfg: ModelConfig, window: int, feats, meta, drop) -> tuple:
     h = layers.Concatenate(name="fuse")([f, m_seq])
     h = layers.Conv1D(cfg.head_filters, 3, padding="same", activation=cfg.activation,
                       name="head_conv")(h)
+    for i in range(2, cfg.head_layers + 1):  # deeper fusion: the metadata again each layer
+        h = layers.Concatenate(name=f"fuse{i}")([h, m_seq])
+        h = layers.Conv1D(cfg.head_filters, 3, padding="same", activation=cfg.activation,
+                          name=f"head_conv{i}")(h)
     gain = None
     if cfg.film:  # h * scale(meta) + shift(meta); starts as the identity
         scale = layers.Dense(cfg.head_filters, kernel_initializer="zeros",

@@ -153,12 +153,17 @@ def _trained_as() -> str:
 
 def _calibrate(cfg: TrainConfig, model: keras.Model, val: Any, out_dir: Path) -> None:
     """Fit the per-lead std scale on validation (MC T=CALIBRATION_T) and flag thresholds."""
-    from training.calibration import CalibrationError, fit_fidelity_threshold, fit_scale_calibration
+    from training.calibration import (
+        CalibrationError,
+        fit_corpus_robust_scale,
+        fit_fidelity_threshold,
+    )
     from training.mc import mc_predict
 
     mean, std = mc_predict(model, val.lead_i, val.meta, CALIBRATION_T, seed=cfg.seed)
     err = np.abs(mean - val.target)
-    scale = fit_scale_calibration(std, err, nominal=0.9)
+    corpora = [k.split("/")[0] for k in val.keys]  # keys are "<corpus>/<record>"
+    scale = fit_corpus_robust_scale(std, err, corpora, nominal=0.9)
     cal_std = std * np.asarray(scale)[None, None, :]
     # flag a stretch when calibrated std exceeds the 95th percentile seen on validation
     flag = np.percentile(cal_std.reshape(-1, cal_std.shape[-1]), 95, axis=0)
@@ -173,6 +178,8 @@ def _calibrate(cfg: TrainConfig, model: keras.Model, val: Any, out_dir: Path) ->
         "scale": [float(s) for s in scale], "flag_std_mv": [float(f) for f in flag],
         "flag_expected_r": fidelity, "fidelity_budget": FIDELITY_BUDGET,
         "fitted_on": f"validation split, {len(val.keys)} records, wearable regime",
+        "scale_fit": "corpus-robust: geometric mean of the pooled and the corpus-balanced "
+                     f"90 % quantile ({', '.join(sorted(set(corpora)))})",
     })
 
 
