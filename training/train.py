@@ -25,7 +25,7 @@ from training.model import build_model
 
 console = Console(stderr=True)
 CALIBRATION_T = 30
-FIDELITY_BUDGET = 0.05  # share of good validation windows (r > 0.8) the fidelity flag may hit
+FIDELITY_BUDGET = 0.10  # share of good validation windows (r > 0.8) the fidelity flag may hit
 
 
 class _BatchProgress(keras.callbacks.Callback):
