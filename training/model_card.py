@@ -64,13 +64,14 @@ def metadata_table() -> str:
     """r per metadata regime, the clinical gain in QRS and T, uncertainty and amplitude."""
     rows = ["| run | what | r none / wearable / clinical | clinical - none: whole / QRS / T "
             "| record Spearman V1-V6 | chest slopes |", "|---|---|---|---|---|---|"]
-    runs = [("default", RUNS / "default")] + [(f"sweep/{p.name}", p)
+    runs = [("default", RUNS / "default"), ("unet", RUNS / "unet")] + [(f"sweep/{p.name}", p)
                                               for p in sorted((RUNS / "sweep").glob("*"))
                                               if (p / "metrics.json").is_file()]
     for name, path in runs:
         m = _metrics(path)
         cfg = TrainConfig.load(path / "config.json")
-        what = ", ".join(k for k, v in (("FiLM", cfg.model.film),
+        what = ", ".join(k for k, v in (("U-Net", cfg.model.kind == "unet"),
+                                        ("FiLM", cfg.model.film),
                                         ("amplitude loss", cfg.model.amplitude_loss),
                                         ("wearable augmentations", cfg.data.aug_rotate_deg),
                                         (f"β-NLL β = {cfg.model.nll_beta:g}",
