@@ -82,6 +82,7 @@ def train(cfg: TrainConfig, out_dir: Path, resume: bool = True, progress: bool =
         epochs_task = bar.add_task("epochs", total=cfg.epochs, completed=state["epoch"], loss="-")
         while state["epoch"] < cfg.epochs and state["wait"] < cfg.patience:
             epoch = state["epoch"]
+            t_epoch = time.perf_counter()
             rng = np.random.default_rng([cfg.seed, epoch])
             x, m, y = training_batch_arrays(cfg, train_set, rng)
             model.optimizer.learning_rate.assign(cfg.learning_rate_at(epoch))
@@ -104,6 +105,8 @@ def train(cfg: TrainConfig, out_dir: Path, resume: bool = True, progress: bool =
             else:
                 state["wait"] += 1
             state["epoch"] = epoch + 1
+            # training time over every call (a resumed run adds to it; a finished one keeps it)
+            state["seconds"] = state.get("seconds", 0.0) + time.perf_counter() - t_epoch
             model.save_weights(out_dir / "last.weights.h5")
             _write_json(state_file, state)
             bar.update(epochs_task, advance=1, loss=f"{val_loss:.4f} (val)")
@@ -130,12 +133,24 @@ def train(cfg: TrainConfig, out_dir: Path, resume: bool = True, progress: bool =
         "n_train": len(train_set), "n_val": len(val_set),
         "keras_version": keras.__version__, "keras_backend": keras.backend.backend(),
         "tf_version": tf_version,
-        "train_seconds": round(time.perf_counter() - t_start, 1),
+        "train_seconds": round(_train_seconds(out_dir, state, time.perf_counter() - t_start), 1),
         "trained_as": _trained_as(),
     })
     console.print(f"[green]done[/]: {state['epoch']} epochs, best val MSE "
                   f"{state['best_val']:.5f} mV², run folder {out_dir}")
     return out_dir
+
+
+def _train_seconds(out_dir: Path, state: dict, this_call_s: float) -> float:
+    """Seconds spent in the epoch loop over all calls (``state['seconds']``); for a run whose
+    state predates that count, the time already in its run.json plus this call."""
+    if "seconds" in state:
+        return float(state["seconds"])
+    try:
+        before = float(json.loads((out_dir / "run.json").read_text())["train_seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        before = 0.0
+    return before + this_call_s
 
 
 def _trained_as() -> str:
