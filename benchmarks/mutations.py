@@ -194,6 +194,22 @@ MUTATIONS: tuple[Mutation, ...] = (
     M("pipe-quality-codes-wrong-rate", "edge/pipeline.py",
       "idx = np.clip(np.round(j / fs_m * fs_in), 0", "idx = np.clip(np.round(j * 1.0), 0",
       (T_PIPE, T_CORE)),
+    # session batching
+    M("batch-holds-one-too-many", "edge/pipeline.py", "            return hi - n - 1\n",
+      "            return hi - n\n", ("tests/test_batch.py",)),
+    M("batch-fir-lookahead-ignored", "edge/conditioning.py",
+      "return n_in - self.D if n_in > self.D else 0", "return n_in",
+      ("tests/test_batch.py",)),
+    M("batch-gap-held", "edge/batch.py",
+      "if chunk.gap_before_s == 0 and self._n <= self._quiet:", "if self._n <= self._quiet:",
+      ("tests/test_batch.py",)),
+    # numeric helpers and corpus-robust calibration
+    M("quantile-plain-lerp", "edge/quantile.py",
+      "return vb - d * (1.0 - gamma) if gamma >= 0.5 else va + d * gamma",
+      "return va + d * gamma", ("tests/test_quantile.py",)),
+    M("cal-balanced-per-sample", "training/calibration.py",
+      "w = np.repeat(1.0 / (counts[inverse] * len(labels)), per)",
+      "w = np.repeat(np.ones(len(inverse)), per)", ("tests/test_calibration.py",)),
 )
 
 #: the CI subset: fast selections, one per area that has no TensorFlow-built fixture
