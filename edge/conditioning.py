@@ -266,6 +266,10 @@ class _ZeroPhaseFIR:
         """Outputs ``process`` has returned, in total, once ``n_in`` inputs went in."""
         return n_in - self.D if n_in > self.D else 0
 
+    def inputs_for(self, n_out: int) -> int:
+        """The fewest inputs after which ``final_after`` reaches ``n_out``."""
+        return n_out + self.D if n_out > 0 else 0
+
     def process(self, x: np.ndarray) -> np.ndarray:
         if len(x) == 0:
             return np.zeros((0, x.shape[1]))
@@ -352,6 +356,15 @@ class _Resampler:
                     -(-n_in * self.up // self.down))
         return max(0, j_end)
 
+    def inputs_for(self, n_out: int) -> int:
+        """The fewest inputs after which ``final_after`` reaches ``n_out``."""
+        if n_out <= 0:
+            return 0
+        up, down = self.up, self.down
+        by_lookahead = -(-((n_out - 1) * down + 1 + self.half) // up)
+        by_length = (n_out - 1) * down // up + 1
+        return max(by_lookahead, by_length, 1)
+
     def process(self, x: np.ndarray) -> np.ndarray:
         if len(x) == 0:
             return np.zeros((0, x.shape[1]))
@@ -412,6 +425,11 @@ class StreamConditioner:
         current signal went in (no flush): a pure function of the count, not of chunking."""
         m = n_in if self._resampler is None else self._resampler.final_after(n_in)
         return m if self._fir is None else self._fir.final_after(m)
+
+    def inputs_for(self, n_out: int) -> int:
+        """The fewest input samples after which ``final_after`` reaches ``n_out``."""
+        m = n_out if self._fir is None else self._fir.inputs_for(n_out)
+        return m if self._resampler is None else self._resampler.inputs_for(m)
 
     def _as_2d(self, chunk: Any) -> tuple[np.ndarray, bool]:
         try:

@@ -203,35 +203,15 @@ class StreamingReconstructor:
         need_m = seg.grid.next_start() + L  # model samples that complete the next window
         k_min = seg.n_out + self.min_emit_n - 1  # the last sample of the next block
 
-        def window(n_in: int) -> bool:
-            return to_model.final_after(n_in) >= need_m
-
-        def block(n_in: int) -> bool:
-            if seg.grid.next_index == 0 or at_input.final_after(n_in) <= k_min:
-                return False
-            n_m = to_model.final_after(n_in)
-            return math.floor(min(k_min / fs_in * fs_m, n_m - 1)) + 1 < n_m - L
-
-        def first(event: Any) -> int:
-            """Samples before the smallest input count > n where ``event`` holds."""
-            lo, step = n, 1
-            while not event(n + step):
-                lo, step = n + step, step * 2
-                if step > 1 << 30:  # not before the next window (a block needs one run)
-                    return step
-            hi = n + step
-            while hi - lo > 1:
-                mid = (lo + hi) // 2
-                if event(mid):
-                    hi = mid
-                else:
-                    lo = mid
-            return hi - n - 1
-
-        no_window = first(window)
+        # the fewest input samples (in the segment) at which each event happens
+        n_window = to_model.inputs_for(need_m)
         if seg.grid.next_index == 0:  # no block before the first window
-            return no_window, no_window
-        return min(no_window, first(block)), no_window
+            return n_window - n - 1, n_window - n - 1
+        # a block: k_min is conditioned at the input rate, and final_before (n_m - L) passes
+        # floor(k_min at the model rate) + 1 (see _emit)
+        c = math.floor(k_min / fs_in * fs_m)
+        n_block = max(at_input.inputs_for(k_min + 1), to_model.inputs_for(c + L + 2))
+        return min(n_window, n_block) - n - 1, n_window - n - 1
 
     def flush(self) -> list[Block]:
         """End of signal: release the conditioning look-ahead, run the end-aligned window and

@@ -110,3 +110,12 @@ def test_a_gap_releases_the_held_chunks_at_once() -> None:
     assert b.add(Chunk(x, 0.0, 100.0, 0)) == []
     out = b.add(Chunk(x, 0.3, 100.0, 1, gap_before_s=0.2))
     assert [c.seq for c in out] == [0, 1] and b.heavy and b.drain() == []
+
+
+@pytest.mark.parametrize(("fs_in", "fs_out"), [(130, 100), (500, 100), (128, 100), (100, 100),
+                                               (1000, 100), (130, 130)])
+def test_inputs_for_is_the_fewest_inputs_that_give_n_outputs(fs_in: int, fs_out: int) -> None:
+    sc = StreamConditioner(fs_in, fs_out)
+    for j in range(0, 2000, 7):
+        n = sc.inputs_for(j)
+        assert sc.final_after(n) >= j and (n == 0 or sc.final_after(n - 1) < j), (j, n)
