@@ -67,3 +67,16 @@ def test_edge_path_evaluation_runs_on_real_records(data_root: Path) -> None:
     assert res["lead_i_lag_samples"]["max_abs"] <= 1
     assert res["r_mean_11"] > 0.55
     assert 0.5 <= res["coverage_90"] <= 1.0
+
+
+def test_edge_path_with_a_clinical_profile_uses_it(data_root: Path) -> None:
+    """The profile's clinical fields (as `ecg12 enroll` measures them) reach the model and
+    change the product's output: the same records, with and without them."""
+    from training.evaluate_edge import clinical_profile, evaluate_edge
+
+    plain = evaluate_edge(limit=6, mc_samples=2, progress=False)
+    clin = evaluate_edge(limit=6, mc_samples=2, progress=False, profile="clinical")
+    assert clin["profile"].startswith("clinical") and plain["profile"].startswith("none")
+    assert clin["r_mean_11"] != plain["r_mean_11"]
+    assert clin["lead_i_r"] >= 0.99  # Lead I is the input either way
+    assert clinical_profile(np.zeros((5000, 12)), 500.0) == {}  # nothing measurable

@@ -2,6 +2,7 @@
 streaming pipeline on raw test recordings, scored at the recording's own rate.
 
     python -m training.evaluate_edge [--bundle PATH] [--limit N] [--out FILE]
+                                     [--profile lead_i|clinical]
 
 Each test record's raw Lead I goes through `edge.load_bundle(...).reconstruct` (conditioning,
 TFLite trunk + MC head, stitching, output at the input rate). Its 12 output leads are scored
@@ -11,6 +12,13 @@ Lead I against the truth's Lead I (r and best lag) checks the timing. The first 
 second are left out (the truth's own forward-backward filter settles there). Also reported:
 coverage of the nominal 90 % interval of the calibrated std and |error| inside and outside
 the `high_uncertainty` flags.
+
+``--profile clinical`` gives each recording the wearer's profile that ``ecg12 enroll`` would
+fill from a 12-lead ECG (R axis, T axis, QRS duration by ``edge.measurements12``), measured on
+the recording's own 12 leads: what clinical fields add on the product path (an upper bound: a
+real profile comes from an earlier ECG; ``training.evaluate_personalization`` uses one).
+The default (``lead_i``) gives no metadata: the gateway derives rate, QRS count and QRS
+duration from Lead I itself.
 """
 
 from __future__ import annotations
@@ -27,6 +35,8 @@ from rich.table import Table
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "runs" / "default" / "edge_eval.json"
+CLINICAL_OUT = HERE / "runs" / "default" / "edge_eval_clinical.json"
+PROFILE_CLINICAL = ("r_axis", "t_axis", "qrs_duration")  # what `ecg12 enroll` measures
 MAX_LAG = 25
 
 
@@ -45,8 +55,21 @@ def best_lag(out: np.ndarray, ref: np.ndarray, max_lag: int = MAX_LAG) -> int:
     return list(lags)[int(np.argmax(c))]
 
 
+def clinical_profile(signal_mv: np.ndarray, fs: float) -> dict[str, float]:
+    """The clinical fields of a wearer's profile from a 12-lead recording (absent when not
+    measurable), as ``ecg12 enroll`` fills them."""
+    from edge.features import FeatureError
+    from edge.measurements12 import twelve_lead_measurements
+
+    try:
+        m = twelve_lead_measurements(signal_mv, fs)
+    except (FeatureError, ValueError):
+        return {}
+    return {k: m[k] for k in PROFILE_CLINICAL if k in m}
+
+
 def evaluate_edge(bundle: str | None = None, limit: int | None = None, mc_samples: int = 30,
-                  progress: bool = True) -> dict:
+                  progress: bool = True, profile: str = "lead_i") -> dict:
     import edge
     from edge.fidelity import expected_r
     from edge.leads import LEADS
@@ -65,7 +88,9 @@ def evaluate_edge(bundle: str | None = None, limit: int | None = None, mc_sample
     err_in, err_out, flagged_records = [], [], 0
     for rec in track(recs, description="edge path", disable=not progress):
         fs = rec.fs_hz
-        out = model.reconstruct(rec.signal_mv[:, 0], fs=fs, mc_samples=mc_samples, seed=0)
+        meta = clinical_profile(rec.signal_mv, fs) if profile == "clinical" else None
+        out = model.reconstruct(rec.signal_mv[:, 0], fs=fs, metadata=meta,
+                                mc_samples=mc_samples, seed=0)
         truth = truth_signal(rec.signal_mv, fs)
         s, e = int(fs), len(truth) - int(fs)
         got, std, tru = out.leads[s:e], out.std[s:e], truth[s:e]
@@ -94,7 +119,10 @@ def evaluate_edge(bundle: str | None = None, limit: int | None = None, mc_sample
         fin[:, 0] = False
         err_in.append(err[mask & fin])
         err_out.append(err[~mask & fin])
-    return summarise(per_rec, bundle, mc_samples, flagged_records, err_in, err_out, TRUTH_TEXT)
+    res = summarise(per_rec, bundle, mc_samples, flagged_records, err_in, err_out, TRUTH_TEXT)
+    res["profile"] = ("clinical: R/T axis and QRS duration from the recording's own 12 leads"
+                      if profile == "clinical" else "none (Lead-I features only)")
+    return res
 
 
 def catch_rates(r_rec: np.ndarray, flagged: np.ndarray, bad: float = 0.5, good: float = 0.8
@@ -156,9 +184,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--bundle", default=None)
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--mc-samples", type=int, default=30)
-    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--out", type=Path, default=None,
+                    help=f"default {DEFAULT_OUT.name} ({CLINICAL_OUT.name} with --profile "
+                         "clinical) in training/runs/default")
+    ap.add_argument("--profile", choices=("lead_i", "clinical"), default="lead_i")
     args = ap.parse_args(argv)
-    res = evaluate_edge(args.bundle, args.limit, args.mc_samples)
+    res = evaluate_edge(args.bundle, args.limit, args.mc_samples, profile=args.profile)
+    args.out = args.out or (CLINICAL_OUT if args.profile == "clinical" else DEFAULT_OUT)
     args.out.write_text(json.dumps(res, indent=2) + "\n")
     con = Console()
     table = Table(title=f"edge path on {res['records']} test recordings (T={args.mc_samples}); "

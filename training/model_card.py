@@ -184,6 +184,13 @@ def build() -> str:
     sp_edge = (f'{edge["spearman_record_expected_r_vs_r"]:.2f} / '
                f'{edge["spearman_record_std_vs_r"]:.2f}')
     report = (run / "report.md").read_text()
+    clin_path = run / "edge_eval_clinical.json"
+    clin_r = "not run"
+    if clin_path.is_file():
+        clin = json.loads(clin_path.read_text())
+        clin_r = (f'{clin["r_mean_11"]:.3f} ({clin["r_mean_11"] - edge["r_mean_11"]:+.3f}; '
+                  "measured on the recording's own 12 leads: an upper bound for a profile "
+                  "from an earlier ECG)")
     info = json.loads((run / "run.json").read_text())
     cal = json.loads((run / "calibration.json").read_text())
     cfg = TrainConfig.load(run / "config.json")
@@ -281,6 +288,7 @@ at the input rate) and scores all 12 output leads against the **recording itself
 | quantity | value |
 |---|---|
 | mean r, 11 reconstructed leads | {edge["r_mean_11"]:.3f} |
+| the same with a clinical profile (R/T axis, QRS duration; `--profile clinical`) | {clin_r} |
 | RMSE (mV), 11 leads | {edge["rmse_mv_mean_11"]:.3f} |
 | output Lead I vs the recording's Lead I: r | {edge["lead_i_r"]:.4f} |
 | output Lead I best lag (median / max abs, samples at the input rate) | {lag} |
@@ -378,6 +386,15 @@ def readme_block() -> str:
     corp = ", ".join(f"{k} {v['r_mean_11']:.3f}" for k, v in edge["r_per_corpus"].items())
     err_in = edge["abs_err_mv_in_high_uncertainty_flags"]
     err_in_s = "n/a" if err_in is None else f"{err_in:.3f} mV"
+    clin_path = run / "edge_eval_clinical.json"
+    clin = ""
+    if clin_path.is_file():
+        c = json.loads(clin_path.read_text())
+        clin = (f"With a clinical profile (R/T axis and QRS duration as `ecg12 enroll` measures "
+                f"them, here from the recording's own 12 leads; `--profile clinical`): "
+                f"**{c['r_mean_11']:.3f}** (III {c['r_per_lead']['III']:.2f} and aVF "
+                f"{c['r_per_lead']['aVF']:.2f}, against {edge['r_per_lead']['III']:.2f} and "
+                f"{edge['r_per_lead']['aVF']:.2f} without).")
     n = _personal_numbers()
     personal = "" if n is None else (
         f"\n\n**Personalisation** (`python -m training.evaluate_personalization`, "
@@ -396,6 +413,7 @@ Lead I r {edge["lead_i_r"]:.4f}, best lag {edge["lead_i_lag_samples"]["median"]:
 (max {edge["lead_i_lag_samples"]["max_abs"]}); calibrated 90 % intervals cover
 {edge["coverage_90"]:.3f}; `high_uncertainty` flags on {edge["records_with_high_uncertainty_flags"]}
 records, |error| inside them {err_in_s} against {edge["abs_err_mv_elsewhere"]:.3f} mV elsewhere.
+{clin}
 
 **The models** (Keras, last 8 s of each test record at 100 Hz, same truth; `ecg12 evaluate`,
 table from `training/runs/default/comparison.md`):
