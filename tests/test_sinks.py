@@ -217,3 +217,26 @@ def test_csv_sink_text_is_python_formatted(tmp_path) -> None:
     rows = np.column_stack([np.arange(40) / 100.0, b.leads, b.std])
     assert (tmp_path / "o.csv").read_bytes() == (",".join(COLUMNS) + "\n").encode() + \
         _python_csv(rows)
+
+
+def test_read_csv_span_reads_only_the_span(tmp_path) -> None:
+    """--report-at draws 10 s: only those rows are kept, and reading stops after them (the
+    row after the span is unparseable here: reaching it would raise)."""
+    from edge.sinks.csv import COLUMNS, SinkError, read_csv_span
+
+    p = tmp_path / "leads.csv"
+    rows = [",".join([f"{k / 100:.4f}"] + [f"{k % 7 * 0.1:.4f}"] * 24) for k in range(3000)]
+    p.write_text(",".join(COLUMNS) + "\n" + "\n".join(rows[:1501]) + "\nnot,a,row\n"
+                 + "\n".join(rows[1501:]) + "\n")
+    t, leads, std, last = read_csv_span(p, 5.0, 10.0)
+    np.testing.assert_allclose(t, np.arange(500, 1500) / 100)
+    assert leads.shape == std.shape == (1000, 12) and leads.dtype == np.float32
+    np.testing.assert_allclose(leads[:, 0], (np.arange(500, 1500) % 7) * 0.1, atol=1e-6)
+    with pytest.raises(SinkError, match="unreadable row"):  # a span that reaches the bad row
+        read_csv_span(p, 12.0, 10.0)
+    q = tmp_path / "short.csv"
+    q.write_text(",".join(COLUMNS) + "\n" + "\n".join(rows[:300]) + "\n3.0000,1")  # cut row
+    t, _, _, last = read_csv_span(q, 2.5, 10.0)
+    assert len(t) == 50 and last == 2.99
+    t, _, _, last = read_csv_span(q, 50.0, 10.0)  # beyond the end: no rows, the end known
+    assert len(t) == 0 and last == 2.99

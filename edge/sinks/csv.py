@@ -181,6 +181,41 @@ class CsvSink:
             f.close()
 
 
+def read_csv_span(path: str | Path, start_s: float, length_s: float
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float | None]:
+    """The rows of an ecg12 CSV with ``start_s <= t < start_s + length_s``, read line by line
+    and stopping after the span (a 24 h file is not loaded to draw 10 s of it): (t_s, leads,
+    std, t of the last row read, None for no rows). A cut last row is dropped."""
+    p = Path(path)
+    end = start_s + length_s
+    keep: list[str] = []
+    last: float | None = None
+    with p.open() as f:
+        header = f.readline().strip().split(",")
+        if tuple(header) != COLUMNS:
+            raise SinkError(f"{p} is not an ecg12 output CSV (header {header[:3]}...)")
+        for line in f:
+            if not line.endswith("\n"):
+                break  # the cut last row
+            try:
+                last = float(line[:line.index(",")])
+            except ValueError:
+                raise SinkError(f"{p}: unreadable row {line[:40]!r}") from None
+            if last >= end:
+                break
+            if last >= start_s:
+                keep.append(line)
+    if not keep:
+        z = np.zeros((0, 12), np.float32)
+        return np.zeros(0), z, z.copy(), last
+    try:
+        data = np.loadtxt(keep, delimiter=",", ndmin=2, dtype=np.float64)
+    except ValueError as exc:
+        raise SinkError(f"{p}: unreadable row ({' '.join(str(exc).split())})") from None
+    return (data[:, 0], data[:, 1:13].astype(np.float32), data[:, 13:25].astype(np.float32),
+            last)
+
+
 def read_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Read an ecg12 CSV back: (t_s (n,), leads (n, 12), std (n, 12))."""
     p = Path(path)

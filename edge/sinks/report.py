@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.sinks.csv import SinkError, read_csv
+from edge.sinks.csv import SinkError, read_csv_span
 
 REPORT_FORMATS = ("png", "pdf")
 
@@ -68,11 +68,11 @@ def write_report(recorder: Any) -> dict[str, str]:
     window_s = float(recorder.window_s)
     if at_s is None:
         t, leads, std = recorder.tail()
-    else:
-        t, leads, std = read_csv(recorder.csv.path)
-        if not len(t) or at_s >= t[-1]:
+    else:  # only the span drawn is read (a 24 h session's CSV is not loaded)
+        t, leads, std, last = read_csv_span(recorder.csv.path, at_s, window_s)
+        if not len(t) or last is None or at_s >= last:
             raise SinkError(f"--report-at {at_s:g} s: the recording is "
-                            f"{(t[-1] if len(t) else 0.0):.1f} s long")
+                            f"{(last or 0.0):.1f} s long")
     start = at_s if at_s is not None else (
         max(float(t[0]), float(t[-1]) - window_s + 1.0 / recorder._fs) if len(t) else 0.0)
     sel = (t >= start) & (t < start + window_s)
