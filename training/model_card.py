@@ -78,6 +78,8 @@ def metadata_table() -> str:
                                          cfg.model.nll_beta != 0.5),
                                         (f"{cfg.model.head_layers} fused head layers",
                                          cfg.model.head_layers > 1),
+                                        ("metadata MLP " + "-".join(map(str, cfg.model.meta_units)),
+                                         tuple(cfg.model.meta_units) != (32, 16)),
                                         (f"cosine LR, {cfg.epochs} epochs",
                                          cfg.lr_schedule == "cosine"))
                          if v) or "concatenation"
@@ -337,7 +339,8 @@ columns above), and the uncertainty ranks records better with less shrunken ches
 amplitudes. That run (`training/configs/sweep/cos_b1_deep.json`, the same settings as
 `training/configs/default.json`) is the shipped default; it was chosen among the sweep runs
 by validation MSE of the mean (`run.json` `best_val_loss`: {_val("default"):.5f}, FiLM on top
-{_val("sweep/cos_b1_film_deep"):.5f}, without the deeper fusion {_val("sweep/cos_b1"):.5f}),
+{_val("sweep/cos_b1_film_deep"):.5f}, a wider metadata MLP {_val("sweep/cos_b1_deep_meta64"):.5f},
+without the deeper fusion {_val("sweep/cos_b1"):.5f}),
 not by these test numbers. `sweep/default_v1` is the previous default (concatenation into one
 head conv, β = 0.5, constant learning rate, 60 epochs). FiLM alone (`film: true`: the metadata
 scales and shifts the head's features and scales each output lead) helped less; a decoupled
