@@ -33,7 +33,8 @@ class ChunkBatcher:
         self._n += chunk.n
         if chunk.gap_before_s == 0 and self._n <= self._quiet:
             return []
-        self.heavy = any(c.gap_before_s > 0 for c in self.held) or self._n > self._light
+        # a gap releases at once, so only this chunk can bring one
+        self.heavy = chunk.gap_before_s > 0 or self._n > self._light
         return self.drain()
 
     def pushed(self, quiet: tuple[int, int]) -> None:

@@ -13,8 +13,9 @@ from __future__ import annotations
 import io
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TextIO
 
 import numpy as np
 
@@ -181,6 +182,46 @@ class CsvSink:
             f.close()
 
 
+def _header_checked(f: TextIO, p: Path) -> None:
+    """Read the header line of an open ecg12 CSV; SinkError if it is not ours."""
+    header = f.readline().strip().split(",")
+    if tuple(header) != COLUMNS:
+        raise SinkError(f"{p} is not an ecg12 output CSV (header {header[:3]}...)")
+
+
+BLOCK_ROWS = 8192  # rows per block when a CSV is read back in constant memory
+
+
+def csv_blocks(csv_path: str | Path, block_rows: int = BLOCK_ROWS
+               ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """An ecg12 CSV read back ``block_rows`` rows at a time: (t_s, leads (n, 12) float32, std
+    (n, 12) float32), as ``read_csv`` reads it whole (a cut last row, left by
+    a writer killed inside a write, is dropped)."""
+    p = Path(csv_path)
+    with p.open() as f:
+        _header_checked(f, p)
+        lines: list[str] = []
+        for line in f:
+            if not line.endswith("\n"):
+                break  # the cut last row
+            lines.append(line)
+            if len(lines) >= block_rows:
+                yield _parse(lines, p)
+                lines = []
+        if lines:
+            yield _parse(lines, p)
+
+
+def _parse(lines: list[str], p: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    try:
+        data = np.loadtxt(lines, delimiter=",", ndmin=2, dtype=np.float64)
+    except ValueError as exc:
+        raise SinkError(f"{p}: unreadable row ({' '.join(str(exc).split())})") from None
+    if data.shape[1] != len(COLUMNS):
+        raise SinkError(f"{p}: rows have {data.shape[1]} values, not {len(COLUMNS)}")
+    return data[:, 0], data[:, 1:13].astype(np.float32), data[:, 13:25].astype(np.float32)
+
+
 def read_csv_span(path: str | Path, start_s: float, length_s: float
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float | None]:
     """The rows of an ecg12 CSV with ``start_s <= t < start_s + length_s``, read line by line
@@ -191,9 +232,7 @@ def read_csv_span(path: str | Path, start_s: float, length_s: float
     keep: list[str] = []
     last: float | None = None
     with p.open() as f:
-        header = f.readline().strip().split(",")
-        if tuple(header) != COLUMNS:
-            raise SinkError(f"{p} is not an ecg12 output CSV (header {header[:3]}...)")
+        _header_checked(f, p)
         for line in f:
             if not line.endswith("\n"):
                 break  # the cut last row
@@ -208,21 +247,14 @@ def read_csv_span(path: str | Path, start_s: float, length_s: float
     if not keep:
         z = np.zeros((0, 12), np.float32)
         return np.zeros(0), z, z.copy(), last
-    try:
-        data = np.loadtxt(keep, delimiter=",", ndmin=2, dtype=np.float64)
-    except ValueError as exc:
-        raise SinkError(f"{p}: unreadable row ({' '.join(str(exc).split())})") from None
-    return (data[:, 0], data[:, 1:13].astype(np.float32), data[:, 13:25].astype(np.float32),
-            last)
+    return (*_parse(keep, p), last)
 
 
 def read_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Read an ecg12 CSV back: (t_s (n,), leads (n, 12), std (n, 12))."""
     p = Path(path)
     with p.open() as f:
-        header = f.readline().strip().split(",")
-    if tuple(header) != COLUMNS:
-        raise SinkError(f"{p} is not an ecg12 output CSV (header {header[:3]}...)")
+        _header_checked(f, p)
     raw = p.read_bytes()
     if raw and not raw.endswith(b"\n"):  # a writer killed inside a large write: drop the cut row
         raw = raw[:raw.rfind(b"\n") + 1]

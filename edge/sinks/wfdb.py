@@ -9,49 +9,15 @@ memory): the CSV is read back in blocks and the two records are written as WFDB 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from edge.leads import LEADS
-from edge.sinks.csv import COLUMNS, SinkError
+from edge.sinks.csv import BLOCK_ROWS, SinkError, csv_blocks
 
 _GAIN = 1000.0  # ADC units per mV: 1 µV resolution, range +-32.767 mV in format 16
 _NAN_16 = -32768  # WFDB's invalid sample in format 16
-_BLOCK_ROWS = 8192
-
-
-def csv_blocks(csv_path: str | Path, block_rows: int = _BLOCK_ROWS
-               ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """An ecg12 CSV read back ``block_rows`` rows at a time: (t_s, leads (n, 12) float32, std
-    (n, 12) float32), as ``edge.sinks.csv.read_csv`` reads it whole (a cut last row, left by
-    a writer killed inside a write, is dropped)."""
-    p = Path(csv_path)
-    with p.open() as f:
-        header = f.readline().strip().split(",")
-        if tuple(header) != COLUMNS:
-            raise SinkError(f"{p} is not an ecg12 output CSV (header {header[:3]}...)")
-        lines: list[str] = []
-        for line in f:
-            if not line.endswith("\n"):
-                break  # the cut last row
-            lines.append(line)
-            if len(lines) >= block_rows:
-                yield _parse(lines, p)
-                lines = []
-        if lines:
-            yield _parse(lines, p)
-
-
-def _parse(lines: list[str], p: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    try:
-        data = np.loadtxt(lines, delimiter=",", ndmin=2, dtype=np.float64)
-    except ValueError as exc:
-        raise SinkError(f"{p}: unreadable row ({' '.join(str(exc).split())})") from None
-    if data.shape[1] != len(COLUMNS):
-        raise SinkError(f"{p}: rows have {data.shape[1]} values, not {len(COLUMNS)}")
-    return data[:, 0], data[:, 1:13].astype(np.float32), data[:, 13:25].astype(np.float32)
 
 
 def _digital(sig: np.ndarray) -> np.ndarray:
@@ -69,7 +35,7 @@ def _fs_text(fs: float) -> str:
 
 def write_wfdb(csv_path: str | Path, out_dir: str | Path, name: str = "ecg12",
                fs_hz: float | None = None, comments: dict[str, str] | None = None,
-               block_rows: int = _BLOCK_ROWS) -> list[Path]:
+               block_rows: int = BLOCK_ROWS) -> list[Path]:
     """Convert an ecg12 CSV to two WFDB records; NaN (gaps) becomes WFDB's invalid sample.
     `comments` (e.g. edge.provenance.header_fields) become `# key: value` header lines.
     Without `fs_hz` the rate is 1 / the median time step of the first block."""
