@@ -58,7 +58,7 @@ def enroll(record: str, out: Path, wearable: str | None, lead: str | None, fs: f
     """Enrol a wearer from a 12-lead ECG (WFDB .hea, CSV or EDF) -> profile JSON."""
     from edge import load_bundle
     from edge.errors import EdgeError
-    from edge.measurements12 import twelve_lead_measurements
+    from edge.profile import axes_from_12_lead
 
     try:
         ecg, fs_rec = read_12_lead(record, fs)
@@ -73,12 +73,7 @@ def enroll(record: str, out: Path, wearable: str | None, lead: str | None, fs: f
             r, c = np.argwhere(bad)[0]
             raise click.ClickException(f"{record}: lead {LEADS[c]} has missing samples (first "
                                        f"at sample {int(r)}); enrol on a gap-free recording")
-        try:
-            meas = twelve_lead_measurements(ecg, fs_rec)
-        except ValueError:
-            meas = {}
-        metadata: dict[str, Any] = {k: round(float(meas[k]), 1) for k in ("r_axis", "t_axis")
-                                    if k in meas}
+        metadata: dict[str, Any] = axes_from_12_lead(ecg, fs_rec)
         if age is not None:
             metadata["age"] = age
         if sex is not None:

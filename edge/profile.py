@@ -17,6 +17,18 @@ from edge.metadata import MetadataError, clean_metadata
 PROFILE_FIELDS: tuple[str, ...] = ("age", "sex", "r_axis", "t_axis")
 
 
+def axes_from_12_lead(ecg_mv: Any, fs_hz: float) -> dict[str, float]:
+    """The profile fields a clinic 12-lead gives: R and T axis (degrees, 0.1) by
+    ``edge.measurements12``, each absent when not measurable (``ecg12 enroll`` stores these)."""
+    from edge.measurements12 import twelve_lead_measurements
+
+    try:
+        meas = twelve_lead_measurements(ecg_mv, fs_hz)
+    except ValueError:
+        return {}
+    return {k: round(float(meas[k]), 1) for k in ("r_axis", "t_axis") if k in meas}
+
+
 class ProfileError(EdgeError, ValueError):
     """The profile file is missing, unparsable or holds an unknown/implausible field."""
 

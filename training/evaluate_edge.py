@@ -14,9 +14,10 @@ coverage of the nominal 90 % interval of the calibrated std and |error| inside a
 the `high_uncertainty` flags.
 
 ``--profile clinical`` gives each recording the wearer's profile that ``ecg12 enroll`` would
-fill from a 12-lead ECG (R axis, T axis, QRS duration by ``edge.measurements12``), measured on
-the recording's own 12 leads: what clinical fields add on the product path (an upper bound: a
-real profile comes from an earlier ECG; ``training.evaluate_personalization`` uses one).
+fill from a 12-lead ECG (R and T axis by ``edge.measurements12``; QRS duration stays the one
+the gateway measures on Lead I, as with any profile), measured on the recording's own 12
+leads: what clinical fields add on the product path (an upper bound: a real profile comes
+from an earlier ECG; ``training.evaluate_personalization`` uses one).
 The default (``lead_i``) gives no metadata: the gateway derives rate, QRS count and QRS
 duration from Lead I itself.
 """
@@ -36,7 +37,6 @@ from rich.table import Table
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "runs" / "default" / "edge_eval.json"
 CLINICAL_OUT = HERE / "runs" / "default" / "edge_eval_clinical.json"
-PROFILE_CLINICAL = ("r_axis", "t_axis", "qrs_duration")  # what `ecg12 enroll` measures
 MAX_LAG = 25
 
 
@@ -56,16 +56,11 @@ def best_lag(out: np.ndarray, ref: np.ndarray, max_lag: int = MAX_LAG) -> int:
 
 
 def clinical_profile(signal_mv: np.ndarray, fs: float) -> dict[str, float]:
-    """The clinical fields of a wearer's profile from a 12-lead recording (absent when not
-    measurable), as ``ecg12 enroll`` fills them."""
-    from edge.features import FeatureError
-    from edge.measurements12 import twelve_lead_measurements
+    """The clinical fields of a wearer's profile from a 12-lead recording, as ``ecg12 enroll``
+    fills them (``edge.profile.axes_from_12_lead``: R and T axis)."""
+    from edge.profile import axes_from_12_lead
 
-    try:
-        m = twelve_lead_measurements(signal_mv, fs)
-    except (FeatureError, ValueError):
-        return {}
-    return {k: m[k] for k in PROFILE_CLINICAL if k in m}
+    return axes_from_12_lead(signal_mv, fs)
 
 
 def evaluate_edge(bundle: str | None = None, limit: int | None = None, mc_samples: int = 30,
@@ -120,7 +115,7 @@ def evaluate_edge(bundle: str | None = None, limit: int | None = None, mc_sample
         err_in.append(err[mask & fin])
         err_out.append(err[~mask & fin])
     res = summarise(per_rec, bundle, mc_samples, flagged_records, err_in, err_out, TRUTH_TEXT)
-    res["profile"] = ("clinical: R/T axis and QRS duration from the recording's own 12 leads"
+    res["profile"] = ("clinical: R and T axis from the recording's own 12 leads (ecg12 enroll)"
                       if profile == "clinical" else "none (Lead-I features only)")
     return res
 

@@ -290,7 +290,7 @@ at the input rate) and scores all 12 output leads against the **recording itself
 | quantity | value |
 |---|---|
 | mean r, 11 reconstructed leads | {edge["r_mean_11"]:.3f} |
-| the same with a clinical profile (R/T axis, QRS duration; `--profile clinical`) | {clin_r} |
+| the same with a clinical profile (R and T axis; `--profile clinical`) | {clin_r} |
 | RMSE (mV), 11 leads | {edge["rmse_mv_mean_11"]:.3f} |
 | output Lead I vs the recording's Lead I: r | {edge["lead_i_r"]:.4f} |
 | output Lead I best lag (median / max abs, samples at the input rate) | {lag} |
@@ -363,7 +363,8 @@ before the end (no evaluation committed).
   CIs above). With clinical (12-lead-derived) metadata the paper model reaches
   {_r("paper", "clinical"):.3f} and ours {r_def["clinical"]:.3f} (r none / wearable / clinical
   = {r_def["none"]:.3f} / {r_def["wearable"]:.3f} / {r_def["clinical"]:.3f}): a wearer's
-  profile with R/T axes and QRS duration from a past 12-lead ECG is what lifts it.
+  profile with the R and T axes of a past 12-lead ECG is what lifts it on the product path
+  (the clinical-profile row above).
 - Strong regression to the mean in chest-lead R amplitudes (slopes well below 1): shapes
   and timing are reconstructed far better than amplitudes. Do not read amplitude-based
   criteria (e.g. LVH voltage) from the reconstruction.
@@ -393,7 +394,7 @@ def readme_block() -> str:
     clin = ""
     if clin_path.is_file():
         c = json.loads(clin_path.read_text())
-        clin = (f"With a clinical profile (R/T axis and QRS duration as `ecg12 enroll` measures "
+        clin = (f"With a clinical profile (R and T axis as `ecg12 enroll` measures "
                 f"them, here from the recording's own 12 leads; `--profile clinical`): "
                 f"**{c['r_mean_11']:.3f}** (III {c['r_per_lead']['III']:.2f} and aVF "
                 f"{c['r_per_lead']['aVF']:.2f}, against {edge['r_per_lead']['III']:.2f} and "
