@@ -7,6 +7,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -36,3 +38,20 @@ def test_help_lists_all_commands_without_tensorflow() -> None:
     for name in ("stream", "reconstruct", "demo", "bench", "train", "evaluate", "convert",
                  "data", "device"):
         assert f"  {name} " in res.stdout
+
+
+@pytest.mark.parametrize(("field", "value", "named"), [
+    ("lr_schedule", "step", "lr_schedule 'step'"),
+    ("model", {"head_layers": 0}, "model.head_layers 0"),
+])
+def test_train_config_with_a_bad_new_field_is_one_line(tmp_path, field, value, named) -> None:
+    import json
+
+    cfg = tmp_path / "bad.json"
+    cfg.write_text(json.dumps({"name": "bad", field: value}))
+    res = subprocess.run([sys.executable, "-m", "edge.cli", "train", str(cfg), "--out",
+                          str(tmp_path / "run")], capture_output=True, text=True, cwd=REPO,
+                         timeout=300)
+    assert res.returncode != 0 and "Traceback" not in res.stderr
+    last = res.stderr.strip().splitlines()[-1]
+    assert str(cfg) in last and named in last, res.stderr
