@@ -170,8 +170,10 @@ MUTATIONS: tuple[Mutation, ...] = (
     # features
     M("feat-search-back-threshold", "edge/features.py", "(h >= 0.5 * thr)", "(h >= 2.0 * thr)",
       ("tests/test_features.py",)),
-    M("feat-refine-signed", "edge/features.py", "np.argmax(np.abs(xb[a:b]))",
-      "np.argmax(xb[a:b])", ("tests/test_features.py",)),
+    M("feat-refine-signed", "edge/features.py", "np.abs(xb), np.full(w, -1.0)",
+      "xb, np.full(w, -1.0)", ("tests/test_features.py",)),
+    M("feat-bank-no-steady-start", "edge/features.py", "self.run(u, self.steady * ext[0])",
+      "self.run(u, 0.0 * self.steady)", ("tests/test_features.py",)),
     M("feat-qrs-count-fixed-rate", "edge/features.py", "len(peaks) * 10.0 * fs / n",
       "len(peaks) * 10.0 * 100.0 / n", ("tests/test_features.py",)),
     M("feat-rate-mean-rr", "edge/features.py", "60.0 * fs / np.median(np.diff(peaks))",

@@ -175,13 +175,86 @@ def _design(lo: float, hi: float, fs: float) -> _SosFilter:
     return _SosFilter(butter_bandpass_sos(lo, hi, fs))
 
 
+class _SosBank:
+    """Several ``_SosFilter``s of one order applied to one signal together: batched matrix
+    products and one state loop for all (the same outputs as running them one by one)."""
+
+    def __init__(self, filters: list[_SosFilter]) -> None:
+        if len({f.padlen for f in filters}) != 1 or len({len(f.steady) for f in filters}) != 1:
+            raise ValueError("a filter bank needs filters of one order")
+        k, m = len(filters), len(filters[0].steady)
+        self.k, self.m, self.padlen = k, m, filters[0].padlen
+        self.toeplitz = np.stack([f.toeplitz for f in filters])  # (k, n, n)
+        self.observe = np.stack([f.observe for f in filters])  # (k, n, m)
+        self.control = np.stack([f.control for f in filters])  # (k, m, n)
+        self.steady = np.stack([f.steady for f in filters])  # (k, m)
+        self.a_block = np.zeros((k * m, k * m))
+        for i, f in enumerate(filters):
+            self.a_block[i * m:(i + 1) * m, i * m:(i + 1) * m] = f.a_block
+
+    def run(self, u: np.ndarray, s0: np.ndarray) -> np.ndarray:
+        """Filter ``u`` (k, n) (row i by filter i) from states ``s0`` (k, m)."""
+        k, n = u.shape
+        blk = _IIR_BLOCK
+        nb = -(-n // blk)
+        up = np.zeros((k, nb * blk))
+        up[:, :n] = u
+        cols = np.ascontiguousarray(up.reshape(k, nb, blk).transpose(0, 2, 1))  # (k, blk, nb)
+        y = self.toeplitz @ cols
+        drive = (self.control @ cols).reshape(k * self.m, nb)
+        states = np.empty_like(drive)
+        s = s0.reshape(-1)
+        for b in range(nb):
+            states[:, b] = s
+            s = self.a_block @ s + drive[:, b]
+        y += self.observe @ states.reshape(k, self.m, nb)
+        return y.transpose(0, 2, 1).reshape(k, nb * blk)[:, :n]
+
+    def filtfilt(self, x: np.ndarray) -> np.ndarray:
+        """Each filter's ``_SosFilter.filtfilt`` of the 1-D ``x``: (k, n)."""
+        pad = self.padlen
+        if len(x) <= pad:
+            raise FeatureError(f"signal of {len(x)} samples is too short to filter (needs "
+                               f"more than {pad})")
+        ext = np.concatenate([2 * x[:1] - x[pad:0:-1], x, 2 * x[-1:] - x[-2:-(pad + 2):-1]])
+        u = np.broadcast_to(ext, (self.k, len(ext)))
+        y = self.run(u, self.steady * ext[0])[:, ::-1]
+        y = self.run(y, self.steady * y[:, :1])[:, ::-1]
+        return y[:, pad:-pad]
+
+
+@functools.lru_cache(maxsize=32)
+def _feature_bands(fs: float) -> _SosBank:
+    """The 0.5-40 Hz (R peaks, median beat) and 5-15 Hz (QRS envelope) band-passes."""
+    return _SosBank([_design(0.5, float(min(40.0, 0.45 * fs)), fs),
+                     _design(5.0, float(min(15.0, 0.45 * fs)), fs)])
+
+
+def gradient0(y: np.ndarray) -> np.ndarray:
+    """``numpy.gradient(y, axis=0)`` (unit spacing, first-order ends), without its overhead."""
+    d = np.empty_like(y)
+    d[1:-1] = (y[2:] - y[:-2]) / 2.0
+    d[0] = y[1] - y[0]
+    d[-1] = y[-1] - y[-2]
+    return d
+
+
 def moving_average(x: np.ndarray, size: int, mode: str = "reflect") -> np.ndarray:
     """Centred running mean of ``size`` samples (window ``[i - size // 2, i + (size - 1) //
     2]``) of a 1-D signal; ``mode`` "reflect" or "nearest" extends the ends, as
     ``scipy.ndimage.uniform_filter1d``."""
     pad = {"reflect": "symmetric", "nearest": "edge"}[mode]
     left = size // 2
-    xp = np.pad(np.asarray(x, dtype=np.float64), (left, size - 1 - left), mode=pad)
+    right = size - 1 - left
+    x = np.asarray(x, dtype=np.float64)
+    if 0 < max(left, right) <= len(x):  # np.pad's result, without its overhead
+        if pad == "edge":
+            xp = np.concatenate([np.full(left, x[0]), x, np.full(right, x[-1])])
+        else:
+            xp = np.concatenate([x[left - 1::-1] if left else x[:0], x,
+                                 x[:len(x) - right - 1:-1]])
+    else:
+        xp = np.pad(x, (left, right), mode=pad)
     return np.convolve(xp, np.ones(size), mode="valid") / size
 
 
@@ -230,8 +303,13 @@ def bandpass(x: np.ndarray, fs: float, lo: float, hi: float) -> np.ndarray:
 def qrs_envelope(x: np.ndarray, fs: float) -> np.ndarray:
     """Pan-Tompkins envelope (n,) of a (n,) or (n, c) signal; channels summed."""
     x2 = x[:, None] if x.ndim == 1 else x
-    d = np.gradient(bandpass(x2, fs, 5.0, 15.0), axis=0) * fs
-    e = (d ** 2).sum(axis=1)
+    return _envelope(bandpass(x2, fs, 5.0, 15.0), fs)
+
+
+def _envelope(y: np.ndarray, fs: float) -> np.ndarray:
+    """``qrs_envelope`` given the 5-15 Hz band-pass ``y`` (n,) or (n, c)."""
+    d = gradient0(y) * fs
+    e = d ** 2 if d.ndim == 1 else (d ** 2).sum(axis=1)
     return moving_average(e, max(1, int(round(0.12 * fs))), mode="nearest")
 
 
@@ -260,11 +338,12 @@ def peaks_from_envelope(env: np.ndarray, fs: float) -> np.ndarray:
 
 def _refine(peaks: np.ndarray, xb: np.ndarray, fs: float) -> np.ndarray:
     w = int(round(0.06 * fs))
-    out = []
-    for p in peaks:
-        a, b = max(0, p - w), min(len(xb), p + w + 1)
-        out.append(a + int(np.argmax(np.abs(xb[a:b]))))
-    r = np.unique(np.asarray(out, dtype=np.int64))
+    if len(peaks) == 0:
+        return np.zeros(0, dtype=np.int64)
+    # the first largest |xb| within w of each peak (the -1 padding is never the largest)
+    a = np.concatenate([np.full(w, -1.0), np.abs(xb), np.full(w, -1.0)])
+    win = np.lib.stride_tricks.sliding_window_view(a, 2 * w + 1)[np.asarray(peaks)]
+    r = np.unique((np.asarray(peaks) - w + np.argmax(win, axis=1)).astype(np.int64))
     if len(r) > 1:  # drop a peak within the refractory period of a larger one
         keep = [r[0]]
         for p in r[1:]:
@@ -282,12 +361,12 @@ def detect_r_peaks(lead_i_mv: Any, fs_hz: float) -> np.ndarray:
     x, fs = _check(lead_i_mv, fs_hz)
     if len(x) < MIN_SECONDS * fs or np.ptp(x) == 0:
         return np.zeros(0, dtype=np.int64)
-    return _r_peaks(x, fs, bandpass(x, fs, 0.5, 40.0))
+    return _r_peaks(*_feature_bands(fs).filtfilt(x), fs)
 
 
-def _r_peaks(x: np.ndarray, fs: float, xb: np.ndarray) -> np.ndarray:
-    """``detect_r_peaks`` of a checked signal ``x`` given its 0.5-40 Hz band-pass ``xb``."""
-    return _refine(peaks_from_envelope(qrs_envelope(x, fs), fs), xb, fs)
+def _r_peaks(xb: np.ndarray, x515: np.ndarray, fs: float) -> np.ndarray:
+    """``detect_r_peaks`` from a signal's 0.5-40 Hz (``xb``) and 5-15 Hz band-passes."""
+    return _refine(peaks_from_envelope(_envelope(x515, fs), fs), xb, fs)
 
 
 def median_beat(x: np.ndarray, peaks: np.ndarray, fs: float, pre_s: float = _BEAT_PRE_S,
@@ -297,14 +376,14 @@ def median_beat(x: np.ndarray, peaks: np.ndarray, fs: float, pre_s: float = _BEA
     ok = peaks[(peaks >= pre) & (peaks + post < len(x))]
     if len(ok) == 0:
         return None
-    beats = np.stack([x[p - pre: p + post] for p in ok])
+    beats = x[ok[:, None] + np.arange(-pre, post)]  # (beats, pre + post, c)
     return np.median(beats, axis=0), pre
 
 
 def qrs_bounds(beat: np.ndarray, r: int, fs: float,
                fraction: float = QRS_EDGE_FRACTION) -> tuple[int, int] | None:
     """QRS (onset, offset) indices in a median beat (m, c): slope envelope vs threshold."""
-    slope = np.abs(np.gradient(beat, axis=0)).sum(axis=1) * fs
+    slope = np.abs(gradient0(beat)).sum(axis=1) * fs
     slope = moving_average(slope, max(1, int(round(_SLOPE_SMOOTH_S * fs))))
     w = int(round(0.08 * fs))
     core = slope[max(0, r - w): r + w + 1]
@@ -335,8 +414,8 @@ def lead_i_features(lead_i_mv: Any, fs_hz: float) -> dict[str, float]:
     x, fs = _check(lead_i_mv, fs_hz)
     if len(x) < 2 * fs or np.ptp(x) == 0:
         return {}
-    xb = bandpass(x, fs, 0.5, 40.0)  # for the R peaks and the median beat alike
-    peaks = _r_peaks(x, fs, xb)
+    xb, x515 = _feature_bands(fs).filtfilt(x)  # xb: the R peaks and the median beat alike
+    peaks = _r_peaks(xb, x515, fs)
     if len(peaks) == 0:
         return {}
     out = rhythm_features(peaks, len(x), fs)

@@ -217,6 +217,33 @@ def test_bandpass_equals_scipy_sosfiltfilt(fs: int, n: int) -> None:
                                    atol=1e-10 * np.abs(ref).max())
 
 
+@pytest.mark.parametrize("fs", [50, 100, 130, 500])
+@pytest.mark.parametrize("n", [16, 129, 800, 1300])
+def test_feature_band_pair_equals_scipy_sosfiltfilt(fs: int, n: int) -> None:
+    """The 0.5-40 and 5-15 Hz band-passes run as one bank give each filter's sosfiltfilt."""
+    from scipy import signal
+
+    from edge.features import _feature_bands
+
+    x = np.random.default_rng(n * fs).standard_normal(n).cumsum() + 3.0
+    got = _feature_bands(float(fs)).filtfilt(x)
+    for row, (lo, hi) in zip(got, _BANDS[1::-1], strict=True):
+        sos = signal.butter(2, [lo, min(hi, 0.45 * fs)], "bandpass", fs=fs, output="sos")
+        ref = signal.sosfiltfilt(sos, x)
+        np.testing.assert_allclose(row, ref, rtol=0, atol=1e-10 * np.abs(ref).max())
+    with pytest.raises(FeatureError, match="too short"):
+        _feature_bands(100.0).filtfilt(np.ones(15))
+
+
+def test_gradient0_equals_numpy_gradient() -> None:
+    from edge.features import gradient0
+
+    rng = np.random.default_rng(5)
+    for shape in [(2,), (3,), (800,), (55, 1), (55, 3)]:
+        y = rng.standard_normal(shape)
+        np.testing.assert_array_equal(gradient0(y), np.gradient(y, axis=0))
+
+
 def test_bandpass_too_short_is_a_feature_error() -> None:
     from edge.features import bandpass
 
