@@ -153,7 +153,9 @@ class CsvSink:
             self.nan_rows += missing
         t = t_first - self.origin_s + np.arange(leads.shape[0]) / fs  # type: ignore[operator]
         if leads.shape[0]:
-            self._write(format_rows(np.column_stack([t, leads, std])))
+            rows = np.empty((leads.shape[0], 1 + 2 * 12))
+            rows[:, 0], rows[:, 1:13], rows[:, 13:] = t, leads, std
+            self._write(format_rows(rows))
         self.rows += leads.shape[0]
         self._next_t = float(block.t0_s) + n / fs
         return t, leads, std

@@ -32,8 +32,7 @@ class UncertaintyRuns:
     def push(self, sd: np.ndarray, k0: int, closed: bool) -> list[tuple[int, Flag]]:
         """``sd`` (n, leads) for output samples ``k0 ..``; returns (end sample, flag)."""
         out: list[tuple[int, Flag]] = []
-        with np.errstate(invalid="ignore"):
-            above = sd > self.thr[None, :]
+        above = sd > self.thr[None, :]  # NaN (not reconstructed): False, no warning
         if not self.runs and not above.any():  # the usual block: nothing open, nothing above
             return out
         n, n_leads = above.shape
