@@ -127,6 +127,34 @@ def loco_section() -> str:
             + "\n".join(rows))
 
 
+def ensemble_section() -> str:
+    """The deep-ensemble comparison (``python -m training.ensemble``), if it was run."""
+    path = RUNS / "default" / "ensemble_eval.json"
+    if not path.is_file():
+        return ("## Deep ensemble vs MC dropout\nNot run yet "
+                "(`python -m training.ensemble training/runs/default RUN ...`).")
+    d = json.loads(path.read_text())
+    rows = ["| candidate | r (11 leads) | record Spearman V1-V6 (mean of 11) | 90 % coverage "
+            "| catch rate / false flags |", "|---|---|---|---|---|"]
+    for name, c in d["candidates"].items():
+        sp = c["spearman_record"]
+        chest = [sp[k] for k in ("V1", "V2", "V3", "V4", "V5", "V6")]
+        cf = ("n/a" if c["catch_rate"] is None or c["false_flag_rate"] is None else
+              f"{c['catch_rate']:.2f} ({round(c['catch_rate'] * c['n_bad'])}/{c['n_bad']}) / "
+              f"{c['false_flag_rate']:.2f}")
+        label = name.removeprefix("training/runs/")
+        rows.append(f"| {label} | {c['r_mean_11']:.3f} | {min(chest):.2f}-{max(chest):.2f} "
+                    f"({sp['mean']:.2f}) | {c['coverage_90']:.3f} | {cf} |")
+    runs = " ".join(d["runs"])
+    return ("## Deep ensemble vs MC dropout (`python -m training.ensemble " + runs + "`)\n"
+            "Whole trained models (trunk and head) as ensemble members, each sampled with its "
+            f"own MC dropout (T = {d['mc_samples']}), mixed with equal weights; every row "
+            "calibrated on the validation split the way training calibrates a run, scored on "
+            "the test split in Keras (wearable metadata; one window per record, so the "
+            "flags here are the expected-r flag only). A member alone is its own MC-dropout "
+            "row.\n\n" + "\n".join(rows))
+
+
 def _personal_numbers() -> dict | None:
     path = RUNS / "default" / "personalization_eval.json"
     if not path.is_file():
@@ -348,6 +376,8 @@ variance loss (`sweep/film_dec.json`) trained to a worse validation MSE and was 
 before the end (no evaluation committed).
 
 {loco_section()}
+
+{ensemble_section()}
 
 {personalization_section()}
 
