@@ -14,11 +14,9 @@ from edge.leads import PREDICTED
 
 def pearson_per_lead(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Mean over records of Pearson r per lead; ``(N, L, C)`` arrays -> ``(C,)``."""
-    p = pred - pred.mean(axis=1, keepdims=True)
-    t = target - target.mean(axis=1, keepdims=True)
-    den = np.sqrt((p * p).sum(1) * (t * t).sum(1))
-    r = np.where(den > 0, (p * t).sum(1) / np.where(den > 0, den, 1.0), np.nan)
-    return np.nanmean(r, axis=0)
+    from training.metrics import pearson_per_record
+
+    return np.nanmean(pearson_per_record(target, pred), axis=0)
 
 
 def lite_predict(bundle: Bundle, lead_i: np.ndarray, meta: np.ndarray) -> np.ndarray:
