@@ -146,6 +146,18 @@ def ensemble_section() -> str:
         rows.append(f"| {label} | {c['r_mean_11']:.3f} | {min(chest):.2f}-{max(chest):.2f} "
                     f"({sp['mean']:.2f}) | {c['coverage_90']:.3f} | {cf} |")
     runs = " ".join(d["runs"])
+    c = d["candidates"]
+    ens, members = c["ensemble"], [v for k, v in c.items() if k != "ensemble"]
+    best = max(members, key=lambda v: v["r_mean_11"])
+    verdict = ("better than" if ens["r_mean_11"] > best["r_mean_11"] + 0.005
+               and ens["spearman_record"]["mean"] > best["spearman_record"]["mean"] + 0.02
+               else "no better than")
+    rows.append(f"\nThe ensemble is {verdict} its best member (r {ens['r_mean_11']:.3f} vs "
+                f"{best['r_mean_11']:.3f}, record Spearman {ens['spearman_record']['mean']:.2f}"
+                f" vs {best['spearman_record']['mean']:.2f}): members trained on the same data "
+                "with the same recipe err alike, so it would cost {n}x the bundle (over the "
+                "300 kB budget) for nothing; MC dropout with the variance head stays the "
+                "shipped uncertainty.".replace("{n}", str(len(members))))
     return ("## Deep ensemble vs MC dropout (`python -m training.ensemble " + runs + "`)\n"
             "Whole trained models (trunk and head) as ensemble members, each sampled with its "
             f"own MC dropout (T = {d['mc_samples']}), mixed with equal weights; every row "
