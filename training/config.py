@@ -53,6 +53,9 @@ class ModelConfig:
     # hidden convs of the head after the fusion; each one after the first sees the metadata
     # features again (concatenated), so the metadata can act through a deeper non-linearity
     head_layers: int = 1
+    # weight of a per-lead correlation term in the loss: 1 - Pearson r(pred, true) over the
+    # window, the accuracy measure itself (scale-free, so it does not pull amplitudes in)
+    correlation_loss: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -113,8 +116,9 @@ class TrainConfig:
         if d["lr_schedule"] == "constant":  # added later: older runs keep their hash
             d.pop("lr_schedule")
             d.pop("lr_min_factor")
-        if d["model"]["head_layers"] == 1:  # likewise
-            d["model"].pop("head_layers")
+        for key, default in (("head_layers", 1), ("correlation_loss", 0.0)):  # likewise
+            if d["model"][key] == default:
+                d["model"].pop(key)
         blob = json.dumps(d, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()
 
@@ -143,6 +147,9 @@ class TrainConfig:
         if cfg.model.outputs not in {"independent", "all11"}:
             raise ConfigError(f"{source}: model.outputs {cfg.model.outputs!r} is not "
                               "'independent' or 'all11'")
+        if not 0.0 <= cfg.model.correlation_loss <= 10.0:
+            raise ConfigError(f"{source}: model.correlation_loss {cfg.model.correlation_loss} "
+                              "must be within 0..10")
         if cfg.model.head_layers < 1:
             raise ConfigError(f"{source}: model.head_layers {cfg.model.head_layers} must be >= 1")
         if cfg.lr_schedule not in {"constant", "cosine"}:

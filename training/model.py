@@ -267,7 +267,8 @@ def build_model(cfg: TrainConfig) -> keras.Model:
         model = _build_unet(cfg.model, window)
     aleatoric = cfg.model.kind == "edge" and cfg.model.aleatoric
     loss = (beta_nll(n_outputs(cfg.model), cfg.model.nll_beta, cfg.model.amplitude_loss,
-                     cfg.model.decoupled_variance) if aleatoric else "mse")
+                     cfg.model.decoupled_variance, cfg.model.correlation_loss)
+            if aleatoric else "mse")
     metrics = [mean_mse(n_outputs(cfg.model))] if aleatoric else None
     model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=loss,
                   metrics=metrics)
@@ -282,14 +283,17 @@ def is_aleatoric(model: keras.Model) -> bool:
     return any(layer.name == "prediction_with_logvar" for layer in model.layers)
 
 
-def beta_nll(k: int, beta: float, amplitude: float = 0.0, decoupled: bool = False):
+def beta_nll(k: int, beta: float, amplitude: float = 0.0, decoupled: bool = False,
+             correlation: float = 0.0):
     """beta-NLL (Seitzer et al., ICLR 2022) of a Gaussian with predicted log-variance.
 
     y_pred = [mean (k), log_var (k)]; each sample's NLL is weighted by stop_grad(var)**beta so
     that the mean keeps learning where the predicted variance is large. ``amplitude`` > 0 adds
     ``amplitude * mean_leads (std_t(mean) - std_t(true))**2`` per window (std over time), a
-    penalty on shrunken amplitudes (regression to the mean). ``decoupled``: MSE of the mean
-    plus the NLL of the log-variance around ``stop_gradient(mean)`` (beta unused).
+    penalty on shrunken amplitudes (regression to the mean). ``correlation`` > 0 adds
+    ``correlation * mean_leads (1 - r)`` per window, r = Pearson r over time.
+    ``decoupled``: MSE of the mean plus the NLL of the log-variance around
+    ``stop_gradient(mean)`` (beta unused).
     """
     ops = keras.ops
 
@@ -307,6 +311,12 @@ def beta_nll(k: int, beta: float, amplitude: float = 0.0, decoupled: bool = Fals
         if amplitude:
             gap = ops.square(ops.std(mu, axis=1) - ops.std(y_true, axis=1))  # (B, k)
             out = out + amplitude * ops.mean(gap, axis=-1)[:, None]
+        if correlation:
+            a = mu - ops.mean(mu, axis=1, keepdims=True)
+            b = y_true - ops.mean(y_true, axis=1, keepdims=True)
+            r = ops.sum(a * b, axis=1) / ops.sqrt(
+                ops.sum(a * a, axis=1) * ops.sum(b * b, axis=1) + 1e-8)  # (B, k)
+            out = out + correlation * ops.mean(1.0 - r, axis=-1)[:, None]
         return out
 
     loss.__name__ = "beta_nll"
