@@ -178,6 +178,13 @@ MUTATIONS: tuple[Mutation, ...] = (
       "len(peaks) * 10.0 * 100.0 / n", ("tests/test_features.py",)),
     M("feat-rate-mean-rr", "edge/features.py", "60.0 * fs / np.median(np.diff(peaks))",
       "60.0 * fs / np.mean(np.diff(peaks))", ("tests/test_features.py", T_CORE)),
+    # training losses and the ensemble comparison
+    M("loss-correlation-sign", "training/model.py",
+      "correlation * ops.mean(1.0 - r, axis=-1)", "correlation * ops.mean(1.0 + r, axis=-1)",
+      ("tests/test_losses.py",)),
+    M("ensemble-mixture-no-spread", "training/ensemble.py",
+      "s.astype(np.float64) ** 2 + mu.astype(np.float64) ** 2",
+      "s.astype(np.float64) ** 2 + m.astype(np.float64) ** 2", ("tests/test_ensemble.py",)),
     # calibration
     M("cal-one-sided-z", "training/calibration.py", "stats.norm.ppf(0.5 + nominal / 2.0)",
       "stats.norm.ppf(nominal)", ("tests/test_calibration.py",)),
