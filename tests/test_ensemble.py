@@ -35,3 +35,10 @@ def test_needs_two_trained_runs(tmp_path) -> None:
         from training.ensemble import evaluate_ensemble
 
         evaluate_ensemble([tmp_path])
+
+
+def test_selection_refuses_untrained_runs(tmp_path) -> None:
+    from training.selection import main
+
+    with pytest.raises(SystemExit, match="no best.weights.h5"):
+        main([str(tmp_path)])
