@@ -42,3 +42,22 @@ def test_selection_refuses_untrained_runs(tmp_path) -> None:
 
     with pytest.raises(SystemExit, match="no best.weights.h5"):
         main([str(tmp_path)])
+
+
+def test_members_with_other_data_are_refused_before_loading(tmp_path) -> None:
+    """Runs scored on different test arrays (here another model rate) cannot be mixed; the
+    check comes before any data is prepared or weights are read (these are not weights)."""
+    import dataclasses
+    import json
+
+    from training.config import TrainConfig
+    from training.ensemble import main
+
+    base = TrainConfig.load("training/configs/default.json")
+    other = dataclasses.replace(base, data=dataclasses.replace(base.data, fs_hz=125.0))
+    for name, cfg in (("a", base), ("b", other)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(json.dumps(cfg.to_dict()))
+        (tmp_path / name / "best.weights.h5").write_bytes(b"not weights")
+    with pytest.raises(SystemExit, match="differ from"):
+        main([str(tmp_path / "a"), str(tmp_path / "b")])

@@ -90,13 +90,15 @@ def evaluate_ensemble(runs: list[Path], mc_samples: int = 30, limit: int | None 
     if len(runs) < 2:
         raise SystemExit("error: an ensemble needs at least two runs")
     first = TrainConfig.load(Path(runs[0]) / "config.json")
+    for run in runs[1:]:  # before any data is prepared or model loaded
+        if _eval_key(TrainConfig.load(Path(run) / "config.json"), Path(run)) != \
+                _eval_key(first, Path(runs[0])):
+            raise SystemExit(f"error: {run}: data, split or outputs differ from {runs[0]}")
     preps = prepare_corpora(first, limit=limit, progress=False)
     val, test = (eval_arrays(first, preps[s], "wearable") for s in ("val", "test"))
     preds: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
     for i, run in enumerate(runs):
         cfg, model = load_run(Path(run))
-        if _eval_key(cfg, Path(run)) != _eval_key(first, Path(runs[0])):
-            raise SystemExit(f"error: {run}: data, split or outputs differ from {runs[0]}")
         console.print(f"[{i + 1}/{len(runs)}] MC T={mc_samples}: {run}")
         preds[str(run)] = {s: mc_predict(model, a.lead_i, a.meta, mc_samples, seed=cfg.seed)
                            for s, a in (("val", val), ("test", test))}

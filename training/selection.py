@@ -22,16 +22,22 @@ REGIMES = ("none", "wearable", "clinical")
 OUT = Path(__file__).resolve().parent / "runs" / "selection.json"
 
 
-def validation_r(run: Path, limit: int | None = None) -> dict[str, Any]:
-    from training.dataset import load_split_arrays
+def validation_r(run: Path, limit: int | None = None,
+                 prepared: dict[Any, Any] | None = None) -> dict[str, Any]:
+    """Validation r per regime of one run; ``prepared`` caches the validation records per
+    data config across runs (they are prepared once, not once per run and regime)."""
+    from training.dataset import eval_arrays, prepare_corpora
     from training.evaluate import load_run
     from training.mc import predict, to_12_lead
     from training.metrics import pearson_per_record
 
     cfg, model = load_run(run)
+    cache = {} if prepared is None else prepared
+    if cfg.data not in cache:
+        cache[cfg.data] = prepare_corpora(cfg, limit=limit, progress=False)["val"]
     out: dict[str, Any] = {}
     for regime in REGIMES:
-        arr = load_split_arrays(cfg, "val", regime=regime, limit=limit, progress=False)
+        arr = eval_arrays(cfg, cache[cfg.data], regime)
         if not arr.keys:
             raise SystemExit(f"error: {run}: the validation split has no records")
         p12, _ = to_12_lead(arr.lead_i, predict(model, arr.lead_i, arr.meta), cfg.model.outputs)
@@ -58,9 +64,10 @@ def main(argv: list[str] | None = None) -> None:
     table = Table(title="validation split: r none / wearable / clinical, best val MSE")
     for col in ("run", "none", "wearable", "clinical", "val MSE"):
         table.add_column(col)
+    prepared: dict[Any, Any] = {}
     for i, run in enumerate(a.runs):
         console.print(f"[{i + 1}/{len(a.runs)}] {run}")
-        v = res["runs"][str(run)] = validation_r(run, a.limit)
+        v = res["runs"][str(run)] = validation_r(run, a.limit, prepared)
         mse = "-" if v["best_val_mse"] is None else f"{v['best_val_mse']:.5f}"
         table.add_row(str(run), *(f"{v[g]:.4f}" for g in REGIMES), mse)
     a.out.write_text(json.dumps(res, indent=2) + "\n")
