@@ -80,3 +80,19 @@ def test_edge_path_with_a_clinical_profile_uses_it(data_root: Path) -> None:
     assert clin["r_mean_11"] != plain["r_mean_11"]
     assert clin["lead_i_r"] >= 0.99  # Lead I is the input either way
     assert clinical_profile(np.zeros((5000, 12)), 500.0) == {}  # nothing measurable
+
+
+def test_wearable_profile_takes_age_and_sex_from_the_record() -> None:
+    """A wearer's profile holds age and sex (header values, absent or implausible ones left
+    out); the clinical one adds the axes; Lead I only gives nothing."""
+    from training.data.record import MISSING, Recording
+    from training.evaluate_edge import profile_for, wearable_profile
+
+    assert wearable_profile({"age": 54.0, "sex": "F", "r_axis": 30.0}) == {"age": 54.0,
+                                                                          "sex": "F"}
+    assert wearable_profile({"age": MISSING, "sex": "M"}) == {"sex": "M"}
+    assert wearable_profile({"age": 300.0, "sex": MISSING}) == {}  # PTB-XL's old ">89" code
+    rec = Recording(np.zeros((5000, 12)), 500.0, "r1", "p1", "test", {"age": 61.0, "sex": "M"})
+    assert profile_for(rec, "lead_i") is None
+    assert profile_for(rec, "wearable") == {"age": 61.0, "sex": "M"}
+    assert profile_for(rec, "clinical") == {"age": 61.0, "sex": "M"}  # flat: no axes

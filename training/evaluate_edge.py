@@ -2,7 +2,7 @@
 streaming pipeline on raw test recordings, scored at the recording's own rate.
 
     python -m training.evaluate_edge [--bundle PATH] [--limit N] [--out FILE]
-                                     [--profile lead_i|clinical]
+                                     [--profile lead_i|wearable|clinical]
 
 Each test record's raw Lead I goes through `edge.load_bundle(...).reconstruct` (conditioning,
 TFLite trunk + MC head, stitching, output at the input rate). Its 12 output leads are scored
@@ -13,8 +13,9 @@ second are left out (the truth's own forward-backward filter settles there). Als
 coverage of the nominal 90 % interval of the calibrated std and |error| inside and outside
 the `high_uncertainty` flags.
 
-``--profile clinical`` gives each recording the wearer's profile that ``ecg12 enroll`` would
-fill from a 12-lead ECG (R and T axis by ``edge.measurements12``; QRS duration stays the one
+``--profile wearable`` gives each recording the profile a wearer types in: age and sex from
+the record's own header (where it has them). ``--profile clinical`` adds what ``ecg12 enroll``
+would fill from a 12-lead ECG (R and T axis by ``edge.measurements12``; QRS duration stays the one
 the gateway measures on Lead I, as with any profile), measured on the recording's own 12
 leads: what clinical fields add on the product path (an upper bound: a real profile comes
 from an earlier ECG; ``training.evaluate_personalization`` uses one).
@@ -37,6 +38,13 @@ from rich.table import Table
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "runs" / "default" / "edge_eval.json"
 CLINICAL_OUT = HERE / "runs" / "default" / "edge_eval_clinical.json"
+WEARABLE_OUT = HERE / "runs" / "default" / "edge_eval_wearable.json"
+PROFILE_TEXT = {
+    "lead_i": "none (Lead-I features only)",
+    "wearable": "wearable: age and sex from the record's header (a wearer's profile)",
+    "clinical": "clinical: age and sex from the header, R and T axis from the recording's own "
+                "12 leads (ecg12 enroll)",
+}
 MAX_LAG = 25
 
 
@@ -63,6 +71,33 @@ def clinical_profile(signal_mv: np.ndarray, fs: float) -> dict[str, float]:
     return axes_from_12_lead(signal_mv, fs)
 
 
+def wearable_profile(metadata: dict) -> dict:
+    """Age and sex of a record as a wearer's profile holds them (absent ones left out)."""
+    from edge.metadata import MetadataError, clean_metadata
+    from training.data.record import MISSING
+
+    out: dict = {}
+    for k in ("age", "sex"):
+        v = metadata.get(k, MISSING)
+        if v is MISSING:
+            continue
+        try:
+            out.update(clean_metadata({k: v}))
+        except MetadataError:  # an implausible header value: the wearer would not type it
+            continue
+    return out
+
+
+def profile_for(rec, profile: str) -> dict | None:
+    """The metadata a gateway gets for ``rec`` under ``profile`` (None: Lead I only)."""
+    if profile == "lead_i":
+        return None
+    meta = wearable_profile(rec.metadata)
+    if profile == "clinical":
+        meta.update(clinical_profile(rec.signal_mv, rec.fs_hz))
+    return meta
+
+
 def evaluate_edge(bundle: str | None = None, limit: int | None = None, mc_samples: int = 30,
                   progress: bool = True, profile: str = "lead_i") -> dict:
     import edge
@@ -83,7 +118,7 @@ def evaluate_edge(bundle: str | None = None, limit: int | None = None, mc_sample
     err_in, err_out, flagged_records = [], [], 0
     for rec in track(recs, description="edge path", disable=not progress):
         fs = rec.fs_hz
-        meta = clinical_profile(rec.signal_mv, fs) if profile == "clinical" else None
+        meta = profile_for(rec, profile)
         out = model.reconstruct(rec.signal_mv[:, 0], fs=fs, metadata=meta,
                                 mc_samples=mc_samples, seed=0)
         truth = truth_signal(rec.signal_mv, fs)
@@ -115,8 +150,7 @@ def evaluate_edge(bundle: str | None = None, limit: int | None = None, mc_sample
         err_in.append(err[mask & fin])
         err_out.append(err[~mask & fin])
     res = summarise(per_rec, bundle, mc_samples, flagged_records, err_in, err_out, TRUTH_TEXT)
-    res["profile"] = ("clinical: R and T axis from the recording's own 12 leads (ecg12 enroll)"
-                      if profile == "clinical" else "none (Lead-I features only)")
+    res["profile"] = PROFILE_TEXT[profile]
     return res
 
 
@@ -180,12 +214,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--mc-samples", type=int, default=30)
     ap.add_argument("--out", type=Path, default=None,
-                    help=f"default {DEFAULT_OUT.name} ({CLINICAL_OUT.name} with --profile "
-                         "clinical) in training/runs/default")
-    ap.add_argument("--profile", choices=("lead_i", "clinical"), default="lead_i")
+                    help=f"default {DEFAULT_OUT.name} ({WEARABLE_OUT.name}, "
+                         f"{CLINICAL_OUT.name} with --profile wearable, clinical) in "
+                         "training/runs/default")
+    ap.add_argument("--profile", choices=tuple(PROFILE_TEXT), default="lead_i")
     args = ap.parse_args(argv)
     res = evaluate_edge(args.bundle, args.limit, args.mc_samples, profile=args.profile)
-    args.out = args.out or (CLINICAL_OUT if args.profile == "clinical" else DEFAULT_OUT)
+    args.out = args.out or {"clinical": CLINICAL_OUT, "wearable": WEARABLE_OUT}.get(
+        args.profile, DEFAULT_OUT)
     args.out.write_text(json.dumps(res, indent=2) + "\n")
     con = Console()
     table = Table(title=f"edge path on {res['records']} test recordings (T={args.mc_samples}); "

@@ -135,14 +135,16 @@ def selection_table() -> str:
     if not path.is_file():
         return "(not run: `python -m training.selection RUN ...`)"
     d = json.loads(path.read_text())
-    rows = ["| run | validation r none / wearable / clinical | best validation MSE |",
+    rows = ["| run | validation r none / wearable / clinical | best validation loss |",
             "|---|---|---|"]
     for name, v in d["runs"].items():
         mse = "n/a" if v.get("best_val_mse") is None else f"{v['best_val_mse']:.5f}"
         rows.append(f"| {name.removeprefix('training/runs/')} | {v['none']:.3f} / "
                     f"{v['wearable']:.3f} / {v['clinical']:.3f} | {mse} |")
     return ("`python -m training.selection " + " ".join(d["runs"]) + "`:\n\n"
-            + "\n".join(rows))
+            + "\n".join(rows) + "\n\nBest validation loss = the checkpoint criterion: MSE of "
+            "the mean, plus w·(1 − r) for a run with a correlation term of weight w trained "
+            "since stop 22 (`training.train.selection_loss`).")
 
 
 def ensemble_section() -> str:
@@ -253,6 +255,11 @@ def build() -> str:
     sp_edge = (f'{edge["spearman_record_expected_r_vs_r"]:.2f} / '
                f'{edge["spearman_record_std_vs_r"]:.2f}')
     report = (run / "report.md").read_text()
+    wear_path = run / "edge_eval_wearable.json"
+    wear_r = "not run"
+    if wear_path.is_file():
+        wear = json.loads(wear_path.read_text())
+        wear_r = f'{wear["r_mean_11"]:.3f} ({wear["r_mean_11"] - edge["r_mean_11"]:+.3f})'
     clin_path = run / "edge_eval_clinical.json"
     clin_r = "not run"
     if clin_path.is_file():
@@ -360,7 +367,8 @@ at the input rate) and scores all 12 output leads against the **recording itself
 | quantity | value |
 |---|---|
 | mean r, 11 reconstructed leads | {edge["r_mean_11"]:.3f} |
-| the same with a clinical profile (R and T axis; `--profile clinical`) | {clin_r} |
+| the same with a wearer's profile (age and sex; `--profile wearable`) | {wear_r} |
+| the same with a clinical profile (age, sex, R and T axis; `--profile clinical`) | {clin_r} |
 | RMSE (mV), 11 leads | {edge["rmse_mv_mean_11"]:.3f} |
 | output Lead I vs the recording's Lead I: r | {edge["lead_i_r"]:.4f} |
 | output Lead I best lag (median / max abs, samples at the input rate) | {lag} |
@@ -471,10 +479,15 @@ def readme_block() -> str:
     err_in = edge["abs_err_mv_in_high_uncertainty_flags"]
     err_in_s = "n/a" if err_in is None else f"{err_in:.3f} mV"
     clin_path = run / "edge_eval_clinical.json"
+    wear_path = run / "edge_eval_wearable.json"
     clin = ""
+    if wear_path.is_file():
+        w = json.loads(wear_path.read_text())
+        clin = (f"With a wearer's profile (age and sex; `--profile wearable`): "
+                f"**{w['r_mean_11']:.3f}**. ")
     if clin_path.is_file():
         c = json.loads(clin_path.read_text())
-        clin = (f"With a clinical profile (R and T axis as `ecg12 enroll` measures "
+        clin += (f"With a clinical profile (age, sex, and R and T axis as `ecg12 enroll` measures "
                 f"them, here from the recording's own 12 leads; `--profile clinical`): "
                 f"**{c['r_mean_11']:.3f}** (III {c['r_per_lead']['III']:.2f} and aVF "
                 f"{c['r_per_lead']['aVF']:.2f}, against {edge['r_per_lead']['III']:.2f} and "

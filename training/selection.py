@@ -61,8 +61,9 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"error: {run}: no best.weights.h5 (not a trained run)")
     res = {"split": "val", "metric": "mean Pearson r, 11 reconstructed leads, dropout off",
            "runs": {}}
-    table = Table(title="validation split: r none / wearable / clinical, best val MSE")
-    for col in ("run", "none", "wearable", "clinical", "val MSE"):
+    table = Table(title="validation split: r none / wearable / clinical, best val loss "
+                        "(the checkpoint criterion)")
+    for col in ("run", "none", "wearable", "clinical", "val loss"):
         table.add_column(col)
     prepared: dict[Any, Any] = {}
     for i, run in enumerate(a.runs):

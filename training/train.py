@@ -44,6 +44,24 @@ def _write_json(path: Path, data: dict) -> None:
     tmp.replace(path)
 
 
+def mean_pearson(target: np.ndarray, pred: np.ndarray) -> float:
+    """Mean Pearson r over windows and leads (flat windows count as 0)."""
+    from training.metrics import pearson_per_record
+
+    return float(np.nan_to_num(pearson_per_record(target, pred), nan=0.0).mean())
+
+
+def selection_loss(val_mse: float, val_r: float | None, correlation_weight: float) -> float:
+    """What best weights and early stopping go by: validation MSE of the mean, plus
+    ``w · (1 − r)`` when the loss has a correlation term of weight ``w`` (the same objective
+    the mean is trained on; MSE alone picks an early epoch of such a run)."""
+    if correlation_weight <= 0:
+        return val_mse
+    if val_r is None:
+        raise ValueError("a correlation-weighted selection needs the validation r")
+    return val_mse + correlation_weight * (1.0 - val_r)
+
+
 def train(cfg: TrainConfig, out_dir: Path, resume: bool = True, progress: bool = True,
           data: dict[str, list[Prepared]] | None = None) -> Path:
     """Train `cfg` into `out_dir`; returns the run folder."""
@@ -92,13 +110,21 @@ def train(cfg: TrainConfig, out_dir: Path, resume: bool = True, progress: bool =
             bar.remove_task(batch_task)
             scores = model.evaluate([val.lead_i, val.meta], val.target, batch_size=128,
                                     verbose=0, return_dict=True)
-            # early stopping / best weights on the accuracy of the mean (MSE); for a
-            # heteroscedastic model the NLL keeps improving by sharpening the variance
-            val_loss = float(scores.get("mse", scores["loss"]))
+            # early stopping / best weights on the accuracy of the mean (MSE, plus the
+            # correlation term when the loss has one); for a heteroscedastic model the NLL
+            # keeps improving by sharpening the variance
+            val_mse = float(scores.get("mse", scores["loss"]))
+            val_r = None
+            if cfg.model.correlation_loss > 0:
+                from training.mc import predict
+
+                val_r = mean_pearson(val.target, predict(model, val.lead_i, val.meta, 128))
+            val_loss = selection_loss(val_mse, val_r, cfg.model.correlation_loss)
             train_loss = float(hist.history["loss"][-1])
             state["history"].append({"epoch": epoch + 1, "loss": train_loss,
                                      "val_loss": float(scores["loss"]),
-                                     "val_mse": val_loss})
+                                     "val_mse": val_mse,
+                                     **({"val_r": val_r} if val_r is not None else {})})
             if val_loss < state["best_val"]:
                 state["best_val"], state["wait"] = val_loss, 0
                 model.save_weights(out_dir / "best.weights.h5")
@@ -115,7 +141,10 @@ def train(cfg: TrainConfig, out_dir: Path, resume: bool = True, progress: bool =
                           + ("  *" if state["wait"] == 0 else ""))
 
     with (out_dir / "history.csv").open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["epoch", "loss", "val_loss", "val_mse"],
+        names = ["epoch", "loss", "val_loss", "val_mse"]
+        if any("val_r" in h for h in state["history"]):
+            names.append("val_r")
+        w = csv.DictWriter(f, fieldnames=names,
                            restval="")
         w.writeheader()
         w.writerows(state["history"])
@@ -136,8 +165,8 @@ def train(cfg: TrainConfig, out_dir: Path, resume: bool = True, progress: bool =
         "train_seconds": round(_train_seconds(out_dir, state, time.perf_counter() - t_start), 1),
         "trained_as": _trained_as(),
     })
-    console.print(f"[green]done[/]: {state['epoch']} epochs, best val MSE "
-                  f"{state['best_val']:.5f} mV², run folder {out_dir}")
+    console.print(f"[green]done[/]: {state['epoch']} epochs, best val score "
+                  f"{state['best_val']:.5f}, run folder {out_dir}")
     return out_dir
 
 
