@@ -56,3 +56,67 @@ def test_correlation_loss_config(tmp_path) -> None:
     raw["model"]["correlation_loss"] = -1.0
     with pytest.raises(ConfigError, match="correlation_loss"):
         TrainConfig.from_dict(raw, "cfg.json")
+
+
+def test_all11_correlation_term_scores_the_derived_leads_too() -> None:
+    """With ``correlation_leads="all11"`` the term is w · mean(1 − r) over the 11 leads the
+    gateway outputs (III, aVR, aVL, aVF built from II and Lead I by edge.leads, the
+    reference here), with Lead I riding in y_true's last channel; the NLL part and the MSE
+    metric ignore that channel."""
+    from edge.leads import assemble_12_lead
+    from training.model import beta_nll, mean_mse
+
+    rng = np.random.default_rng(1)
+    n, L = 2, 300
+    y = rng.standard_normal((n, L, 7)).astype(np.float32)
+    mu = (y + 0.7 * rng.standard_normal((n, L, 7))).astype(np.float32)
+    lead_i = rng.standard_normal((n, L)).astype(np.float32)
+    y_pred = np.concatenate([mu, np.full_like(mu, -3.0)], axis=-1)
+    y_fit = np.concatenate([y, lead_i[..., None]], axis=-1)
+    got = np.asarray(beta_nll(7, 1.0, correlation=0.4, correlation_leads="all11")(y_fit, y_pred))
+    plain = np.asarray(beta_nll(7, 1.0)(y, y_pred))
+    for b in range(n):
+        t12, p12 = assemble_12_lead(lead_i[b], y[b]), assemble_12_lead(lead_i[b], mu[b])
+        r = [np.corrcoef(t12[:, j], p12[:, j])[0, 1] for j in range(1, 12)]
+        np.testing.assert_allclose(got[b] - plain[b], 0.4 * (1 - np.mean(r)), atol=1e-4)
+    np.testing.assert_allclose(np.asarray(mean_mse(7)(y_fit, y_pred)),
+                               np.asarray(mean_mse(7)(y, y_pred)), rtol=1e-6)
+
+
+def test_all11_needs_what_it_derives_from(tmp_path) -> None:
+    from training.config import ConfigError, TrainConfig
+    from training.dataset import fit_target
+
+    raw = json.loads(open("training/configs/default.json").read())
+    raw["model"]["correlation_leads"] = "all11"
+    cfg = TrainConfig.from_dict(raw)
+    assert cfg.sha256() != TrainConfig.from_dict(json.loads(
+        open("training/configs/default.json").read())).sha256()
+    y, lead_i = np.zeros((3, 8, 7), np.float32), np.ones((3, 8), np.float32)
+    assert fit_target(cfg, y, lead_i).shape == (3, 8, 8)
+    assert (fit_target(cfg, y, lead_i)[..., 7] == 1).all()
+    for key, value in (("correlation_leads", "chest"), ("correlation_loss", 0.0),
+                       ("outputs", "all11")):
+        bad = json.loads(json.dumps(raw))
+        bad["model"][key] = value
+        with pytest.raises(ConfigError, match="correlation_leads"):
+            TrainConfig.from_dict(bad, "cfg.json")
+
+
+def test_selection_loss_adds_the_correlation_term_only_when_trained_with_one() -> None:
+    """Best weights of a correlation-weighted run go by MSE + w·(1 − r): a later epoch with
+    a slightly higher MSE but a higher r wins, as the training objective says."""
+    from training.train import mean_pearson, selection_loss
+
+    assert selection_loss(0.03, None, 0.0) == 0.03  # plain runs: MSE, as before
+    early, late = selection_loss(0.0284, 0.770, 0.3), selection_loss(0.0293, 0.776, 0.3)
+    assert late < early  # 0.0293 + 0.3 * 0.224 < 0.0284 + 0.3 * 0.230
+    assert selection_loss(0.02, 1.0, 0.5) == 0.02
+    with pytest.raises(ValueError, match="validation r"):
+        selection_loss(0.02, None, 0.1)
+    t = np.sin(np.linspace(0, 6, 50))[None, :, None].repeat(2, axis=2)
+    p = t.copy()
+    p[..., 1] = -t[..., 1]  # one lead perfect, one inverted
+    assert mean_pearson(t, p) == pytest.approx(0.0)
+    p[..., 1] = 0.0  # a flat prediction counts as r = 0
+    assert mean_pearson(t, p) == pytest.approx(0.5)

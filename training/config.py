@@ -56,6 +56,10 @@ class ModelConfig:
     # weight of a per-lead correlation term in the loss: 1 - Pearson r(pred, true) over the
     # window, the accuracy measure itself (scale-free, so it does not pull amplitudes in)
     correlation_loss: float = 0.0
+    # which leads that term averages over: "predicted" (the model's outputs: II, V1-V6) or
+    # "all11" (the 11 reconstructed leads, III/aVR/aVL/aVF derived from II and Lead I as the
+    # gateway derives them: 4 of the 11 leads the accuracy is scored on)
+    correlation_leads: str = "predicted"
 
 
 @dataclass(frozen=True)
@@ -116,7 +120,8 @@ class TrainConfig:
         if d["lr_schedule"] == "constant":  # added later: older runs keep their hash
             d.pop("lr_schedule")
             d.pop("lr_min_factor")
-        for key, default in (("head_layers", 1), ("correlation_loss", 0.0)):  # likewise
+        for key, default in (("head_layers", 1), ("correlation_loss", 0.0),  # likewise
+                             ("correlation_leads", "predicted")):
             if d["model"][key] == default:
                 d["model"].pop(key)
         blob = json.dumps(d, sort_keys=True).encode()
@@ -150,6 +155,14 @@ class TrainConfig:
         if not 0.0 <= cfg.model.correlation_loss <= 10.0:
             raise ConfigError(f"{source}: model.correlation_loss {cfg.model.correlation_loss} "
                               "must be within 0..10")
+        if cfg.model.correlation_leads not in {"predicted", "all11"}:
+            raise ConfigError(f"{source}: model.correlation_leads "
+                              f"{cfg.model.correlation_leads!r} is not 'predicted' or 'all11'")
+        if cfg.model.correlation_leads == "all11" and not (
+                cfg.model.kind == "edge" and cfg.model.aleatoric
+                and cfg.model.outputs == "independent" and cfg.model.correlation_loss > 0):
+            raise ConfigError(f"{source}: model.correlation_leads 'all11' needs an aleatoric "
+                              "edge model with outputs 'independent' and correlation_loss > 0")
         if cfg.model.head_layers < 1:
             raise ConfigError(f"{source}: model.head_layers {cfg.model.head_layers} must be >= 1")
         if cfg.lr_schedule not in {"constant", "cosine"}:

@@ -264,16 +264,27 @@ def _warp_meta(md: dict[str, Any], f: float) -> dict[str, Any]:
     return plausible(out)
 
 
+def fit_target(cfg: TrainConfig, target: np.ndarray, lead_i: np.ndarray) -> np.ndarray:
+    """What the loss compares against: the targets, plus (for a correlation term over all
+    11 leads, ``model.correlation_leads == "all11"``) the clean Lead I ``(N, L)`` as a last
+    channel, from which the loss derives III, aVR, aVL and aVF."""
+    if cfg.model.correlation_leads != "all11":
+        return target
+    return np.concatenate([target, np.asarray(lead_i, target.dtype)[..., None]], axis=-1)
+
+
 def training_batch_arrays(cfg: TrainConfig, preps: list[Prepared], rng: np.random.Generator
                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One epoch of augmented training examples: random crop (and time warp), gain, Lead-I
-    corruptions a wearable has (``augment_lead_i``), metadata masking."""
+    corruptions a wearable has (``augment_lead_i``), metadata masking. ``y`` is
+    ``fit_target`` of the targets (the clean, gained Lead I: what the corruptions hide)."""
     L = cfg.window
     idx = target_indices(cfg.model.outputs)
     d = cfg.data
     n = len(preps)
     x = np.empty((n, L, 1), np.float32)
     y = np.empty((n, L, len(idx)), np.float32)
+    clean = np.empty((n, L), np.float32)
     metas = []
     regimes = list(REGIME_PROBS)
     probs = np.array(list(REGIME_PROBS.values()))
@@ -282,6 +293,7 @@ def training_batch_arrays(cfg: TrainConfig, preps: list[Prepared], rng: np.rando
         gain = 1.0 + rng.uniform(-d.aug_amplitude, d.aug_amplitude)
         x[i, :, 0] = augment_lead_i(w, d, rng, d.fs_hz) * gain
         y[i] = w[:, idx] * gain
+        clean[i] = w[:, 0] * gain
         if cfg.regime == "mixed":
             regime = regimes[int(rng.choice(len(regimes), p=probs))]
         else:
@@ -289,4 +301,4 @@ def training_batch_arrays(cfg: TrainConfig, preps: list[Prepared], rng: np.rando
         md = {k: v for k, v in _warp_meta(p.meta[regime], f).items()
               if rng.random() >= d.meta_mask_prob * (regime != "none")}
         metas.append(encode_for(cfg, md))
-    return x, np.stack(metas).astype(np.float32), y
+    return x, np.stack(metas).astype(np.float32), fit_target(cfg, y, clean)

@@ -24,6 +24,7 @@ Layer names are shared between the training model and the trunk/head models buil
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import keras
 from keras import layers
@@ -267,7 +268,8 @@ def build_model(cfg: TrainConfig) -> keras.Model:
         model = _build_unet(cfg.model, window)
     aleatoric = cfg.model.kind == "edge" and cfg.model.aleatoric
     loss = (beta_nll(n_outputs(cfg.model), cfg.model.nll_beta, cfg.model.amplitude_loss,
-                     cfg.model.decoupled_variance, cfg.model.correlation_loss)
+                     cfg.model.decoupled_variance, cfg.model.correlation_loss,
+                     cfg.model.correlation_leads)
             if aleatoric else "mse")
     metrics = [mean_mse(n_outputs(cfg.model))] if aleatoric else None
     model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=loss,
@@ -283,21 +285,45 @@ def is_aleatoric(model: keras.Model) -> bool:
     return any(layer.name == "prediction_with_logvar" for layer in model.layers)
 
 
+def with_derived(y: Any, lead_i: Any) -> Any:
+    """``(B, L, 7)`` II, V1-V6 and ``(B, L)`` Lead I -> ``(B, L, 11)`` II, III, aVR, aVL,
+    aVF, V1-V6 (Einthoven/Goldberger, as ``edge.leads.assemble_12_lead`` derives them)."""
+    ops = keras.ops
+    ii = y[..., 0]
+    limb = ops.stack([ii, ii - lead_i, -(lead_i + ii) / 2, lead_i - ii / 2, ii - lead_i / 2],
+                     axis=-1)
+    return ops.concatenate([limb, y[..., 1:]], axis=-1)
+
+
+def pearson_over_time(pred: Any, true: Any) -> Any:
+    """Pearson r over the time axis (1), per window and lead -> ``(B, leads)``."""
+    ops = keras.ops
+    a = pred - ops.mean(pred, axis=1, keepdims=True)
+    b = true - ops.mean(true, axis=1, keepdims=True)
+    return ops.sum(a * b, axis=1) / ops.sqrt(
+        ops.sum(a * a, axis=1) * ops.sum(b * b, axis=1) + 1e-8)
+
+
 def beta_nll(k: int, beta: float, amplitude: float = 0.0, decoupled: bool = False,
-             correlation: float = 0.0):
+             correlation: float = 0.0, correlation_leads: str = "predicted"):
     """beta-NLL (Seitzer et al., ICLR 2022) of a Gaussian with predicted log-variance.
 
     y_pred = [mean (k), log_var (k)]; each sample's NLL is weighted by stop_grad(var)**beta so
     that the mean keeps learning where the predicted variance is large. ``amplitude`` > 0 adds
     ``amplitude * mean_leads (std_t(mean) - std_t(true))**2`` per window (std over time), a
     penalty on shrunken amplitudes (regression to the mean). ``correlation`` > 0 adds
-    ``correlation * mean_leads (1 - r)`` per window, r = Pearson r over time.
+    ``correlation * mean_leads (1 - r)`` per window, r = Pearson r over time; with
+    ``correlation_leads="all11"`` over the 11 reconstructed leads (III, aVR, aVL, aVF derived
+    from II and Lead I), and ``y_true`` then carries Lead I as an extra last channel
+    (``training.dataset.fit_target``).
     ``decoupled``: MSE of the mean plus the NLL of the log-variance around
     ``stop_gradient(mean)`` (beta unused).
     """
     ops = keras.ops
 
     def loss(y_true, y_pred):
+        lead_i = y_true[..., k] if correlation_leads == "all11" else None
+        y_true = y_true[..., :k]
         mu, lv = y_pred[..., :k], ops.clip(y_pred[..., k:], LOGVAR_MIN, LOGVAR_MAX)
         var = ops.exp(lv)
         if decoupled:
@@ -312,10 +338,10 @@ def beta_nll(k: int, beta: float, amplitude: float = 0.0, decoupled: bool = Fals
             gap = ops.square(ops.std(mu, axis=1) - ops.std(y_true, axis=1))  # (B, k)
             out = out + amplitude * ops.mean(gap, axis=-1)[:, None]
         if correlation:
-            a = mu - ops.mean(mu, axis=1, keepdims=True)
-            b = y_true - ops.mean(y_true, axis=1, keepdims=True)
-            r = ops.sum(a * b, axis=1) / ops.sqrt(
-                ops.sum(a * a, axis=1) * ops.sum(b * b, axis=1) + 1e-8)  # (B, k)
+            if lead_i is not None:
+                r = pearson_over_time(with_derived(mu, lead_i), with_derived(y_true, lead_i))
+            else:
+                r = pearson_over_time(mu, y_true)  # (B, k)
             out = out + correlation * ops.mean(1.0 - r, axis=-1)[:, None]
         return out
 
@@ -326,8 +352,8 @@ def beta_nll(k: int, beta: float, amplitude: float = 0.0, decoupled: bool = Fals
 def mean_mse(k: int):
     """MSE of the mean part of a [mean, log_var] output (comparable with plain models)."""
 
-    def mse(y_true, y_pred):
-        return keras.ops.mean(keras.ops.square(y_true - y_pred[..., :k]), axis=-1)
+    def mse(y_true, y_pred):  # y_true may carry Lead I after the k targets (all11 term)
+        return keras.ops.mean(keras.ops.square(y_true[..., :k] - y_pred[..., :k]), axis=-1)
 
     mse.__name__ = "mse"
     return mse

@@ -20,7 +20,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from training.config import ConfigError, TrainConfig
 from training.data.splits import split_hash
-from training.dataset import Prepared, eval_arrays, prepare_corpora, training_batch_arrays
+from training.dataset import (
+    Prepared,
+    eval_arrays,
+    fit_target,
+    prepare_corpora,
+    training_batch_arrays,
+)
 from training.model import build_model
 
 console = Console(stderr=True)
@@ -93,6 +99,7 @@ def train(cfg: TrainConfig, out_dir: Path, resume: bool = True, progress: bool =
         model.load_weights(out_dir / "last.weights.h5")
         console.print(f"resuming at epoch {state['epoch']} (best val {state['best_val']:.5f})")
 
+    val_y = fit_target(cfg, val.target, val.leads12[..., 0])
     steps = int(np.ceil(len(train_set) / cfg.batch_size))
     cols = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn()]
@@ -108,7 +115,7 @@ def train(cfg: TrainConfig, out_dir: Path, resume: bool = True, progress: bool =
             hist = model.fit([x, m], y, batch_size=cfg.batch_size, epochs=1, verbose=0,
                              shuffle=True, callbacks=[_BatchProgress(bar, batch_task)])
             bar.remove_task(batch_task)
-            scores = model.evaluate([val.lead_i, val.meta], val.target, batch_size=128,
+            scores = model.evaluate([val.lead_i, val.meta], val_y, batch_size=128,
                                     verbose=0, return_dict=True)
             # early stopping / best weights on the accuracy of the mean (MSE, plus the
             # correlation term when the loss has one); for a heteroscedastic model the NLL
@@ -118,7 +125,14 @@ def train(cfg: TrainConfig, out_dir: Path, resume: bool = True, progress: bool =
             if cfg.model.correlation_loss > 0:
                 from training.mc import predict
 
-                val_r = mean_pearson(val.target, predict(model, val.lead_i, val.meta, 128))
+                pred = predict(model, val.lead_i, val.meta, 128)
+                if cfg.model.correlation_leads == "all11":  # r over the 11 scored leads
+                    from training.mc import to_12_lead
+
+                    leads12 = to_12_lead(val.lead_i, pred, cfg.model.outputs)[0]
+                    val_r = mean_pearson(val.leads12[..., 1:], leads12[..., 1:])
+                else:
+                    val_r = mean_pearson(val.target, pred)
             val_loss = selection_loss(val_mse, val_r, cfg.model.correlation_loss)
             train_loss = float(hist.history["loss"][-1])
             state["history"].append({"epoch": epoch + 1, "loss": train_loss,
