@@ -90,14 +90,19 @@ def test_all11_needs_what_it_derives_from(tmp_path) -> None:
     raw = json.loads(open("training/configs/default.json").read())
     raw["model"]["correlation_leads"] = "all11"
     cfg = TrainConfig.from_dict(raw)
-    assert cfg.sha256() != TrainConfig.from_dict(json.loads(
-        open("training/configs/default.json").read())).sha256()
+    raw["model"]["correlation_leads"] = "predicted"
+    plain = TrainConfig.from_dict(raw)
+    assert cfg.sha256() != plain.sha256()
+    raw["model"].pop("correlation_leads")  # the default: older runs keep their hash
+    assert TrainConfig.from_dict(raw).sha256() == plain.sha256()
     y, lead_i = np.zeros((3, 8, 7), np.float32), np.ones((3, 8), np.float32)
+    assert fit_target(plain, y, lead_i) is y
     assert fit_target(cfg, y, lead_i).shape == (3, 8, 8)
     assert (fit_target(cfg, y, lead_i)[..., 7] == 1).all()
     for key, value in (("correlation_leads", "chest"), ("correlation_loss", 0.0),
                        ("outputs", "all11")):
         bad = json.loads(json.dumps(raw))
+        bad["model"]["correlation_leads"] = "all11"
         bad["model"][key] = value
         with pytest.raises(ConfigError, match="correlation_leads"):
             TrainConfig.from_dict(bad, "cfg.json")
