@@ -125,3 +125,26 @@ def test_selection_loss_adds_the_correlation_term_only_when_trained_with_one() -
     assert mean_pearson(t, p) == pytest.approx(0.0)
     p[..., 1] = 0.0  # a flat prediction counts as r = 0
     assert mean_pearson(t, p) == pytest.approx(0.5)
+
+
+def test_a_baseline_without_a_variance_head_gets_the_same_correlation_term() -> None:
+    """The U-Net's loss with a correlation term is MSE + w · mean(1 − r), over the same 11
+    leads as the default's (so "trained the same way" holds); without one it stays MSE."""
+    from training.config import TrainConfig
+    from training.model import build_model, mse_corr, with_derived
+
+    rng = np.random.default_rng(2)
+    y = rng.standard_normal((2, 120, 7)).astype(np.float32)
+    mu = (y + rng.standard_normal((2, 120, 7))).astype(np.float32)
+    lead_i = rng.standard_normal((2, 120)).astype(np.float32)
+    y_fit = np.concatenate([y, lead_i[..., None]], axis=-1)
+    got = np.asarray(mse_corr(7, 0.3, "all11")(y_fit, mu))
+    t11, p11 = (np.asarray(with_derived(a, lead_i)) for a in (y, mu))
+    r = np.array([[np.corrcoef(t11[b, :, j], p11[b, :, j])[0, 1] for j in range(11)]
+                  for b in range(2)])
+    want = ((y - mu) ** 2).mean(-1) + 0.3 * (1 - r.mean(-1))[:, None]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    raw = json.loads(open("training/configs/sweep/unet_cos.json").read())
+    assert build_model(TrainConfig.from_dict(raw)).loss == "mse"
+    raw.setdefault("model", {}).update(correlation_loss=0.3, correlation_leads="all11")
+    assert build_model(TrainConfig.from_dict(raw)).loss.__name__ == "mse_corr"

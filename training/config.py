@@ -159,10 +159,9 @@ class TrainConfig:
             raise ConfigError(f"{source}: model.correlation_leads "
                               f"{cfg.model.correlation_leads!r} is not 'predicted' or 'all11'")
         if cfg.model.correlation_leads == "all11" and not (
-                cfg.model.kind == "edge" and cfg.model.aleatoric
-                and cfg.model.outputs == "independent" and cfg.model.correlation_loss > 0):
-            raise ConfigError(f"{source}: model.correlation_leads 'all11' needs an aleatoric "
-                              "edge model with outputs 'independent' and correlation_loss > 0")
+                cfg.model.outputs == "independent" and cfg.model.correlation_loss > 0):
+            raise ConfigError(f"{source}: model.correlation_leads 'all11' needs outputs "
+                              "'independent' and correlation_loss > 0")
         if cfg.model.head_layers < 1:
             raise ConfigError(f"{source}: model.head_layers {cfg.model.head_layers} must be >= 1")
         if cfg.lr_schedule not in {"constant", "cosine"}:

@@ -270,8 +270,11 @@ def build_model(cfg: TrainConfig) -> keras.Model:
     loss = (beta_nll(n_outputs(cfg.model), cfg.model.nll_beta, cfg.model.amplitude_loss,
                      cfg.model.decoupled_variance, cfg.model.correlation_loss,
                      cfg.model.correlation_leads)
-            if aleatoric else "mse")
-    metrics = [mean_mse(n_outputs(cfg.model))] if aleatoric else None
+            if aleatoric else
+            mse_corr(n_outputs(cfg.model), cfg.model.correlation_loss,
+                     cfg.model.correlation_leads) if cfg.model.correlation_loss else "mse")
+    metrics = ([mean_mse(n_outputs(cfg.model))]
+               if aleatoric or cfg.model.correlation_loss else None)
     model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=loss,
                   metrics=metrics)
     return model
@@ -346,6 +349,27 @@ def beta_nll(k: int, beta: float, amplitude: float = 0.0, decoupled: bool = Fals
         return out
 
     loss.__name__ = "beta_nll"
+    return loss
+
+
+def mse_corr(k: int, correlation: float, correlation_leads: str = "predicted"):
+    """MSE plus ``correlation * mean_leads (1 - r)`` per window for a model without a
+    variance head (the U-Net): the same correlation term as ``beta_nll``'s, so that a
+    baseline can be trained the same way."""
+    ops = keras.ops
+
+    def loss(y_true, y_pred):
+        lead_i = y_true[..., k] if correlation_leads == "all11" else None
+        y_true = y_true[..., :k]
+        out = ops.mean(ops.square(y_true - y_pred[..., :k]), axis=-1)
+        if lead_i is not None:
+            r = pearson_over_time(with_derived(y_pred[..., :k], lead_i),
+                                  with_derived(y_true, lead_i))
+        else:
+            r = pearson_over_time(y_pred[..., :k], y_true)
+        return out + correlation * ops.mean(1.0 - r, axis=-1)[:, None]
+
+    loss.__name__ = "mse_corr"
     return loss
 
 
