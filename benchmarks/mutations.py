@@ -180,7 +180,8 @@ MUTATIONS: tuple[Mutation, ...] = (
       "60.0 * fs / np.mean(np.diff(peaks))", ("tests/test_features.py", T_CORE)),
     # training losses and the ensemble comparison
     M("loss-correlation-sign", "training/model.py",
-      "correlation * ops.mean(1.0 - r, axis=-1)", "correlation * ops.mean(1.0 + r, axis=-1)",
+      "out = out + correlation * ops.mean(1.0 - r, axis=-1)",
+      "out = out + correlation * ops.mean(1.0 + r, axis=-1)",
       ("tests/test_losses.py",)),
     M("loss-derived-avl-sign", "training/model.py",
       "lead_i - ii / 2, ii - lead_i / 2],", "lead_i + ii / 2, ii - lead_i / 2],",
