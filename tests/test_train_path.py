@@ -55,3 +55,25 @@ def test_train_rejects_a_bad_config(tmp_path: Path) -> None:
     res = CliRunner().invoke(main, ["train", str(bad), "--out", str(tmp_path / "r")])
     assert res.exit_code != 0
     assert "model.kind 'transformer'" in str(res.exception) + res.output
+
+
+@pytest.mark.needs_data
+def test_a_correlation_weighted_run_keeps_the_epoch_its_objective_prefers(
+        tmp_path: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a correlation term over the 11 scored leads, history.csv records val r and the
+    best score is min over epochs of val MSE + w · (1 − val r) (the rule, by hand here)."""
+    import csv
+
+    monkeypatch.setenv("ECG12_DATA", str(data_root))
+    raw = json.loads(TINY.read_text())
+    raw["model"].update(aleatoric=True, correlation_loss=0.5, correlation_leads="all11")
+    cfg = tmp_path / "corr.json"
+    cfg.write_text(json.dumps(raw))
+    run = tmp_path / "run"
+    res = CliRunner().invoke(main, ["train", str(cfg), "--out", str(run)])
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader((run / "history.csv").open()))
+    assert len(rows) == 2 and all(-1.0 <= float(r["val_r"]) <= 1.0 for r in rows)
+    want = min(float(r["val_mse"]) + 0.5 * (1.0 - float(r["val_r"])) for r in rows)
+    best = json.loads((run / "run.json").read_text())["best_val_loss"]
+    assert best == pytest.approx(want, rel=1e-6)

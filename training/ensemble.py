@@ -134,9 +134,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--limit", type=int, default=None, help="records per corpus (smoke runs)")
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args(argv)
-    for run in a.runs:
-        if not (run / "best.weights.h5").is_file():
-            raise SystemExit(f"error: {run}: no best.weights.h5 (not a trained run)")
+    from training.evaluate import require_trained
+
+    require_trained(a.runs)
     res = evaluate_ensemble(a.runs, a.mc_samples, a.limit)
     out = a.out or a.runs[0] / OUT_FILE
     out.write_text(json.dumps(res, indent=2) + "\n")

@@ -62,6 +62,13 @@ class EvaluationError(RuntimeError):
     """A run folder is incomplete or the test split is empty."""
 
 
+def require_trained(runs: list[Path]) -> None:
+    """Exit with one line naming the first run folder without best weights."""
+    for run in runs:
+        if not (Path(run) / "best.weights.h5").is_file():
+            raise SystemExit(f"error: {run}: no best.weights.h5 (not a trained run)")
+
+
 def load_run(run_dir: Path) -> tuple[TrainConfig, Any]:
     """Config and model with the run's best weights."""
     from training.model import build_model

@@ -56,9 +56,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--limit", type=int, default=None, help="records per corpus (smoke runs)")
     ap.add_argument("--out", type=Path, default=OUT)
     a = ap.parse_args(argv)
-    for run in a.runs:
-        if not (run / "best.weights.h5").is_file():
-            raise SystemExit(f"error: {run}: no best.weights.h5 (not a trained run)")
+    from training.evaluate import require_trained
+
+    require_trained(a.runs)
     res = {"split": "val", "metric": "mean Pearson r, 11 reconstructed leads, dropout off",
            "runs": {}}
     table = Table(title="validation split: r none / wearable / clinical, best val loss "

@@ -68,6 +68,26 @@ def selection_loss(val_mse: float, val_r: float | None, correlation_weight: floa
     return val_mse + correlation_weight * (1.0 - val_r)
 
 
+def _validation_scores(cfg: TrainConfig, model: keras.Model, val: Any, val_y: np.ndarray
+                       ) -> tuple[float, float, float | None]:
+    """Validation loss, MSE of the mean and (for a correlation-weighted run) mean r, from
+    one forward pass: r over the predicted leads, or over the 11 scored ones ("all11")."""
+    if cfg.model.correlation_loss <= 0:
+        scores = model.evaluate([val.lead_i, val.meta], val_y, batch_size=128, verbose=0,
+                                return_dict=True)
+        return float(scores["loss"]), float(scores.get("mse", scores["loss"])), None
+    from training.mc import n_model_outputs, to_12_lead
+
+    full = np.asarray(model.predict([val.lead_i, val.meta], batch_size=128, verbose=0))
+    pred = full[..., :n_model_outputs(model)]
+    total = float(np.mean(np.asarray(model.loss(val_y, full))))
+    mse = float(np.mean(np.square(val.target - pred)))
+    if cfg.model.correlation_leads == "all11":
+        leads12 = to_12_lead(val.lead_i, pred, cfg.model.outputs)[0]
+        return total, mse, mean_pearson(val.leads12[..., 1:], leads12[..., 1:])
+    return total, mse, mean_pearson(val.target, pred)
+
+
 def train(cfg: TrainConfig, out_dir: Path, resume: bool = True, progress: bool = True,
           data: dict[str, list[Prepared]] | None = None) -> Path:
     """Train `cfg` into `out_dir`; returns the run folder."""
@@ -115,28 +135,14 @@ def train(cfg: TrainConfig, out_dir: Path, resume: bool = True, progress: bool =
             hist = model.fit([x, m], y, batch_size=cfg.batch_size, epochs=1, verbose=0,
                              shuffle=True, callbacks=[_BatchProgress(bar, batch_task)])
             bar.remove_task(batch_task)
-            scores = model.evaluate([val.lead_i, val.meta], val_y, batch_size=128,
-                                    verbose=0, return_dict=True)
             # early stopping / best weights on the accuracy of the mean (MSE, plus the
             # correlation term when the loss has one); for a heteroscedastic model the NLL
             # keeps improving by sharpening the variance
-            val_mse = float(scores.get("mse", scores["loss"]))
-            val_r = None
-            if cfg.model.correlation_loss > 0:
-                from training.mc import predict
-
-                pred = predict(model, val.lead_i, val.meta, 128)
-                if cfg.model.correlation_leads == "all11":  # r over the 11 scored leads
-                    from training.mc import to_12_lead
-
-                    leads12 = to_12_lead(val.lead_i, pred, cfg.model.outputs)[0]
-                    val_r = mean_pearson(val.leads12[..., 1:], leads12[..., 1:])
-                else:
-                    val_r = mean_pearson(val.target, pred)
+            val_total, val_mse, val_r = _validation_scores(cfg, model, val, val_y)
             val_loss = selection_loss(val_mse, val_r, cfg.model.correlation_loss)
             train_loss = float(hist.history["loss"][-1])
             state["history"].append({"epoch": epoch + 1, "loss": train_loss,
-                                     "val_loss": float(scores["loss"]),
+                                     "val_loss": val_total,
                                      "val_mse": val_mse,
                                      **({"val_r": val_r} if val_r is not None else {})})
             if val_loss < state["best_val"]:
