@@ -43,6 +43,7 @@ def test_help_lists_all_commands_without_tensorflow() -> None:
 @pytest.mark.parametrize(("field", "value", "named"), [
     ("lr_schedule", "step", "lr_schedule 'step'"),
     ("model", {"head_layers": 0}, "model.head_layers 0"),
+    ("weight_average_from", 1.0, "weight_average_from 1.0"),
 ])
 def test_train_config_with_a_bad_new_field_is_one_line(tmp_path, field, value, named) -> None:
     import json

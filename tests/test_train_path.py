@@ -77,3 +77,67 @@ def test_a_correlation_weighted_run_keeps_the_epoch_its_objective_prefers(
     want = min(float(r["val_mse"]) + 0.5 * (1.0 - float(r["val_r"])) for r in rows)
     best = json.loads((run / "run.json").read_text())["best_val_loss"]
     assert best == pytest.approx(want, rel=1e-6)
+
+
+class _Weights:
+    """Stands in for a Keras model: ``get_weights`` returns what it was last set to."""
+
+    def __init__(self) -> None:
+        self.w: list = []
+
+    def get_weights(self) -> list:
+        return self.w
+
+
+def test_the_weight_average_is_the_mean_of_the_late_epochs_and_survives_a_resume(
+        tmp_path: Path) -> None:
+    """Epochs before ceil(start * epochs) are left out; the rest are averaged (np.mean by
+    hand); a resumed run continues the average and never counts an epoch twice."""
+    import numpy as np
+
+    from training.train import AVERAGE_FILE, WeightAverage
+
+    rng = np.random.default_rng(0)
+    per_epoch = [[rng.standard_normal((3, 2)), rng.standard_normal(4)] for _ in range(10)]
+    fake, path = _Weights(), tmp_path / AVERAGE_FILE
+    avg = WeightAverage(path, epochs=10, start=0.65)  # epochs 7, 8, 9 (0-based)
+    for epoch in range(8):
+        fake.w = per_epoch[epoch]
+        avg.add(fake, epoch)
+    again = WeightAverage(path, epochs=10, start=0.65)  # a resumed run
+    again.load()
+    for epoch in (7, 8, 9):  # epoch 7 is in the file already: not counted twice
+        fake.w = per_epoch[epoch]
+        again.add(fake, epoch)
+    assert again.n == 3 and again.first == 7
+    for j in range(2):
+        want = np.mean([per_epoch[e][j] for e in (7, 8, 9)], axis=0)
+        np.testing.assert_allclose(again.weights[j], want, rtol=1e-12)
+    off = WeightAverage(tmp_path / "off.npz", epochs=10, start=0.0)
+    off.add(fake, 9)
+    assert off.weights is None and not (tmp_path / "off.npz").exists()
+
+
+@pytest.mark.needs_data
+def test_a_weight_averaged_run_keeps_the_average_only_when_it_scores_better(
+        tmp_path: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The average of the late epochs is scored by the same rule as every epoch; the best
+    score is the better of the two, and the running average's file is gone afterwards."""
+    import csv
+
+    monkeypatch.setenv("ECG12_DATA", str(data_root))
+    raw = json.loads(TINY.read_text())
+    raw.update(epochs=3, patience=3, weight_average_from=0.3)  # averages epochs 2 and 3
+    cfg = tmp_path / "swa.json"
+    cfg.write_text(json.dumps(raw))
+    run = tmp_path / "run"
+    res = CliRunner().invoke(main, ["train", str(cfg), "--out", str(run)])
+    assert res.exit_code == 0, res.output
+    info = json.loads((run / "run.json").read_text())
+    wa = info["weight_average"]
+    assert wa["epochs_averaged"] == 2 and wa["from_epoch"] == 2
+    best_epoch = min(float(r["val_mse"]) for r in csv.DictReader((run / "history.csv").open()))
+    assert wa["best_epoch_val_score"] == pytest.approx(best_epoch, rel=1e-6)
+    assert info["best_val_loss"] == pytest.approx(min(best_epoch, wa["val_score"]), rel=1e-6)
+    assert wa["adopted"] == (wa["val_score"] < best_epoch)
+    assert not (run / "average.weights.npz").exists()

@@ -95,6 +95,10 @@ class TrainConfig:
     lr_min_factor: float = 0.02
     patience: int = 8
     regime: str = "mixed"  # metadata during training: 'mixed' (random masking), or a regime
+    # stochastic weight averaging (Izmailov et al. 2018): 0 = off; f in (0, 1): the
+    # end-of-epoch weights of the epochs after f * epochs are averaged, and the average
+    # replaces the best epoch's weights when it scores better on validation (same rule)
+    weight_average_from: float = 0.0
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
 
@@ -120,6 +124,8 @@ class TrainConfig:
         if d["lr_schedule"] == "constant":  # added later: older runs keep their hash
             d.pop("lr_schedule")
             d.pop("lr_min_factor")
+        if d["weight_average_from"] == 0.0:  # likewise
+            d.pop("weight_average_from")
         for key, default in (("head_layers", 1), ("correlation_loss", 0.0),  # likewise
                              ("correlation_leads", "predicted")):
             if d["model"][key] == default:
@@ -167,6 +173,9 @@ class TrainConfig:
         if cfg.lr_schedule not in {"constant", "cosine"}:
             raise ConfigError(f"{source}: lr_schedule {cfg.lr_schedule!r} is not "
                               "'constant' or 'cosine'")
+        if not 0.0 <= cfg.weight_average_from < 1.0:
+            raise ConfigError(f"{source}: weight_average_from {cfg.weight_average_from} must "
+                              "lie in [0, 1) (0 = no weight averaging)")
         if cfg.window % 4:
             raise ConfigError(f"{source}: window of {cfg.window} samples must be a multiple of 4")
         return cfg

@@ -120,6 +120,11 @@ def train(cfg: TrainConfig, out_dir: Path, resume: bool = True, progress: bool =
         console.print(f"resuming at epoch {state['epoch']} (best val {state['best_val']:.5f})")
 
     val_y = fit_target(cfg, val.target, val.leads12[..., 0])
+    average = WeightAverage(out_dir / AVERAGE_FILE, cfg.epochs, cfg.weight_average_from)
+    if state["epoch"]:  # resumed: continue the average
+        average.load()
+    else:  # a fresh run: no stale average from an earlier one
+        average.path.unlink(missing_ok=True)
     steps = int(np.ceil(len(train_set) / cfg.batch_size))
     cols = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn()]
@@ -135,6 +140,7 @@ def train(cfg: TrainConfig, out_dir: Path, resume: bool = True, progress: bool =
             hist = model.fit([x, m], y, batch_size=cfg.batch_size, epochs=1, verbose=0,
                              shuffle=True, callbacks=[_BatchProgress(bar, batch_task)])
             bar.remove_task(batch_task)
+            average.add(model, epoch)
             # early stopping / best weights on the accuracy of the mean (MSE, plus the
             # correlation term when the loss has one); for a heteroscedastic model the NLL
             # keeps improving by sharpening the variance
@@ -168,6 +174,7 @@ def train(cfg: TrainConfig, out_dir: Path, resume: bool = True, progress: bool =
                            restval="")
         w.writeheader()
         w.writerows(state["history"])
+    _adopt_average(cfg, model, val, val_y, average, state, out_dir)
     model.load_weights(out_dir / "best.weights.h5")
     _calibrate(cfg, model, val, out_dir)
     try:
@@ -182,12 +189,74 @@ def train(cfg: TrainConfig, out_dir: Path, resume: bool = True, progress: bool =
         "n_train": len(train_set), "n_val": len(val_set),
         "keras_version": keras.__version__, "keras_backend": keras.backend.backend(),
         "tf_version": tf_version,
+        **({"weight_average": state["weight_average"]} if "weight_average" in state else {}),
         "train_seconds": round(_train_seconds(out_dir, state, time.perf_counter() - t_start), 1),
         "trained_as": _trained_as(),
     })
     console.print(f"[green]done[/]: {state['epoch']} epochs, best val score "
                   f"{state['best_val']:.5f}, run folder {out_dir}")
     return out_dir
+
+
+AVERAGE_FILE = "average.weights.npz"  # the running weight average while a run trains
+
+
+class WeightAverage:
+    """Running mean of the end-of-epoch weights of the epochs after ``start * epochs``
+    (0-based epoch >= ceil(start * epochs)), kept in ``path`` with its count and last epoch
+    after every epoch, so that a resumed run continues it (an epoch is never counted
+    twice). ``start`` 0: off."""
+
+    def __init__(self, path: Path, epochs: int, start: float) -> None:
+        self.path = path
+        self.first = int(np.ceil(start * epochs)) if start > 0 else None
+        self.weights: list[np.ndarray] | None = None
+        self.n = 0
+        self.last = -1
+
+    def load(self) -> None:
+        if self.first is None or not self.path.exists():
+            return
+        with np.load(self.path) as f:
+            self.n, self.last = int(f["n"]), int(f["last"])
+            self.weights = [f[f"w{i}"] for i in range(len(f.files) - 2)]
+
+    def add(self, model: keras.Model, epoch: int) -> None:
+        if self.first is None or epoch < self.first or epoch <= self.last:
+            return
+        w = [np.asarray(a, np.float64) for a in model.get_weights()]
+        self.n += 1
+        self.weights = w if self.weights is None else [
+            a + (b - a) / self.n for a, b in zip(self.weights, w, strict=True)]
+        self.last = epoch
+        tmp = self.path.with_name(self.path.name + ".tmp.npz")
+        np.savez(tmp, n=self.n, last=self.last,
+                 **{f"w{i}": a for i, a in enumerate(self.weights)})
+        tmp.replace(self.path)
+
+
+def _adopt_average(cfg: TrainConfig, model: keras.Model, val: Any, val_y: np.ndarray,
+                   average: WeightAverage, state: dict, out_dir: Path) -> None:
+    """Score the weight average on validation by the selection rule; it becomes
+    best.weights.h5 when it beats the best epoch. Recorded in ``state['weight_average']``;
+    the running average's file is removed afterwards (a finished run does not need it)."""
+    if average.weights is None:
+        return
+    model.set_weights([a.astype(np.float32) for a in average.weights])
+    _, mse, r = _validation_scores(cfg, model, val, val_y)
+    score = selection_loss(mse, r, cfg.model.correlation_loss)
+    adopted = score < state["best_val"]
+    state["weight_average"] = {"epochs_averaged": average.n, "from_epoch": average.first + 1,
+                               "val_score": score, "best_epoch_val_score": state["best_val"],
+                               "adopted": adopted,
+                               **({"val_r": r} if r is not None else {})}
+    if adopted:
+        model.save_weights(out_dir / "best.weights.h5")
+        state["best_val"] = score
+    _write_json(out_dir / "state.json", state)
+    average.path.unlink(missing_ok=True)
+    console.print(f"weight average of {average.n} epochs: val score {score:.5f} "
+                  + ("(adopted)" if adopted else "(the best epoch kept)"))
 
 
 def _train_seconds(out_dir: Path, state: dict, this_call_s: float) -> float:
