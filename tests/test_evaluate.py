@@ -111,3 +111,16 @@ def test_evaluate_run_end_to_end(tiny, tmp_path, data_root, monkeypatch):
     assert {"typical", "atypical", "calibration"} <= set(res["figures"])
     table = compare_runs([run], tmp_path / "compare.md").read_text()
     assert "linear baseline" in table and "run (edge, independent)" in table
+    # per-record r (wearable) is what a paired comparison needs: it is the overall mean
+    per = metrics["per_record"]["r_mean_11"]
+    assert len(per) == overall["n_records"]
+    assert np.nanmean(list(per.values())) == pytest.approx(
+        overall["whole"]["pearson"]["mean"]["mean"], rel=1e-6)
+    twin = tmp_path / "twin"
+    twin.mkdir()
+    twin_metrics = json.loads(json.dumps(metrics))
+    twin_metrics["run"] = "twin"
+    twin_metrics["per_record"]["r_mean_11"] = {k: v - 0.01 for k, v in per.items()}
+    (twin / "metrics.json").write_text(json.dumps(twin_metrics))
+    both = compare_runs([run, twin], tmp_path / "compare.md").read_text()
+    assert f"- twin: +0.0100 [+0.0100, +0.0100] ({len(per)} records)" in both

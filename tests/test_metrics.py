@@ -111,3 +111,21 @@ def test_spread_error_curve_on_calibrated_gaussian():
     np.testing.assert_allclose(curve["rmse"], curve["std"], rtol=0.1)
     u = uncertainty_metrics(std.reshape(50, 1000, 1), err.reshape(50, 1000, 1), ["X"])
     assert u["spearman_sample"]["X"] > 0.3
+
+
+def test_paired_difference_is_over_the_shared_records_and_tighter_than_two_cis():
+    """Mean of a - b over the records both score (by hand), and when the records' own spread
+    is shared by both models, the paired CI excludes 0 while the two unpaired CIs overlap."""
+    from training.metrics import paired_difference
+
+    d = paired_difference({"x": 0.8, "y": 0.6, "z": np.nan, "v": None},
+                          {"x": 0.7, "y": 0.65, "w": 0.9, "z": 0.5, "v": 0.5})
+    assert d["n"] == 2 and d["mean"] == pytest.approx(0.025)
+    rng = np.random.default_rng(1)
+    base = rng.uniform(0.3, 0.95, 300)  # records differ a lot, both models alike
+    a = {f"r{i}": v + 0.01 + rng.normal(0, 0.01) for i, v in enumerate(base)}
+    b = {f"r{i}": v for i, v in enumerate(base)}
+    ca, cb = bootstrap_ci(list(a.values())), bootstrap_ci(list(b.values()))
+    assert ca["lo"] < cb["hi"]  # unpaired: overlapping
+    pd = paired_difference(a, b)
+    assert pd["lo"] > 0 and pd["mean"] == pytest.approx(0.01, abs=0.003)

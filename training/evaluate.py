@@ -242,6 +242,12 @@ def evaluate_run(run_dir: Path, mc_samples: int = 30, quick: bool = False,
             results["regimes"][regime] = score(arr.leads12, pred12, arr.sources, masks, n_boot)
             if regime == "wearable":
                 wear_pred12 = pred12
+                with np.errstate(all="ignore"):
+                    r_rec = np.nanmean(pearson_per_record(arr.leads12[:, :, 1:],
+                                                          pred12[:, :, 1:]), axis=1)
+                results["per_record"] = {"regime": "wearable", "measure": "r_mean_11",
+                                         "r_mean_11": dict(zip(arr.keys, map(float, r_rec),
+                                                               strict=True))}
             bar.advance(task)
         wear = arrays["wearable"]
         bar.update(task, description="linear baseline (train split)")

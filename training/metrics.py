@@ -92,6 +92,16 @@ def bootstrap_ci(values: Any, n_boot: int = 1000, ci: float = 0.95, seed: int = 
     return {"mean": float(v.mean()), "lo": float(lo), "hi": float(hi), "n": int(v.size)}
 
 
+def paired_difference(a: dict[str, float], b: dict[str, float], n_boot: int = 1000,
+                      seed: int = 0) -> dict[str, float]:
+    """Mean of ``a[k] - b[k]`` over the records ``k`` both score (finite), with a percentile
+    bootstrap CI over records: two models compared on the same records, so record-to-record
+    spread that both share drops out (the paired test an unpaired pair of CIs is not)."""
+    keys = [k for k in a if k in b and a[k] is not None and b[k] is not None]  # JSON NaN
+    diff = np.array([a[k] - b[k] for k in keys], dtype=np.float64)
+    return bootstrap_ci(diff, n_boot, seed=seed)
+
+
 def summarize(per_record: np.ndarray, lead_names: tuple[str, ...] | list[str], n_boot: int,
               seed: int = 0) -> dict[str, dict[str, float]]:
     """Per lead and ``"mean"`` (lead-averaged per record, then bootstrapped over records)."""

@@ -184,4 +184,28 @@ def comparison_table(rows: list[dict[str, Any]]) -> str:
         body += _group_rows("linear baseline", {"overall": rows[0]["baselines"]["linear"]
                                                 ["overall"]})
     out += _table(GROUP_HEADER, body)
+    paired = _paired_lines(rows)
+    if paired:
+        out += ([] if out[-1] == "" else [""]) + paired
     return "\n".join(out)
+
+
+def _paired_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """The first run against each other one on the same records (paired bootstrap of the
+    per-record 11-lead r, wearable): what the overlapping CIs above cannot tell."""
+    from training.metrics import paired_difference
+
+    first = rows[0].get("per_record", {}).get("r_mean_11") if rows else None
+    if not first:
+        return []
+    out = [f"Paired difference of r (wearable, per record): {rows[0]['run']} minus each "
+                "other run on the records both score, mean [95 % bootstrap CI]:", ""]
+    for res in rows[1:]:
+        other = res.get("per_record", {}).get("r_mean_11")
+        if not other:
+            out.append(f"- {res['run']}: n/a (evaluated before per-record r was stored)")
+            continue
+        d = paired_difference(first, other, n_boot=int(rows[0].get("n_boot", 1000)))
+        out.append(f"- {res['run']}: {d['mean']:+.4f} [{d['lo']:+.4f}, {d['hi']:+.4f}] "
+                   f"({d['n']} records)")
+    return out
