@@ -98,7 +98,12 @@ def metadata_table() -> str:
                                         (f"correlation loss {cfg.model.correlation_loss:g}"
                                          + (" over 11 leads"
                                             if cfg.model.correlation_leads == "all11" else ""),
-                                         cfg.model.correlation_loss))
+                                         cfg.model.correlation_loss),
+                                        (f"BiLSTM {cfg.model.lstm_units}",
+                                         cfg.model.kind == "edge" and cfg.model.lstm_units != 64),
+                                        (f"weights averaged from {cfg.weight_average_from:.0%}"
+                                         " of the epochs", cfg.weight_average_from > 0),
+                                        (f"seed {cfg.seed}", cfg.seed != 0))
                          if v) or "concatenation"
 
         def r(g: str, seg: str = "whole", m: dict = m) -> float:
