@@ -86,7 +86,12 @@ def metadata_table() -> str:
         what = ", ".join(k for k, v in (("U-Net", cfg.model.kind == "unet"),
                                         ("FiLM", cfg.model.film),
                                         ("amplitude loss", cfg.model.amplitude_loss),
-                                        ("wearable augmentations", cfg.data.aug_rotate_deg),
+                                        ("wearable augmentations"
+                                         + (f" with ±{cfg.data.aug_rotate_deg:g}° rotation"
+                                            if cfg.data.aug_rotate_deg else ""),
+                                         cfg.data.aug_rotate_deg or cfg.data.aug_emg_mv
+                                         or cfg.data.aug_motion_mv or cfg.data.aug_warp
+                                         or cfg.data.aug_dropout_prob),
                                         (f"β-NLL β = {cfg.model.nll_beta:g}",
                                          cfg.model.nll_beta != 0.5),
                                         (f"{cfg.model.head_layers} fused head layers",
