@@ -59,6 +59,35 @@ def _paired(run: str, against: str = "default") -> str:
     return f"{d['mean']:+.4f} [{d['lo']:+.4f}, {d['hi']:+.4f}], {verdict}"
 
 
+def _sel(run: str, regime: str = "wearable") -> str:
+    """Validation r of a run in ``selection.json`` (wearable by default)."""
+    runs = json.loads((RUNS / "selection.json").read_text())["runs"]
+    v = runs.get(f"training/runs/{run}")
+    return "n/a" if v is None else f"{v[regime]:.3f} ({regime})"
+
+
+def _best_epoch(run: str) -> str:
+    """The epoch a run kept (its minimum of the checkpoint score in history.csv)."""
+    import csv
+
+    cfg = TrainConfig.load(RUNS / run / "config.json")
+    w = cfg.model.correlation_loss
+    rows = list(csv.DictReader((RUNS / run / "history.csv").open()))
+    score = [float(r["val_mse"]) + (w * (1 - float(r["val_r"])) if w > 0 else 0.0)
+             for r in rows]
+    return f"{rows[score.index(min(score))]['epoch']} of {len(rows)}"
+
+
+def _average_text(run: str) -> str:
+    """What weight averaging did in a run (``run.json``'s ``weight_average``)."""
+    wa = json.loads((RUNS / run / "run.json").read_text()).get("weight_average")
+    if not wa:
+        return "no average recorded"
+    kept = ("adopted" if wa["adopted"] else "not adopted, the best epoch kept")
+    return (f"the average of {wa['epochs_averaged']} epochs scored {wa['val_score']:.5f} on "
+            f"validation against the best epoch's {wa['best_epoch_val_score']:.5f}: {kept}")
+
+
 def _rmse(run: str) -> float:
     m = json.loads((RUNS / run / "metrics.json").read_text())
     return float(m["regimes"]["wearable"]["overall"]["whole"]["rmse"]["mean"]["mean"])
@@ -132,17 +161,27 @@ def loco_section() -> str:
         return "## Leave-one-corpus-out\nNot run yet (`python -m training.loco CONFIG`)."
     d = json.loads(path.read_text())
     default = json.loads((RUNS / "default" / "edge_eval.json").read_text())["r_per_corpus"]
-    rows = ["| held out | records | r (11 leads) | in-corpus r (default, its test split) "
-            "| 90 % coverage | record Spearman V1-V6 | catch rate / false flags |",
-            "|---|---|---|---|---|---|---|"]
-    for corpus, res in d["held_out"].items():
-        a = res["all_records"]
-        inc = default.get(corpus, {}).get("r_mean_11")
-        cr = "n/a" if a["catch_rate"] is None else f"{a['catch_rate']:.2f}"
-        ff = "n/a" if a["false_flag_rate"] is None else f"{a['false_flag_rate']:.2f}"
-        rows.append(f"| {corpus} | {a['records']} | {a['r_mean_11']:.3f} | "
-                    f"{'n/a' if inc is None else f'{inc:.3f}'} | {a['coverage_90']:.3f} | "
-                    f"{a['spearman_record']['mean_V1_V6']:.2f} | {cr} / {ff} |")
+    rows = ["| recipe | held out | records | r (11 leads) | in-corpus r (default, its test "
+            "split) | 90 % coverage | record Spearman V1-V6 | catch rate / false flags |",
+            "|---|---|---|---|---|---|---|---|"]
+    others = [p / "summary.json" for p in sorted(RUNS.glob("loco_*"))
+              if (p / "summary.json").is_file()]
+    for summary in [path, *others]:
+        s = json.loads(summary.read_text())
+        recipe = f"`{Path(s['config']).name}`"
+        for corpus, res in s["held_out"].items():
+            a = res["all_records"]
+            inc = default.get(corpus, {}).get("r_mean_11")
+            cr = "n/a" if a["catch_rate"] is None else f"{a['catch_rate']:.2f}"
+            ff = "n/a" if a["false_flag_rate"] is None else f"{a['false_flag_rate']:.2f}"
+            rows.append(f"| {recipe} | {corpus} | {a['records']} | {a['r_mean_11']:.3f} | "
+                        f"{'n/a' if inc is None else f'{inc:.3f}'} | {a['coverage_90']:.3f} | "
+                        f"{a['spearman_record']['mean_V1_V6']:.2f} | {cr} / {ff} |")
+    extra = ("" if not others else
+             " Other recipes below the default's (each `python -m training.loco CONFIG "
+             "--out training/runs/<folder>`): `loco_aug.json` is the same recipe with the "
+             "wearable augmentations (amplitude ±30 %, EMG, motion, heart-rate warp, short "
+             "dropouts).")
     return (f"## Leave-one-corpus-out (`python -m training.loco {d['config']}`)\n"
             "Trained without the corpus (fewer epochs than the default: see the config), "
             "scored on all of its records (last 8 s, wearable metadata, truth as above, "
@@ -150,7 +189,7 @@ def loco_section() -> str:
             "test records. Catch rate = share of records with r < 0.5 whose calibrated std "
             "or expected r (`edge.fidelity`) would raise a flag; false flags = the same share "
             "among records with r > 0.8 (the held-out runs' own validation-fitted "
-            "thresholds).\n\n"
+            f"thresholds).{extra}\n\n"
             + "\n".join(rows))
 
 
@@ -453,7 +492,15 @@ loss, as the gateway derives them; `training/configs/sweep/cos_b1_deep_corr03_al
 the same settings as `training/configs/default.json`). It lifts the derived limb leads most
 and the clinical gain to {r_def["clinical"] - r_def["none"]:+.3f}, at the cost of a slightly
 worse ranking of records by std (record Spearman in the table). A weaker term (0.02,
-`sweep/cos_b1_deep_corr002`) lies in between. The default is chosen among the candidates by
+`sweep/cos_b1_deep_corr002`) lies in between. Tried on the shipped recipe and not taken:
+a 96-unit BiLSTM (`sweep/cos_b1_deep_corr03_all11_l96`, validation r
+{_sel("sweep/cos_b1_deep_corr03_all11_l96")}: its best epoch is
+{_best_epoch("sweep/cos_b1_deep_corr03_all11_l96")}, then it overfits), averaging the weights of
+the last quarter of the epochs (`weight_average_from: 0.75`,
+`sweep/cos_b1_deep_corr03_all11_swa`: {_average_text("sweep/cos_b1_deep_corr03_all11_swa")}),
+and the wearable augmentations (`sweep/cos_b1_deep_corr03_all11_aug`, validation r
+{_sel("sweep/cos_b1_deep_corr03_all11_aug")}; test r in the table above, leave-one-corpus-out
+below). The default is chosen among the candidates by
 validation r with wearable metadata (the test split is not used for the choice):
 
 {selection_table()}
