@@ -80,6 +80,10 @@ class DataConfig:
     aug_motion_mv: float = 0.0  # motion: smooth bumps (0.2-0.6 s), up to this amplitude
     aug_warp: float = 0.0  # heart-rate time warping of the window (input and targets), +/-
     aug_dropout_prob: float = 0.0  # probability of a short (0.1-0.5 s) bridged dropout
+    # the wearable regime's Lead-I fields (ventricular_rate, qrs_count, qrs_duration)
+    # measured on each training window as the model sees it (after warp and corruptions),
+    # as the gateway measures them on its window; False: once per record (older runs)
+    window_features: bool = False
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,8 @@ class TrainConfig:
             d.pop("lr_min_factor")
         if d["weight_average_from"] == 0.0:  # likewise
             d.pop("weight_average_from")
+        if not d["data"]["window_features"]:  # likewise
+            d["data"].pop("window_features")
         for key, default in (("head_layers", 1), ("correlation_loss", 0.0),  # likewise
                              ("correlation_leads", "predicted")):
             if d["model"][key] == default:

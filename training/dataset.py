@@ -298,7 +298,12 @@ def training_batch_arrays(cfg: TrainConfig, preps: list[Prepared], rng: np.rando
             regime = regimes[int(rng.choice(len(regimes), p=probs))]
         else:
             regime = cfg.regime
-        md = {k: v for k, v in _warp_meta(p.meta[regime], f).items()
+        if regime == "wearable" and d.window_features:  # measured here, as the gateway does
+            md = {k: v for k, v in p.meta[regime].items() if k not in LEAD_I_FIELDS}
+            md.update(plausible(lead_i_features(x[i, :, 0].astype(np.float64), d.fs_hz)))
+        else:
+            md = _warp_meta(p.meta[regime], f)
+        md = {k: v for k, v in md.items()
               if rng.random() >= d.meta_mask_prob * (regime != "none")}
         metas.append(encode_for(cfg, md))
     return x, np.stack(metas).astype(np.float32), fit_target(cfg, y, clean)
