@@ -137,6 +137,8 @@ def metadata_table() -> str:
                                          cfg.model.kind == "edge" and cfg.model.lstm_units != 64),
                                         (f"weights averaged from {cfg.weight_average_from:.0%}"
                                          " of the epochs", cfg.weight_average_from > 0),
+                                        ("Lead-I features per training window",
+                                         cfg.data.window_features),
                                         (f"seed {cfg.seed}", cfg.seed != 0))
                          if v) or "concatenation"
 
