@@ -70,10 +70,11 @@ def _best_epoch(run: str) -> str:
     """The epoch a run kept (its minimum of the checkpoint score in history.csv)."""
     import csv
 
-    cfg = TrainConfig.load(RUNS / run / "config.json")
-    w = cfg.model.correlation_loss
+    from training.train import selection_loss  # the rule training kept the epoch by
+
+    w = TrainConfig.load(RUNS / run / "config.json").model.correlation_loss
     rows = list(csv.DictReader((RUNS / run / "history.csv").open()))
-    score = [float(r["val_mse"]) + (w * (1 - float(r["val_r"])) if w > 0 else 0.0)
+    score = [selection_loss(float(r["val_mse"]), float(r["val_r"]) if w > 0 else None, w)
              for r in rows]
     return f"{rows[score.index(min(score))]['epoch']} of {len(rows)}"
 
