@@ -247,6 +247,18 @@ MUTATIONS: tuple[Mutation, ...] = (
     M("cal-balanced-per-sample", "training/calibration.py",
       "w = np.repeat(1.0 / (counts[inverse] * len(labels)), per)",
       "w = np.repeat(np.ones(len(inverse)), per)", ("tests/test_calibration.py",)),
+    # atypicality of Lead I (trunk-feature distance) and the flag risk
+    M("atyp-no-residual", "edge/atypicality.py",
+      "d2 = float(np.sum(p * p / self.variances) + resid @ resid / self.residual_var)",
+      "d2 = float(np.sum(p * p / self.variances))", ("tests/test_atypicality.py",)),
+    M("atyp-risk-sign", "edge/atypicality.py",
+      "return (w * (self.er_ref - expected_r) / self.er_spread",
+      "return (w * (expected_r - self.er_ref) / self.er_spread", ("tests/test_atypicality.py",)),
+    M("atyp-threshold-per-window", "training/calibration.py",
+      "rec_risk = np.array([risk[rec == i].max() for i in ids])",
+      "rec_risk = np.array([risk[rec == i].min() for i in ids])", ("tests/test_atypicality.py",)),
+    M("atyp-flag-ignored", "edge/pipeline.py", "if risk > a.threshold:", "if risk > 1e9:",
+      ("tests/test_atypicality.py",)),
 )
 
 #: the CI subset: fast selections, one per area that has no TensorFlow-built fixture

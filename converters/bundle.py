@@ -114,7 +114,9 @@ def build_manifest(run: Run, files: dict[str, Path], quant: str, lstm: str, mc_s
                                         "scale": [float(v) for v in run.calibration["scale"]]},
                         "flag_std_mv": [float(v) for v in run.calibration["flag_std_mv"]],
                         **({"flag_expected_r": float(run.calibration["flag_expected_r"])}
-                           if run.calibration.get("flag_expected_r") is not None else {})},
+                           if run.calibration.get("flag_expected_r") is not None else {}),
+                        **({"atypicality": run.calibration["atypicality"]}
+                           if run.calibration.get("atypicality") is not None else {})},
         "quantization": quant,
         "provenance": {"config_sha256": run.info.get("config_sha256", cfg.sha256()),
                        "split_sha256": run.info.get("split_sha256"), "run": str(run.path),

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from edge.atypicality import pool
 from edge.errors import BundleInvalid, BundleNotFound, InputInvalid, RuntimeUnavailable
 from edge.manifest import FileSpec, Manifest, load_manifest
 
@@ -179,15 +180,21 @@ class Bundle:
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Trunk once, head on ``masks (T, C)``: skip ``(L, 7)``, residuals ``(T, L, 7)`` and
         the predicted variance ``(L, 7)`` (None for a head without log_var)."""
+        return self._head(self._trunk(lead_i), meta, masks)
+
+    def _trunk(self, lead_i: np.ndarray) -> dict[str, np.ndarray]:
         L = self.window
         x = np.asarray(lead_i, dtype=np.float32)
         if x.shape != (L,):
             raise InputInvalid(f"window must have shape ({L},), got {x.shape}")
+        return self.trunk.run({"lead_i": (x * self.manifest.model.input_scale)[None, :, None]})
+
+    def _head(self, out: dict[str, np.ndarray], meta: np.ndarray, masks: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         meta = np.asarray(meta, dtype=np.float32)
         if meta.shape != (self.manifest.metadata.encoded_size,):
             raise InputInvalid(f"meta vector must have shape "
                                f"({self.manifest.metadata.encoded_size},), got {meta.shape}")
-        out = self.trunk.run({"lead_i": (x * self.manifest.model.input_scale)[None, :, None]})
         site = self.manifest.mc.masks[0].name
         fixed = self.manifest.head.batch  # a head converted for a fixed T: pad with ones
         step = fixed or len(masks)
@@ -212,15 +219,26 @@ class Bundle:
         ``mc_samples = 0``: deterministic (mask of ones, std from the predicted variance only).
         Otherwise std = sqrt(MC variance of the T samples (ddof 1) + predicted variance).
         """
+        mean, std, _ = self.run_window(lead_i, meta, mc_samples, rng)
+        return mean, std
+
+    def run_window(self, lead_i: np.ndarray, meta: np.ndarray, mc_samples: int,
+                   rng: np.random.Generator | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, float | None]:
+        """``predict_window``'s (mean, std) and the window's atypicality score
+        (``edge.atypicality``; None for a bundle without an atypicality model)."""
         if not isinstance(mc_samples, int | np.integer) or mc_samples < 0:
             raise InputInvalid(f"mc_samples must be an integer >= 0, got {mc_samples!r}")
         if mc_samples > 0 and rng is None:
             raise InputInvalid("mc_samples > 0 needs an rng (numpy Generator)")
         masks = self.masks(max(int(mc_samples), 1), rng if mc_samples else None)
-        skip, res, var = self.head_samples(lead_i, meta, masks)
+        out = self._trunk(lead_i)
+        skip, res, var = self._head(out, meta, masks)
+        atyp = self.manifest.uncertainty.atypicality
+        score = None if atyp is None else atyp.score(pool(out["features"][0]))
         mean = skip + res.mean(axis=0)
         total = res.var(axis=0, ddof=1) if mc_samples > 1 else np.zeros_like(skip)
         if var is not None:
             total = total + var
         std = np.sqrt(total) * self.scale
-        return mean.astype(np.float32), std.astype(np.float32)
+        return mean.astype(np.float32), std.astype(np.float32), score

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge.atypicality import Atypicality
 from edge.errors import BundleInvalid, BundleNotFound
 from edge.leads import DERIVED, LEADS, PREDICTED
 from edge.metadata import ENCODED_SIZE, ENCODING_VERSION, FIELDS, LEAD_I_FIELDS
@@ -94,6 +95,8 @@ class UncertaintySpec:
     flag_std_mv: tuple[float, ...]  # per predicted lead, after calibration
     aleatoric: bool = False  # head also outputs log_var (per-sample predicted variance)
     flag_expected_r: float | None = None  # flag a window whose expected r is below (fidelity)
+    #: atypicality model and flag risk (``edge.atypicality``); replaces the expected-r rule
+    atypicality: Atypicality | None = None
 
 
 @dataclass(frozen=True)
@@ -363,13 +366,29 @@ def _uncertainty(data: dict, where: str) -> UncertaintySpec:
         if not 0.0 < fidelity < 1.0:
             raise _fail("uncertainty.flag_expected_r", f"must lie in (0, 1), got {fidelity!r}",
                         where)
-    return UncertaintySpec(method, scale, flag, aleatoric, fidelity)
+    atyp = u.get("atypicality")
+    if atyp is not None:
+        atyp = Atypicality.from_dict(atyp, where)
+    return UncertaintySpec(method, scale, flag, aleatoric, fidelity, atyp)
 
 
 def _aleatoric_output(u: UncertaintySpec, head: FileSpec, where: str) -> UncertaintySpec:
     if u.aleatoric and "log_var" not in {t.name for t in head.outputs}:
         raise _fail("files.head.outputs", "uncertainty.aleatoric is true but the head has no "
                     "'log_var' output", where)
+    return u
+
+
+def _atypicality_size(u: UncertaintySpec, trunk: FileSpec, where: str) -> UncertaintySpec:
+    """The atypicality model must pool as many features as the trunk gives (3 per channel)."""
+    if u.atypicality is None:
+        return u
+    feats = next((t for t in trunk.outputs if t.name == "features"), None)
+    shape = None if feats is None else feats.shape
+    if shape and shape[-1] > 0 and u.atypicality.mean.shape[0] != 3 * shape[-1]:
+        raise _fail("uncertainty.atypicality.mean", f"{u.atypicality.mean.shape[0]} pooled "
+                    f"features, but the trunk gives {shape[-1]} channels (expected "
+                    f"{3 * shape[-1]})", where)
     return u
 
 
@@ -436,7 +455,8 @@ def validate_manifest(data: dict[str, Any], bundle_dir: Path | None = None,
         metadata=_metadata(data, where),
         conditioning=_conditioning(data, where),
         mc=_mc(data, head, where),
-        uncertainty=_aleatoric_output(_uncertainty(data, where), head, where),
+        uncertainty=_atypicality_size(_aleatoric_output(_uncertainty(data, where), head,
+                                                        where), trunk, where),
         quantization=quant, provenance=dict(prov), metrics=dict(metrics), bundle_dir=bdir,
     )
 

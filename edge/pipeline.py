@@ -17,7 +17,9 @@ Per segment (a contiguous stretch of input), each stage one job:
    is no held tail.
 6. ``flags`` — ``high_uncertainty`` where a predicted lead's calibrated std exceeds the
    manifest's ``flag_std_mv`` for at least ``min_flag_s``, and over a window whose expected r
-   (``edge.fidelity``) is below ``uncertainty.flag_expected_r``; ``gap``; each flag is released
+   (``edge.fidelity``) is below ``uncertainty.flag_expected_r`` or, for a bundle with an
+   atypicality model, whose risk (expected r and how atypical its Lead I is for the trunk,
+   ``edge.atypicality``) exceeds its threshold; ``gap``; each flag is released
    with the block that completes it.
 
 Gaps: a short one (at most ``max_bridge_s``, default 1 s: a lost BLE notification or a few
@@ -299,16 +301,25 @@ class StreamingReconstructor:
                 "poor_quality", seg.t0_s + t_a, seg.t0_s + t_b, LEADS, verdict.value,
                 verdict.threshold, detail))
         if verdict.reconstruct:
-            mean, std = self.model.run(w.samples, seg.index, w.index)
+            mean, std, score = self.model.run(w.samples, seg.index, w.index)
             seg.stitch.add(w.start, mean, std)
-            thr = self.bundle.manifest.uncertainty.flag_expected_r
-            if thr is not None:  # the window's own uncertainty implies a low Pearson r
-                er = float(expected_r(mean, std))
+            u = self.bundle.manifest.uncertainty
+            flag = None
+            if u.atypicality is not None and score is not None:  # risk: expected r + atypical
+                a = u.atypicality
+                risk = a.risk(float(expected_r(mean, std)), score)
+                if risk > a.threshold:
+                    flag = (risk, a.threshold, "risk (low expected r, atypical Lead I) above "
+                            f"{a.threshold:.2f}")
+            elif u.flag_expected_r is not None:  # the window's uncertainty implies a low r
+                er, thr = float(expected_r(mean, std)), u.flag_expected_r
                 if er < thr:
-                    t_a, t_b = w.start / fs_m, (w.start + L) / fs_m
-                    seg.flags.add_merging(int(t_a * fs_in), int(math.ceil(t_b * fs_in)), Flag(
-                        "high_uncertainty", seg.t0_s + t_a, seg.t0_s + t_b, LEADS[1:], er,
-                        thr, f"expected r (from the window's calibrated std) below {thr:.2f}"))
+                    flag = (er, thr, "expected r (from the window's calibrated std) below "
+                            f"{thr:.2f}")
+            if flag is not None:
+                t_a, t_b = w.start / fs_m, (w.start + L) / fs_m
+                seg.flags.add_merging(int(t_a * fs_in), int(math.ceil(t_b * fs_in)), Flag(
+                    "high_uncertainty", seg.t0_s + t_a, seg.t0_s + t_b, LEADS[1:], *flag))
 
     def _close(self) -> list[Block]:
         seg, self._seg = self._seg, None

@@ -19,16 +19,17 @@ from edge.manifest import SCHEMA_VERSION
 from edge.metadata import ENCODED_SIZE, ENCODING_VERSION, FIELDS
 
 WINDOW, HOP, FS_HZ = 200, 50, 100.0
+TRUNK_CHANNELS = 16  # the tiny trunk's feature channels (BiLSTM 8 x 2)
 MASKS = [{"name": "mask_head", "size": 8, "rate": 0.3}]  # the MC site: the head's last
 _CACHE: dict[tuple, Path] = {}
 
 
 def tiny_manifest(trunk_sha: str = "0" * 64, head_sha: str = "0" * 64,
                   scale: list[float] | None = None, flag_std_mv: list[float] | None = None,
-                  head_batch: int | None = None, flag_expected_r: float | None = None
-                  ) -> dict[str, Any]:
+                  head_batch: int | None = None, flag_expected_r: float | None = None,
+                  atypicality: dict[str, Any] | None = None) -> dict[str, Any]:
     """A valid manifest dict for the tiny bundle."""
-    head_inputs = [{"name": "features", "shape": [1, WINDOW // 4, 16]},
+    head_inputs = [{"name": "features", "shape": [1, WINDOW // 4, TRUNK_CHANNELS]},
                    {"name": "meta", "shape": [1, ENCODED_SIZE]}]
     head_inputs += [{"name": m["name"], "shape": [-1, m["size"]]} for m in MASKS]
     head: dict[str, Any] = {"path": "head.tflite", "sha256": head_sha, "inputs": head_inputs,
@@ -43,7 +44,7 @@ def tiny_manifest(trunk_sha: str = "0" * 64, head_sha: str = "0" * 64,
         "files": {
             "trunk": {"path": "trunk.tflite", "sha256": trunk_sha,
                       "inputs": [{"name": "lead_i", "shape": [1, WINDOW, 1]}],
-                      "outputs": [{"name": "features", "shape": [1, WINDOW // 4, 16]},
+                      "outputs": [{"name": "features", "shape": [1, WINDOW // 4, TRUNK_CHANNELS]},
                                   {"name": "skip", "shape": [1, WINDOW, 7]}]},
             "head": head,
         },
@@ -53,7 +54,8 @@ def tiny_manifest(trunk_sha: str = "0" * 64, head_sha: str = "0" * 64,
         "mc": {"default_samples": 8, "scheme": "last_site", "masks": MASKS},
         "uncertainty": {"calibration": {"method": "scale", "scale": scale or [1.0] * 7},
                         "flag_std_mv": flag_std_mv or [10.0] * 7,
-                        **({"flag_expected_r": flag_expected_r} if flag_expected_r else {})},
+                        **({"flag_expected_r": flag_expected_r} if flag_expected_r else {}),
+                        **({"atypicality": atypicality} if atypicality else {})},
         "quantization": "float32",
         "provenance": {"run": "tests"}, "metrics": {},
     }

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from edge.atypicality import Atypicality
 from edge.leads import PREDICTED
 
 #: Floor on std (mV) so that a zero-spread sample does not make the ratio infinite.
@@ -149,6 +150,68 @@ def fit_fidelity_threshold(mean: Any, cal_std: Any, target: Any, budget: float =
         raise CalibrationError(f"only {int(good.sum())} windows with r > {good_r}: too few to "
                                "fit the fidelity threshold")
     return float(np.quantile(expected_r(mean, cal_std)[good], budget))
+
+
+#: principal directions of the atypicality model (the rest is one residual variance)
+ATYPICALITY_K = 16
+
+
+def fit_atypicality_model(pooled: Any, k: int = ATYPICALITY_K) -> Atypicality:
+    """The Gaussian of ``edge.atypicality`` fitted on pooled trunk features ``(N, D)`` of
+    training windows: per-feature mean and std, the top ``k`` principal directions of the
+    standardised features and the mean variance left outside them."""
+    x = np.asarray(pooled, dtype=np.float64)
+    if x.ndim != 2 or not np.isfinite(x).all():
+        raise CalibrationError(f"pooled features must be a finite (N, D) array, got {x.shape}")
+    n, d = x.shape
+    if not 0 < k < d or n <= k + 1:
+        raise CalibrationError(f"atypicality needs 0 < k < D and more than k + 1 windows: "
+                               f"k={k}, {n} windows of {d} features")
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scale = np.where(scale > 1e-8, scale, 1.0)  # a constant feature: no contribution
+    z = (x - mean) / scale
+    _, sv, vt = np.linalg.svd(z, full_matrices=False)
+    var = sv ** 2 / (n - 1)
+    resid = z - (z @ vt[:k].T) @ vt[:k]
+    residual_var = float((resid ** 2).sum(axis=1).mean() / (d - k))
+    return Atypicality(mean, scale, vt[:k].copy(), np.maximum(var[:k], 1e-12),
+                       max(residual_var, 1e-12))
+
+
+def fit_atypicality_flag(model: Atypicality, expected_r: Any, score: Any, measured_r: Any,
+                         record: Any, budget: float = 0.1, good_r: float = 0.8,
+                         weight: float = 0.5) -> Atypicality:
+    """``model`` with the risk's parameters fitted on the validation windows the gateway runs
+    (several per record, ``record`` their record index): expected r and atypicality score
+    standardised over the good windows (measured r > ``good_r``), and the threshold that
+    flags ``budget`` of the good records (mean window r > ``good_r``) somewhere, as the
+    product path counts a record with any flagged window."""
+    import dataclasses
+
+    if not 0.0 < budget < 1.0:
+        raise CalibrationError(f"fidelity budget {budget!r} must lie strictly in (0, 1)")
+    er, sc, r = (np.asarray(a, dtype=np.float64) for a in (expected_r, score, measured_r))
+    rec = np.asarray(record, dtype=int)
+    if not er.shape == sc.shape == r.shape == rec.shape or er.ndim != 1:
+        raise CalibrationError(f"expected r {er.shape}, score {sc.shape}, measured r "
+                               f"{r.shape} and record {rec.shape} must be the same (N,) shape")
+    good = r > good_r
+    if good.sum() < 20:
+        raise CalibrationError(f"only {int(good.sum())} windows with r > {good_r}: too few to "
+                               "fit the atypicality flag")
+    spread = [float(a[good].std()) for a in (er, sc)]
+    if min(spread) <= 0:
+        raise CalibrationError("expected r or atypicality is constant over the good "
+                               "validation windows")
+    fitted = dataclasses.replace(model, er_ref=float(er[good].mean()), er_spread=spread[0],
+                                 score_ref=float(sc[good].mean()), score_spread=spread[1],
+                                 weight=float(weight))
+    risk = np.array([fitted.risk(e, s) for e, s in zip(er, sc, strict=True)])
+    ids = np.unique(rec)
+    rec_r = np.array([r[rec == i].mean() for i in ids])
+    rec_risk = np.array([risk[rec == i].max() for i in ids])
+    return dataclasses.replace(
+        fitted, threshold=float(np.quantile(rec_risk[rec_r > good_r], 1.0 - budget)))
 
 
 def calibration_dict(std: Any, abs_err: Any, nominal: float = 0.9,

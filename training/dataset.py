@@ -167,12 +167,41 @@ def eval_arrays(cfg: TrainConfig, preps: list[Prepared], regime: str) -> WindowA
     recomputed on that window, as the gateway does). Lead I is our conditioning of the
     record (the model's input); ``target`` and ``leads12`` are the scoring truth
     (`training.truth`), never our own filters' rendering of it."""
+    return _window_arrays(cfg, [(p, len(p.leads12) - cfg.window) for p in preps], regime)
+
+
+def gateway_starts(n: int, window: int, hop: int) -> list[int]:
+    """Window starts the gateway runs on ``n`` samples: every ``hop``, plus the end-aligned
+    one when the grid does not reach the end (``edge.stages.window.WindowGrid``)."""
+    if n < window:
+        return []
+    starts = list(range(0, n - window + 1, hop))
+    if starts[-1] + window < n:
+        starts.append(n - window)
+    return starts
+
+
+def gateway_arrays(cfg: TrainConfig, preps: list[Prepared], regime: str
+                   ) -> tuple[WindowArrays, np.ndarray]:
+    """Every window the gateway runs on each record (``gateway_starts`` at the bundle's hop),
+    as ``eval_arrays`` builds them, and the record index of each window."""
+    hop = int(round(cfg.data.hop_s * cfg.data.fs_hz))
+    pairs = [(i, p, s) for i, p in enumerate(preps)
+             for s in gateway_starts(len(p.leads12), cfg.window, hop)]
+    arr = _window_arrays(cfg, [(p, s) for _, p, s in pairs], regime)
+    return arr, np.array([i for i, _, _ in pairs], dtype=int)
+
+
+def _window_arrays(cfg: TrainConfig, windows: list[tuple[Prepared, int]], regime: str
+                   ) -> WindowArrays:
     L = cfg.window
     idx = target_indices(cfg.model.outputs)
-    cond = np.stack([p.leads12[-L:] for p in preps]) if preps else np.zeros((0, L, 12))
-    leads = np.stack([p.truth12[-L:] for p in preps]) if preps else np.zeros((0, L, 12))
+    cond = (np.stack([p.leads12[s:s + L] for p, s in windows]) if windows
+            else np.zeros((0, L, 12)))
+    leads = (np.stack([p.truth12[s:s + L] for p, s in windows]) if windows
+             else np.zeros((0, L, 12)))
     metas = []
-    for p, w in zip(preps, cond, strict=True):
+    for (p, _), w in zip(windows, cond, strict=True):
         md = dict(p.meta[regime])
         if regime == "wearable":
             for k in LEAD_I_FIELDS:
@@ -182,8 +211,8 @@ def eval_arrays(cfg: TrainConfig, preps: list[Prepared], regime: str) -> WindowA
     meta = np.stack(metas) if metas else np.zeros((0, 1), np.float32)
     return WindowArrays(cond[:, :, :1].astype(np.float32), meta.astype(np.float32),
                         leads[:, :, idx].astype(np.float32), leads.astype(np.float32),
-                        [p.key for p in preps], [p.source for p in preps],
-                        [p.rhythm for p in preps])
+                        [p.key for p, _ in windows], [p.source for p, _ in windows],
+                        [p.rhythm for p, _ in windows])
 
 
 def load_split_arrays(cfg: TrainConfig, split: str, regime: str = "wearable",

@@ -9,8 +9,9 @@ For each held-out corpus the config is trained on the other corpora (their train
 test splits: none was seen) against the truth (`training.truth`), last 8 s window of each
 record, wearable metadata, MC T samples: mean r over the 11 leads, per lead, calibrated 90 %
 coverage, record-level Spearman(std, error) per lead and the catch rate (records with r < 0.5
-whose calibrated std or expected r (`edge.fidelity`) would raise a `high_uncertainty` flag,
-against those with r > 0.8).
+whose calibrated std, or the window flag on any window the gateway runs on the record (the
+risk of `edge.atypicality`, else expected r, `edge.fidelity`), would raise a
+`high_uncertainty` flag, against those with r > 0.8).
 ``OUT/<corpus>/loco.json`` holds the numbers; ``OUT/summary.json`` all of them.
 """
 
@@ -48,9 +49,38 @@ def flag_records(cal_std: np.ndarray, thr: np.ndarray, min_n: int) -> np.ndarray
     return out
 
 
-def score_arrays(cfg: TrainConfig, model: Any, arr: Any, cal: dict, mc_samples: int
-                 ) -> dict[str, Any]:
-    """Accuracy and uncertainty of ``model`` on evaluation arrays (truth = arr.leads12)."""
+def fidelity_flags(cfg: TrainConfig, model: Any, preps: list[Any], cal: dict,
+                   mc_samples: int) -> np.ndarray:
+    """Per record: would the gateway's window flag fire on any window it runs on it
+    (``training.dataset.gateway_starts``)? The risk of ``edge.atypicality`` when ``cal``
+    has one, else expected r below ``flag_expected_r``; all false without either."""
+    from edge.atypicality import Atypicality
+    from edge.fidelity import expected_r
+    from training.dataset import gateway_arrays
+    from training.mc import mc_predict, pooled_trunk_features
+
+    out = np.zeros(len(preps), bool)
+    if cal.get("atypicality") is None and cal.get("flag_expected_r") is None:
+        return out
+    arr, record = gateway_arrays(cfg, preps, "wearable")
+    mean, std = mc_predict(model, arr.lead_i, arr.meta, mc_samples, seed=cfg.seed)
+    er = expected_r(mean, std * np.asarray(cal["scale"]))
+    if cal.get("atypicality") is not None:
+        atyp = Atypicality.from_dict(cal["atypicality"], "calibration.json", "atypicality")
+        pooled = pooled_trunk_features(model, arr.lead_i)
+        hit = np.array([atyp.risk(e, atyp.score(p)) > atyp.threshold
+                        for e, p in zip(er, pooled, strict=True)], bool)
+    else:
+        hit = er < float(cal["flag_expected_r"])
+    np.logical_or.at(out, record, hit)
+    return out
+
+
+def score_arrays(cfg: TrainConfig, model: Any, arr: Any, cal: dict, mc_samples: int,
+                 preps: list[Any] | None = None) -> dict[str, Any]:
+    """Accuracy and uncertainty of ``model`` on evaluation arrays (truth = arr.leads12);
+    with the records ``preps`` the arrays were built from, the window flag over every
+    window the gateway runs on them (``fidelity_flags``), else on the arrays' windows."""
     from edge.leads import RECONSTRUCTED
     from training.evaluate_edge import catch_rates
     from training.mc import mc_predict, to_12_lead
@@ -70,7 +100,9 @@ def score_arrays(cfg: TrainConfig, model: Any, arr: Any, cal: dict, mc_samples: 
           for j, lead in enumerate(RECONSTRUCTED)}
     flagged = flag_records(cal_std, np.asarray(cal["flag_std_mv"]),
                            int(round(0.2 * cfg.data.fs_hz)))
-    if cal.get("flag_expected_r") is not None:  # the gateway's fidelity flag, per window
+    if preps is not None:
+        flagged = flagged | fidelity_flags(cfg, model, preps, cal, mc_samples)
+    elif cal.get("flag_expected_r") is not None:  # the gateway's fidelity flag, per window
         from edge.fidelity import expected_r
 
         flagged = flagged | (expected_r(mean, cal_std) < float(cal["flag_expected_r"]))
@@ -103,12 +135,12 @@ def run_loco(config: Path, corpora: tuple[str, ...], out: Path, mc_samples: int)
         cfg, model = load_run(run_dir)
         cal = json.loads((run_dir / "calibration.json").read_text())
         res = {"all_records": score_arrays(cfg, model, eval_arrays(cfg, held, "wearable"), cal,
-                                           mc_samples)}
+                                           mc_samples, held)}
         test_keys = {p.key for p in data["test"]}
         test = [p for p in held if p.key in test_keys]
         if test:
             res["test_split"] = score_arrays(cfg, model, eval_arrays(cfg, test, "wearable"),
-                                             cal, mc_samples)
+                                             cal, mc_samples, test)
         (run_dir / "loco.json").write_text(json.dumps(res, indent=2) + "\n")
         summary["held_out"][corpus] = res
     out.mkdir(parents=True, exist_ok=True)

@@ -97,6 +97,22 @@ class EdgeMC:
         return pred, var
 
 
+def pooled_trunk_features(model: keras.Model, lead_i: np.ndarray, batch: int = 256
+                          ) -> np.ndarray | None:
+    """Pooled trunk features (``edge.atypicality.pool``) of each window ``(N, L, 1)`` ->
+    ``(N, D)``; None for a model without the edge trunk (no ``bilstm`` layer)."""
+    from edge.atypicality import pool
+
+    if not any(layer.name == "bilstm" for layer in model.layers):
+        return None
+    trunk = keras.Model(model.inputs[0], model.get_layer("bilstm").output)
+    out = []
+    for s in range(0, len(lead_i), batch):
+        f = keras.ops.convert_to_numpy(trunk(lead_i[s:s + batch], training=False))
+        out.extend(pool(w) for w in f)
+    return np.stack(out) if out else np.zeros((0, 0))
+
+
 def mc_predict(model: keras.Model, lead_i: np.ndarray, meta: np.ndarray, T: int,
                seed: int = 0, batch: int = 512, aleatoric: bool = True
                ) -> tuple[np.ndarray, np.ndarray]:

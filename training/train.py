@@ -176,7 +176,8 @@ def train(cfg: TrainConfig, out_dir: Path, resume: bool = True, progress: bool =
         w.writerows(state["history"])
     _adopt_average(cfg, model, val, val_y, average, state, out_dir)
     model.load_weights(out_dir / "best.weights.h5")
-    _calibrate(cfg, model, val, out_dir)
+    _calibrate(cfg, model, val, out_dir, eval_arrays(cfg, train_set, "none").lead_i,
+               val_set)
     try:
         import tensorflow as tf
 
@@ -284,8 +285,11 @@ def _trained_as() -> str:
             f"{os.cpu_count()} CPUs)")
 
 
-def _calibrate(cfg: TrainConfig, model: keras.Model, val: Any, out_dir: Path) -> None:
-    """Fit the per-lead std scale on validation (MC T=CALIBRATION_T) and flag thresholds."""
+def _calibrate(cfg: TrainConfig, model: keras.Model, val: Any, out_dir: Path,
+               train_lead_i: np.ndarray | None = None,
+               val_preps: list[Prepared] | None = None) -> None:
+    """Fit the per-lead std scale on validation (MC T=CALIBRATION_T) and flag thresholds;
+    with the training windows' Lead I, the atypicality model and its flag risk too."""
     from training.calibration import (
         CalibrationError,
         fit_corpus_robust_scale,
@@ -306,7 +310,10 @@ def _calibrate(cfg: TrainConfig, model: keras.Model, val: Any, out_dir: Path) ->
     except CalibrationError as exc:  # e.g. a tiny run without good validation windows
         console.print(f"[yellow]no fidelity flag threshold: {exc}[/]")
         fidelity = None
+    atypicality = (None if train_lead_i is None or not val_preps else
+                   _fit_atypicality(cfg, model, train_lead_i, val_preps, scale))
     _write_json(out_dir / "calibration.json", {
+        **({"atypicality": atypicality} if atypicality else {}),
         "method": "scale", "nominal": 0.9, "mc_samples": CALIBRATION_T,
         "scale": [float(s) for s in scale], "flag_std_mv": [float(f) for f in flag],
         "flag_expected_r": fidelity, "fidelity_budget": FIDELITY_BUDGET,
@@ -316,14 +323,52 @@ def _calibrate(cfg: TrainConfig, model: keras.Model, val: Any, out_dir: Path) ->
     })
 
 
+def _fit_atypicality(cfg: TrainConfig, model: keras.Model, train_lead_i: np.ndarray,
+                     val_preps: list[Prepared], scale: np.ndarray) -> dict[str, Any] | None:
+    """``edge.atypicality`` fitted on the training windows' trunk features, its flag risk
+    on every window the gateway runs on the validation records (wearable regime, MC
+    T=CALIBRATION_T, the std calibrated by ``scale``); None for a model without the edge
+    trunk or with too few good windows."""
+    from edge.fidelity import expected_r
+    from training.calibration import (
+        CalibrationError,
+        fit_atypicality_flag,
+        fit_atypicality_model,
+    )
+    from training.dataset import gateway_arrays
+    from training.mc import mc_predict, pooled_trunk_features
+    from training.metrics import pearson_per_record
+
+    pooled = pooled_trunk_features(model, train_lead_i)
+    if pooled is None:
+        return None
+    val, record = gateway_arrays(cfg, val_preps, "wearable")
+    try:
+        atyp = fit_atypicality_model(pooled)
+        scores = [atyp.score(p) for p in pooled_trunk_features(model, val.lead_i)]
+        mean, std = mc_predict(model, val.lead_i, val.meta, CALIBRATION_T, seed=cfg.seed)
+        cal_std = std * np.asarray(scale)[None, None, :]
+        r = np.nan_to_num(pearson_per_record(val.target, mean), nan=0.0).mean(axis=1)
+        atyp = fit_atypicality_flag(atyp, expected_r(mean, cal_std), scores, r, record,
+                                    FIDELITY_BUDGET)
+    except CalibrationError as exc:
+        console.print(f"[yellow]no atypicality flag: {exc}[/]")
+        return None
+    return {**atyp.to_dict(), "fitted_on": f"trunk features of {len(train_lead_i)} training "
+            f"windows; risk on {len(val.keys)} gateway windows of {len(val_preps)} "
+            "validation records"}
+
+
 def calibrate_run(run_dir: Path, progress: bool = True) -> None:
     """(Re)fit calibration.json of a run folder, e.g. one trained on another machine."""
     run_dir = Path(run_dir)
     cfg = TrainConfig.load(run_dir / "config.json")
     model = build_model(cfg)
     model.load_weights(run_dir / "best.weights.h5")
-    val = eval_arrays(cfg, prepare_corpora(cfg, progress=progress)["val"], "wearable")
-    _calibrate(cfg, model, val, run_dir)
+    data = prepare_corpora(cfg, progress=progress)
+    val = eval_arrays(cfg, data["val"], "wearable")
+    _calibrate(cfg, model, val, run_dir, eval_arrays(cfg, data["train"], "none").lead_i,
+               data["val"])
     console.print(f"calibration written to {run_dir / 'calibration.json'}")
 
 

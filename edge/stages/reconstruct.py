@@ -59,10 +59,9 @@ class WindowModel:
         return md
 
     def run(self, x_mv: np.ndarray, segment: int, window: int
-            ) -> tuple[np.ndarray, np.ndarray]:
+            ) -> tuple[np.ndarray, np.ndarray, float | None]:
         meta = encode_metadata(self.window_metadata(x_mv))
         rng = np.random.default_rng([self.seed, segment, window])
         self.windows_run += 1
         with self.lock:
-            return self.bundle.predict_window(x_mv.astype(np.float32), meta, self.mc_samples,
-                                              rng)
+            return self.bundle.run_window(x_mv.astype(np.float32), meta, self.mc_samples, rng)
