@@ -20,6 +20,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -227,6 +228,16 @@ def make_cases(d: Path) -> list[Case]:
                            ("--seed", str(2**40), "--seed"), ("--format", "xml", "--format"),
                            ("--bundle", str(d / "no_bundle"), "bundle")):
         refuse(f"reconstruct {opt} {v}", R + [str(good), opt, v], needle)
+    # a bundle whose atypicality model was damaged (copied from the shipped one)
+    shipped = Path(__file__).resolve().parents[1] / "edge" / "bundles" / "default"
+    man = json.loads((shipped / "manifest.json").read_text())
+    if "atypicality" in man.get("uncertainty", {}):
+        bad = d / "bad_atypicality_bundle"
+        shutil.copytree(shipped, bad, dirs_exist_ok=True)
+        man["uncertainty"]["atypicality"]["components"]["data"] = "@@@"
+        (bad / "manifest.json").write_text(json.dumps(man))
+        refuse("bundle with a damaged atypicality model", R + [str(good), "--bundle", str(bad)],
+               "uncertainty.atypicality.components.data")
     for v in ("0", "-1", "nan", "inf", "1.5", "1e9"):
         refuse(f"demo --seconds {v}", ["demo", "--seconds", v, "--out", str(d / "demo_out")],
                "seconds" if v != "1.5" else "window")

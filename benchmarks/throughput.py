@@ -2,7 +2,7 @@
 
 Real-time factor (RTF) = seconds of signal processed per second of wall time, one LiteRT
 thread, the process pinned to one CPU core, through ``edge.commands.run_session`` (what
-``ecg12 stream`` runs). The same run times ``Bundle.predict_window`` (the model), the rest of
+``ecg12 stream`` runs). The same run times ``Bundle.run_window`` (the model), the rest of
 ``push``/``flush`` (the pipeline) and the recorder (CSV, events, live Lead-I features):
 ``pipeline_overhead_share`` = share of the wall time spent outside the model.
 
@@ -93,9 +93,9 @@ def overhead_share(wall_s: float, model_s: float) -> float:
 
 
 def _timed_model(model: Any, timers: Timers) -> None:
-    """Time ``Bundle.predict_window`` and every reconstructor's ``push``/``push_many``/
+    """Time ``Bundle.run_window`` and every reconstructor's ``push``/``push_many``/
     ``flush``."""
-    timers.wrap(model.bundle, "predict_window", "model")
+    timers.wrap(model.bundle, "run_window", "model")
     make = model.streaming
 
     def streaming(*args: Any, **kwargs: Any) -> Any:
@@ -237,7 +237,8 @@ def pipeline_rtf(bundle_dir: str | Path | None, seconds: float = 60.0, repeats: 
             "breakdown_s": {"model": model_s, "pipeline": max(0.0, push_s - model_s),
                             "sinks": sinks_s,
                             "source_and_loop": max(0.0, wall - push_s - sinks_s)},
-            "measured": "Bundle.predict_window (model), the rest of StreamingReconstructor."
+            "measured": "Bundle.run_window (model: trunk, MC head, atypicality score), the "
+                        "rest of StreamingReconstructor."
                         "push/push_many/flush (pipeline), Recorder.on_chunk/on_blocks (sinks: CSV, "
                         "events, live Lead-I features) timed by wrappers in the same run; "
                         "source_and_loop = the rest (sim source, asyncio, worker thread hop)"}

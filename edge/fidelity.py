@@ -7,7 +7,9 @@ the window's ``expected_r`` is the mean over the predicted leads. A small, flat 
 uncertain prediction has a low expected r, which is what a low measured r looks like (a
 threshold on the calibrated std alone misses it: a small chest lead has a small std too).
 The gateway flags ``high_uncertainty`` over a window whose expected r is below the bundle's
-``uncertainty.flag_expected_r`` (fitted on validation windows, ``training.calibration``).
+``uncertainty.flag_expected_r`` (fitted on validation windows, ``training.calibration``), or,
+for a bundle with an atypicality model, whose risk (this and how atypical the window's Lead I
+is, ``edge.atypicality``) exceeds its threshold.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ Per segment (a contiguous stretch of input), each stage one job:
    ``poor_quality``; noisy ones are reconstructed and flagged.
 3. ``window`` — windows of ``model.window`` samples on a fixed grid (hop) from the segment
    start, plus one aligned to the segment end when it closes.
-4. ``reconstruct`` — ``Bundle.predict_window`` with MC masks from
+4. ``reconstruct`` — ``Bundle.run_window`` with MC masks from
    ``default_rng([seed, segment, window])``: the output does not depend on chunking.
 5. ``stitch`` — weighted overlap-add of window means and variances, read at the input rate:
    output sample ``k`` is the stitched model output at model time ``k / fs_in`` (the same

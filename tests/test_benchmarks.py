@@ -115,13 +115,13 @@ def test_pipeline_share_counts_the_model_through_the_wrapper(tiny, monkeypatch) 
     assert one["windows"] == 5 and 0.0 <= one["pipeline_overhead_share"] <= 1.0
     assert 0 < one["model_s"] < one["wall_s"]
     assert sum(one["breakdown_s"].values()) == pytest.approx(one["wall_s"], rel=1e-6)
-    original = Bundle.predict_window
+    original = Bundle.run_window
 
     def slow(self, *args, **kwargs):
         time.sleep(0.03)
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(Bundle, "predict_window", slow)
+    monkeypatch.setattr(Bundle, "run_window", slow)
     s = throughput.pipeline_rtf(tiny, seconds=4.0, repeats=1)
     assert s["windows"] == 5 and s["model_s"] >= 5 * 0.03
     assert s["pipeline_overhead_share"] == pytest.approx(1 - s["model_s"] / s["wall_s"])
@@ -150,13 +150,13 @@ def test_paced_trial_catches_a_device_falling_behind(tiny, monkeypatch, tmp_path
     from edge import load_bundle
     from edge.bundle import Bundle
 
-    original = Bundle.predict_window
+    original = Bundle.run_window
 
     def slow(self, *args, **kwargs):
         time.sleep(0.4)
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(Bundle, "predict_window", slow)
+    monkeypatch.setattr(Bundle, "run_window", slow)
     t = throughput.paced_trial(load_bundle(tiny), 2, 6.0, tmp_path, 0.5)
     assert not t["keeps_up"]
     assert t["steady_max_lag_s"] > throughput.LAG_OK_S

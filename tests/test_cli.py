@@ -35,8 +35,8 @@ def test_train_without_the_train_extra_names_the_fix() -> None:
 def test_help_lists_all_commands_without_tensorflow() -> None:
     res = run_without_tensorflow("--help")
     assert res.returncode == 0, res.stderr
-    for name in ("stream", "reconstruct", "demo", "bench", "train", "evaluate", "convert",
-                 "data", "device"):
+    for name in ("stream", "reconstruct", "demo", "bench", "train", "calibrate", "evaluate",
+                 "convert", "data", "device"):
         assert f"  {name} " in res.stdout
 
 
@@ -56,3 +56,14 @@ def test_train_config_with_a_bad_new_field_is_one_line(tmp_path, field, value, n
     assert res.returncode != 0 and "Traceback" not in res.stderr
     last = res.stderr.strip().splitlines()[-1]
     assert str(cfg) in last and named in last, res.stderr
+
+
+def test_calibrate_a_folder_that_is_not_a_trained_run_is_one_line(tmp_path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text((REPO / "training/configs/tiny.json").read_text())
+    res = subprocess.run([sys.executable, "-m", "edge.cli", "calibrate", str(run)],
+                         capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert res.returncode != 0 and "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines()[-1] == (f"Error: {run}: no best.weights.h5 (not a "
+                                                   "trained run folder)")

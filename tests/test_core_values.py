@@ -109,7 +109,7 @@ def _fake_bundle(window: int, rate: float, input_scale: float, scale: float) -> 
     b.manifest = NS(model=NS(window=window, input_scale=input_scale),
                     metadata=NS(encoded_size=16), head=NS(batch=None),
                     mc=NS(masks=[NS(name="mask_a", size=3, rate=rate)]),
-                    uncertainty=NS(aleatoric=False))
+                    uncertainty=NS(aleatoric=False, atypicality=None))
     b.scale = np.full(7, scale, np.float32)
     b.trunk = _Stub(lambda feed: {"features": feed["lead_i"][:, :, 0],
                                   "skip": np.zeros((1, window, 7), np.float32)})

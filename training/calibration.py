@@ -214,6 +214,46 @@ def fit_atypicality_flag(model: Atypicality, expected_r: Any, score: Any, measur
         fitted, threshold=float(np.quantile(rec_risk[rec_r > good_r], 1.0 - budget)))
 
 
+#: weights of the expected r in the flag risk tried on validation (1.0: expected r alone)
+ATYPICALITY_WEIGHTS = (1.0, 0.7, 0.5, 0.3)
+
+
+def record_flags(model: Atypicality, expected_r: Any, score: Any, record: Any
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(record ids, does any of the record's windows exceed the risk threshold)."""
+    rec = np.asarray(record, dtype=int)
+    hit = np.array([model.risk(e, s) > model.threshold
+                    for e, s in zip(expected_r, score, strict=True)], bool)
+    ids = np.unique(rec)
+    out = np.zeros(len(ids), bool)
+    np.logical_or.at(out, np.searchsorted(ids, rec), hit)
+    return ids, out
+
+
+def select_atypicality_flag(model: Atypicality, expected_r: Any, score: Any, measured_r: Any,
+                            record: Any, budget: float = 0.1,
+                            weights: tuple[float, ...] = ATYPICALITY_WEIGHTS,
+                            bad_r: float = 0.5, good_r: float = 0.8
+                            ) -> tuple[Atypicality, dict[str, dict[str, float]]]:
+    """``fit_atypicality_flag`` for each weight; the one that flags the most bad validation
+    records (mean window r < ``bad_r``) at the budget (ties: the first, i.e. the most weight
+    on the expected r), and each weight's catch / false-flag rates on validation."""
+    r = np.asarray(measured_r, dtype=np.float64)
+    rec = np.asarray(record, dtype=int)
+    best, table = None, {}
+    for w in weights:
+        fitted = fit_atypicality_flag(model, expected_r, score, r, rec, budget, good_r, w)
+        ids, flagged = record_flags(fitted, expected_r, score, rec)
+        rec_r = np.array([r[rec == i].mean() for i in ids])
+        bad, good = rec_r < bad_r, rec_r > good_r
+        catch = float(flagged[bad].mean()) if bad.any() else 0.0
+        table[f"{w:g}"] = {"catch_rate": catch, "false_flag_rate": float(flagged[good].mean()),
+                           "records_r_below_0_5": int(bad.sum())}
+        if best is None or catch > best[0]:
+            best = (catch, fitted)
+    return best[1], table
+
+
 def calibration_dict(std: Any, abs_err: Any, nominal: float = 0.9,
                      flag_quantile: float = 0.95) -> dict[str, Any]:
     """Fit scale and flag thresholds; the JSON-ready ``calibration.json`` content."""

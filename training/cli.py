@@ -78,6 +78,17 @@ def train(config: Path, out_dir: Path | None, resume: bool) -> None:
 
 @click.command()
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@_friendly
+def calibrate(run_dir: Path) -> None:
+    """Refit a trained run's calibration.json on the validation split: std scale, flag
+    thresholds, and the atypicality model with its flag risk."""
+    from training.train import calibrate_run
+
+    calibrate_run(run_dir)
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--mc-samples", default=30, show_default=True, help="MC dropout samples T.")
 @click.option("--quick", is_flag=True, help="Fewer records and bootstrap draws (smoke test).")
 @click.option("--compare", "compare", multiple=True,

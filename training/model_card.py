@@ -190,10 +190,57 @@ def loco_section() -> str:
             "scored on all of its records (last 8 s, wearable metadata, truth as above, "
             f"T = {d['mc_samples']}); in-corpus = the shipped product path on that corpus' "
             "test records. Catch rate = share of records with r < 0.5 whose calibrated std "
-            "or expected r (`edge.fidelity`) would raise a flag; false flags = the same share "
+            "or window flag (the risk of `edge.atypicality` on any window the gateway runs on "
+            "the record) would raise a flag; false flags = the same share "
             "among records with r > 0.8 (the held-out runs' own validation-fitted "
             f"thresholds).{extra}\n\n"
             + "\n".join(rows))
+
+
+def window_flag(cal: dict) -> str:
+    """The card's sentence on the per-window flag of ``calibration.json``."""
+    er = ("a window whose expected r (`edge.fidelity`: the Pearson r its own std implies) "
+          f"is below {cal['flag_expected_r']:.3f} (the {cal['fidelity_budget']:.0%} quantile "
+          "over validation windows with r > 0.8).")
+    a = cal.get("atypicality")
+    if a is None:
+        return er
+    k = a["components"]["shape"][0]
+    return (f"a window whose **risk** exceeds {a['threshold']:.2f}. The risk "
+            f"(`edge.atypicality`) adds, with weight {a['weight']:g} on the first (chosen on "
+            "validation, see below), the window's expected-r shortfall "
+            "(`edge.fidelity`: the Pearson r its own std implies) and how atypical its Lead I "
+            "is for the model: the Mahalanobis distance of its pooled trunk features (mean, "
+            f"std, max |x| per BiLSTM channel) from the training windows' (top {k} principal "
+            "directions plus the residual), both standardised on good validation windows "
+            "(r > 0.8). MC dropout does not know when the input itself is unlike the training "
+            "data; this does. The threshold lets "
+            f"{cal['fidelity_budget']:.0%} of the good validation records get a flag on some "
+            "window the gateway runs on them. It replaces the expected-r rule alone (threshold "
+            f"{cal['flag_expected_r']:.3f}).")
+
+
+def atypicality_section(cal: dict) -> str:
+    """The flag risk's weight chosen on validation (``calibration.json``)."""
+    a = cal.get("atypicality")
+    head = "## Knowing when Lead I is atypical (the window flag's risk)\n"
+    if a is None or "weight_selection" not in a:
+        return head + "Not fitted (`ecg12 calibrate training/runs/default`)."
+    rows = ["| weight of the expected r | catch rate (validation) | false flags (validation) |",
+            "|---|---|---|"]
+    for w, v in a["weight_selection"].items():
+        mark = " (shipped)" if float(w) == a["weight"] else ""
+        rows.append(f"| {w}{mark} | {v['catch_rate']:.2f} "
+                    f"({round(v['catch_rate'] * v['records_r_below_0_5'])}/"
+                    f"{v['records_r_below_0_5']}) | {v['false_flag_rate']:.2f} |")
+    return (head + "`ecg12 calibrate training/runs/default` (also the last step of "
+            "`ecg12 train`) fits the atypicality model on the training windows and the risk "
+            "on every window the gateway runs on the validation records, for each weight of "
+            "the expected r against the atypicality (1 = the expected r alone); the weight "
+            "that flags the most bad validation records (r < 0.5) at the same false-flag "
+            "budget ships. Validation decides: the test split and the held-out corpora only "
+            "report (the product-path table above; the leave-one-corpus-out runs choose their "
+            "own weight on their own validation records).\n\n" + "\n".join(rows))
 
 
 def selection_table() -> str:
@@ -385,9 +432,7 @@ python -m training.model_card
   the T samples + the predicted variance from the unmasked hidden), times a per-lead scale
   fitted on the validation split for 90 % coverage{robust}: scale
   {", ".join(f"{v:.2f}" for v in cal["scale"])} (II, V1–V6). `high_uncertainty` flags: a
-  lead's calibrated std above its 95th validation percentile, and a window whose expected r
-  (`edge.fidelity`: the Pearson r its own std implies) is below {cal["flag_expected_r"]:.3f}
-  (the {cal["fidelity_budget"]:.0%} quantile over validation windows with r > 0.8).
+  lead's calibrated std above its 95th validation percentile, and {window_flag(cal)}
 - **Loss**: β-NLL (β = {m.nll_beta}){corr}; best weights by validation MSE of the
   mean{schedule}.
 - **Training**: `{info.get("trained_as", "ecg12 train training/configs/default.json")}`;
@@ -526,6 +571,8 @@ evaluation committed).
 {loco_section()}
 
 {ensemble_section()}
+
+{atypicality_section(cal)}
 
 {personalization_section()}
 

@@ -327,13 +327,14 @@ def _fit_atypicality(cfg: TrainConfig, model: keras.Model, train_lead_i: np.ndar
                      val_preps: list[Prepared], scale: np.ndarray) -> dict[str, Any] | None:
     """``edge.atypicality`` fitted on the training windows' trunk features, its flag risk
     on every window the gateway runs on the validation records (wearable regime, MC
-    T=CALIBRATION_T, the std calibrated by ``scale``); None for a model without the edge
-    trunk or with too few good windows."""
+    T=CALIBRATION_T, the std calibrated by ``scale``), the risk's weight chosen there
+    (``select_atypicality_flag``); None for a model without the edge trunk or with too few
+    good windows."""
     from edge.fidelity import expected_r
     from training.calibration import (
         CalibrationError,
-        fit_atypicality_flag,
         fit_atypicality_model,
+        select_atypicality_flag,
     )
     from training.dataset import gateway_arrays
     from training.mc import mc_predict, pooled_trunk_features
@@ -349,20 +350,23 @@ def _fit_atypicality(cfg: TrainConfig, model: keras.Model, train_lead_i: np.ndar
         mean, std = mc_predict(model, val.lead_i, val.meta, CALIBRATION_T, seed=cfg.seed)
         cal_std = std * np.asarray(scale)[None, None, :]
         r = np.nan_to_num(pearson_per_record(val.target, mean), nan=0.0).mean(axis=1)
-        atyp = fit_atypicality_flag(atyp, expected_r(mean, cal_std), scores, r, record,
-                                    FIDELITY_BUDGET)
+        atyp, table = select_atypicality_flag(atyp, expected_r(mean, cal_std), scores, r,
+                                              record, FIDELITY_BUDGET)
     except CalibrationError as exc:
         console.print(f"[yellow]no atypicality flag: {exc}[/]")
         return None
-    return {**atyp.to_dict(), "fitted_on": f"trunk features of {len(train_lead_i)} training "
-            f"windows; risk on {len(val.keys)} gateway windows of {len(val_preps)} "
-            "validation records"}
+    return {**atyp.to_dict(), "weight_selection": table,
+            "fitted_on": f"trunk features of {len(train_lead_i)} training windows; risk on "
+                         f"{len(val.keys)} gateway windows of {len(val_preps)} validation "
+                         "records; weight: the most bad validation records caught"}
 
 
 def calibrate_run(run_dir: Path, progress: bool = True) -> None:
     """(Re)fit calibration.json of a run folder, e.g. one trained on another machine."""
     run_dir = Path(run_dir)
     cfg = TrainConfig.load(run_dir / "config.json")
+    if not (run_dir / "best.weights.h5").is_file():
+        raise ConfigError(f"{run_dir}: no best.weights.h5 (not a trained run folder)")
     model = build_model(cfg)
     model.load_weights(run_dir / "best.weights.h5")
     data = prepare_corpora(cfg, progress=progress)
