@@ -220,6 +220,18 @@ def window_flag(cal: dict) -> str:
             f"{cal['flag_expected_r']:.3f}).")
 
 
+def catch_limitation(edge: dict) -> str:
+    """The card's limitation line on the window flag (product path, test split)."""
+    if edge.get("catch_rate") is None:
+        return "No test record has r < 0.5 on the product path: the catch rate is not measured."
+    n = edge["records_r_below_0_5"]
+    return (f"The window flag catches {edge['catch_rate']:.2f} ({round(edge['catch_rate'] * n)}"
+            f"/{n}) of the test records with r < 0.5 at {edge['false_flag_rate']:.2f} false "
+            "flags on records with r > 0.8 (goal 0.7 at 0.1). The records it misses look "
+            "ordinary to both the MC spread and the trunk-feature distance; what goes wrong "
+            "there is likely not visible in Lead I (e.g. an electrical axis it does not show).")
+
+
 def atypicality_section(cal: dict) -> str:
     """The flag risk's weight chosen on validation (``calibration.json``)."""
     a = cal.get("atypicality")
@@ -598,6 +610,7 @@ evaluation committed).
   criteria (e.g. LVH voltage) from the reconstruction.
 - Record-level Spearman between predicted std and error, mean over leads, is {sp_rec:.2f}
   (goal 0.6): the std ranks stretches and records by risk, but not perfectly.
+- {catch_limitation(edge)}
 - Trained on 10 s resting 12-lead ECGs (mostly PTB-XL); a wearable's Lead I differs
   (electrode placement, motion, skin contact). No prospective wearable validation.
 - Small test sets for Chapman (4), CinC (5) and LUDB (20): their per-corpus CIs are wide.
