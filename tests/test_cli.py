@@ -44,6 +44,10 @@ def test_help_lists_all_commands_without_tensorflow() -> None:
     ("lr_schedule", "step", "lr_schedule 'step'"),
     ("model", {"head_layers": 0}, "model.head_layers 0"),
     ("weight_average_from", 1.0, "weight_average_from 1.0"),
+    ("data", {"window_features": "yes"}, "data.window_features 'yes' must be true/false"),
+    ("model", {"aleatoric": 1}, "model.aleatoric 1 must be true/false"),
+    ("epochs", 1.5, "epochs 1.5 must be a whole number"),
+    ("learning_rate", "fast", "learning_rate 'fast' must be a finite number"),
 ])
 def test_train_config_with_a_bad_new_field_is_one_line(tmp_path, field, value, named) -> None:
     import json

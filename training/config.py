@@ -15,6 +15,30 @@ class ConfigError(ValueError):
     """A config file is unreadable or has an unknown or invalid field."""
 
 
+def _check_type(f: dataclasses.Field, value: Any, source: str, name: str) -> None:
+    """Refuse a config value whose JSON type differs from the field's default (true/false
+    for a switch, a whole number for a count, a number for a rate, text for a choice)."""
+    default = f.default
+    if default is dataclasses.MISSING or default is None:
+        return
+    if isinstance(default, bool):
+        ok, kind = isinstance(value, bool), "true/false"
+    elif isinstance(default, int):
+        ok, kind = isinstance(value, int) and not isinstance(value, bool), "a whole number"
+    elif isinstance(default, float):
+        ok = (isinstance(value, int | float) and not isinstance(value, bool)
+              and math.isfinite(value))
+        kind = "a finite number"
+    elif isinstance(default, str):
+        ok, kind = isinstance(value, str), "a string"
+    elif isinstance(default, tuple):
+        ok, kind = isinstance(value, list | tuple), "a list"
+    else:
+        return
+    if not ok:
+        raise ConfigError(f"{source}: {name} {value!r} must be {kind}")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Architecture. `kind`: 'edge' (our default), 'paper' (Hirata et al. 2026), 'unet'."""
@@ -153,8 +177,11 @@ class TrainConfig:
                     value = build(ModelConfig, value, "model")
                 elif key == "data":
                     value = build(DataConfig, value, "data")
-                elif isinstance(value, list):
-                    value = tuple(value)
+                else:
+                    _check_type(names[key], value, source,
+                                key if where == "top level" else f"{where}.{key}")
+                    if isinstance(value, list):
+                        value = tuple(value)
                 kwargs[key] = value
             return kls(**kwargs)
 
