@@ -568,7 +568,9 @@ measured once per record, a small mismatch between training and use
 `training/configs/default.json`; validation r {_sel("default")}, against
 {_sel("sweep/cos_b1_deep_corr03_all11")} for the default before it, whose seed-1 repeat gives
 {_sel("sweep/cos_b1_deep_corr03_all11_s1")}: the gain is about the size of the seed noise, and
-the test numbers are level). The default is chosen among the candidates by
+the test numbers are level). A stronger correlation term on the shipped recipe (0.6,
+`sweep/cos_b1_deep_corr06_all11_wf`, validation r {_sel("sweep/cos_b1_deep_corr06_all11_wf")})
+trades wearable r for clinical r and was not taken. The default is chosen among the candidates by
 validation r with wearable metadata (the test split is not used for the choice):
 
 {selection_table()}
