@@ -14,6 +14,7 @@ The stored form (``calibration.json`` in a run folder, ``uncertainty`` in a bund
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -186,8 +187,6 @@ def fit_atypicality_flag(model: Atypicality, expected_r: Any, score: Any, measur
     standardised over the good windows (measured r > ``good_r``), and the threshold that
     flags ``budget`` of the good records (mean window r > ``good_r``) somewhere, as the
     product path counts a record with any flagged window."""
-    import dataclasses
-
     if not 0.0 < budget < 1.0:
         raise CalibrationError(f"fidelity budget {budget!r} must lie strictly in (0, 1)")
     er, sc, r = (np.asarray(a, dtype=np.float64) for a in (expected_r, score, measured_r))
@@ -240,12 +239,12 @@ def select_atypicality_flag(model: Atypicality, expected_r: Any, score: Any, mea
     on the expected r), and each weight's catch / false-flag rates on validation."""
     r = np.asarray(measured_r, dtype=np.float64)
     rec = np.asarray(record, dtype=int)
+    rec_r = np.array([r[rec == i].mean() for i in np.unique(rec)])
+    bad, good = rec_r < bad_r, rec_r > good_r
     best, table = None, {}
     for w in weights:
         fitted = fit_atypicality_flag(model, expected_r, score, r, rec, budget, good_r, w)
-        ids, flagged = record_flags(fitted, expected_r, score, rec)
-        rec_r = np.array([r[rec == i].mean() for i in ids])
-        bad, good = rec_r < bad_r, rec_r > good_r
+        _, flagged = record_flags(fitted, expected_r, score, rec)
         catch = float(flagged[bad].mean()) if bad.any() else 0.0
         table[f"{w:g}"] = {"catch_rate": catch, "false_flag_rate": float(flagged[good].mean()),
                            "records_r_below_0_5": int(bad.sum())}

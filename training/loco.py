@@ -56,6 +56,7 @@ def fidelity_flags(cfg: TrainConfig, model: Any, preps: list[Any], cal: dict,
     has one, else expected r below ``flag_expected_r``; all false without either."""
     from edge.atypicality import Atypicality
     from edge.fidelity import expected_r
+    from training.calibration import record_flags
     from training.dataset import gateway_arrays
     from training.mc import mc_predict, pooled_trunk_features
 
@@ -67,12 +68,11 @@ def fidelity_flags(cfg: TrainConfig, model: Any, preps: list[Any], cal: dict,
     er = expected_r(mean, std * np.asarray(cal["scale"]))
     if cal.get("atypicality") is not None:
         atyp = Atypicality.from_dict(cal["atypicality"], "calibration.json", "atypicality")
-        pooled = pooled_trunk_features(model, arr.lead_i)
-        hit = np.array([atyp.risk(e, atyp.score(p)) > atyp.threshold
-                        for e, p in zip(er, pooled, strict=True)], bool)
+        scores = [atyp.score(p) for p in pooled_trunk_features(model, arr.lead_i)]
+        ids, flagged = record_flags(atyp, er, scores, record)
+        out[ids] = flagged
     else:
-        hit = er < float(cal["flag_expected_r"])
-    np.logical_or.at(out, record, hit)
+        np.logical_or.at(out, record, er < float(cal["flag_expected_r"]))
     return out
 
 
