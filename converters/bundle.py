@@ -90,7 +90,7 @@ def build_manifest(run: Run, files: dict[str, Path], quant: str, lstm: str, mc_s
         "name": name,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "model": {"fs_hz": cfg.data.fs_hz, "window": L,
-                  "hop": int(round(cfg.data.hop_s * cfg.data.fs_hz)), "input_scale": 1.0,
+                  "hop": cfg.hop, "input_scale": 1.0,
                   "lead_order": list(LEADS), "predicted_leads": list(PREDICTED),
                   "derived_leads": list(DERIVED), "output_units": "mV"},
         "files": {

@@ -230,3 +230,13 @@ def test_gateway_bundle_mc_matches_keras_mc_and_the_dropout_expectation(run_dir,
         se = np.sqrt(k_std[i] ** 2 / T + std ** 2 / T)
         assert float(np.median(np.abs(mean - k_mean[i]) / se)) < 2.0
         assert float(np.median(np.abs(mean - det[i]) / (std / np.sqrt(T) + 1e-9))) < 2.0
+
+
+def test_loco_edge_streams_only_the_held_out_corpus(run_dir, data_root, monkeypatch) -> None:
+    from training.loco_edge import score_run
+
+    monkeypatch.setenv("ECG12_DATA", str(data_root))
+    res = score_run(run_dir, "chapman", limit=2)
+    assert res["records"] == 2 and set(res["r_per_corpus"]) == {"chapman"}
+    assert res["split"] == "all (chapman only)" and "dynamic_int8" in res["bundle"]
+    assert -1.0 <= res["r_mean_11"] <= 1.0 and 0.0 <= res["coverage_90"] <= 1.0

@@ -96,3 +96,29 @@ def test_wearable_profile_takes_age_and_sex_from_the_record() -> None:
     assert profile_for(rec, "lead_i") is None
     assert profile_for(rec, "wearable") == {"age": 61.0, "sex": "M"}
     assert profile_for(rec, "clinical") == {"age": 61.0, "sex": "M"}  # flat: no axes
+
+
+def test_shipped_bundle_hop_and_flag_are_those_of_its_run() -> None:
+    """The window flag's threshold is fitted on the windows of one hop: a bundle whose hop
+    differs from its run's config, or whose flag is not the run's calibration, is stale."""
+    man = json.loads((BUNDLE / "manifest.json").read_text())
+    run = Path(__file__).parents[1] / man["provenance"]["run"]
+    cfg = json.loads((run / "config.json").read_text())
+    cal = json.loads((run / "calibration.json").read_text())
+    assert man["model"]["hop"] == round(cfg["data"]["hop_s"] * cfg["data"]["fs_hz"])
+    a_man, a_cal = man["uncertainty"]["atypicality"], cal["atypicality"]
+    for key in ("weight", "threshold", "er_ref", "score_ref"):
+        assert a_man[key] == a_cal[key], key
+    assert "gateway windows of" in a_cal["fitted_on"]
+
+
+def test_edge_path_scores_the_split_it_is_asked_for(data_root: Path) -> None:
+    from training.data.splits import load_splits
+    from training.evaluate_edge import evaluate_edge
+
+    splits = load_splits()
+    res = evaluate_edge(limit=3, mc_samples=2, progress=False, split="val")
+    assert res["records"] == 3 and res["split"] == "val"
+    assert [splits[k] for k in res["record_keys"]] == ["val"] * 3
+    res = evaluate_edge(limit=2, mc_samples=2, progress=False, split="all", corpus="ludb")
+    assert set(res["r_per_corpus"]) == {"ludb"} and res["records"] == 2

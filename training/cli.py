@@ -78,13 +78,18 @@ def train(config: Path, out_dir: Path | None, resume: bool) -> None:
 
 @click.command()
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--hop-s", type=float, default=None,
+              help="Set the gateway's hop between windows (seconds; written to the run's "
+                   "config.json, converted into the bundle) before refitting: the flag "
+                   "threshold is fitted on the windows the gateway runs. The weights do not "
+                   "depend on it.")
 @_friendly
-def calibrate(run_dir: Path) -> None:
+def calibrate(run_dir: Path, hop_s: float | None) -> None:
     """Refit a trained run's calibration.json on the validation split: std scale, flag
     thresholds, and the atypicality model with its flag risk."""
     from training.train import calibrate_run
 
-    calibrate_run(run_dir)
+    calibrate_run(run_dir, hop_s=hop_s)
 
 
 @click.command()

@@ -154,6 +154,7 @@ class TrainConfig:
             d.pop("lr_min_factor")
         if d["weight_average_from"] == 0.0:  # likewise
             d.pop("weight_average_from")
+        d["data"]["hop_s"] = 2.0  # the gateway's hop: the weights do not depend on it
         if not d["data"]["window_features"]:  # likewise
             d["data"].pop("window_features")
         for key, default in (("head_layers", 1), ("correlation_loss", 0.0),  # likewise
@@ -211,7 +212,13 @@ class TrainConfig:
                               "lie in [0, 1) (0 = no weight averaging)")
         if cfg.window % 4:
             raise ConfigError(f"{source}: window of {cfg.window} samples must be a multiple of 4")
+        check_hop(cfg, source)
         return cfg
+
+    @property
+    def hop(self) -> int:
+        """The gateway's hop between windows, in model samples."""
+        return int(round(self.data.fs_hz * self.data.hop_s))
 
     @classmethod
     def load(cls, path: Path) -> TrainConfig:
@@ -223,3 +230,12 @@ class TrainConfig:
 
     def save(self, path: Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+
+def check_hop(cfg: TrainConfig, source: str) -> None:
+    """``data.hop_s`` must give a whole number of model samples from 1 to the window."""
+    hop_s, fs = cfg.data.hop_s, cfg.data.fs_hz
+    n = hop_s * fs
+    if not (math.isfinite(n) and 1 <= round(n) <= cfg.window and abs(n - round(n)) < 1e-6):
+        raise ConfigError(f"{source}: data.hop_s {hop_s:g} must be a whole number of samples at "
+                          f"{fs:g} Hz, from {1 / fs:g} s to the window ({cfg.data.window_s:g} s)")

@@ -2,7 +2,7 @@
 streaming pipeline on raw test recordings, scored at the recording's own rate.
 
     python -m training.evaluate_edge [--bundle PATH] [--limit N] [--out FILE]
-                                     [--profile lead_i|wearable|clinical]
+                                     [--profile lead_i|wearable|clinical] [--split test|val]
 
 Each test record's raw Lead I goes through `edge.load_bundle(...).reconstruct` (conditioning,
 TFLite trunk + MC head, stitching, output at the input rate). Its 12 output leads are scored
@@ -99,7 +99,10 @@ def profile_for(rec, profile: str) -> dict | None:
 
 
 def evaluate_edge(bundle: str | None = None, limit: int | None = None, mc_samples: int = 30,
-                  progress: bool = True, profile: str = "lead_i") -> dict:
+                  progress: bool = True, profile: str = "lead_i", split: str = "test",
+                  corpus: str | None = None) -> dict:
+    """The product path on the ``split`` records ("all": every split) of every corpus, or of
+    ``corpus`` alone; see the module docstring."""
     import edge
     from edge.fidelity import expected_r
     from edge.leads import LEADS
@@ -109,9 +112,11 @@ def evaluate_edge(bundle: str | None = None, limit: int | None = None, mc_sample
 
     splits = load_splits()
     recs = []
-    for name in ("ptbxl", "ludb", "chapman", "cinc2021"):
+    for name in ("ptbxl", "ludb", "chapman", "cinc2021") if corpus is None else (corpus,):
         recs += load_corpus(name, progress=progress).records
-    recs = [r for r in dedupe_prefer_rate(recs) if splits.get(r.key) == "test"]
+    recs = [r for r in dedupe_prefer_rate(recs)
+            if (split == "all" or splits.get(r.key) == split)
+            and (corpus is None or r.source == corpus)]
     recs = recs[:limit] if limit else recs
     model = edge.load_bundle(bundle)
     per_rec: list[dict] = []
@@ -151,6 +156,8 @@ def evaluate_edge(bundle: str | None = None, limit: int | None = None, mc_sample
         err_out.append(err[~mask & fin])
     res = summarise(per_rec, bundle, mc_samples, flagged_records, err_in, err_out, TRUTH_TEXT)
     res["profile"] = PROFILE_TEXT[profile]
+    res["split"] = split if corpus is None else f"{split} ({corpus} only)"
+    res["record_keys"] = [p["key"] for p in per_rec]
     return res
 
 
@@ -218,14 +225,19 @@ def main(argv: list[str] | None = None) -> None:
                          f"{CLINICAL_OUT.name} with --profile wearable, clinical) in "
                          "training/runs/default")
     ap.add_argument("--profile", choices=tuple(PROFILE_TEXT), default="lead_i")
+    ap.add_argument("--split", choices=("test", "val"), default="test",
+                    help="records to score (val: for choosing settings; test: reported)")
     args = ap.parse_args(argv)
-    res = evaluate_edge(args.bundle, args.limit, args.mc_samples, profile=args.profile)
+    if args.split != "test" and args.out is None:
+        ap.error("--split val needs --out (the default files hold the test split)")
+    res = evaluate_edge(args.bundle, args.limit, args.mc_samples, profile=args.profile,
+                        split=args.split)
     args.out = args.out or {"clinical": CLINICAL_OUT, "wearable": WEARABLE_OUT}.get(
         args.profile, DEFAULT_OUT)
     args.out.write_text(json.dumps(res, indent=2) + "\n")
     con = Console()
-    table = Table(title=f"edge path on {res['records']} test recordings (T={args.mc_samples}); "
-                        f"truth: {res['truth']}")
+    table = Table(title=f"edge path on {res['records']} {args.split} recordings "
+                        f"(T={args.mc_samples}); truth: {res['truth']}")
     table.add_column("quantity")
     table.add_column("value", justify="right")
     for key in ("r_mean_11", "rmse_mv_mean_11", "lead_i_r", "coverage_90", "catch_rate",

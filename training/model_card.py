@@ -194,6 +194,32 @@ def loco_section() -> str:
             "the record) would raise a flag; false flags = the same share "
             "among records with r > 0.8 (the held-out runs' own validation-fitted "
             f"thresholds).{extra}\n\n"
+            + "\n".join(rows) + loco_edge_table())
+
+
+def loco_edge_table() -> str:
+    """The held-out runs on the product path (``python -m training.loco_edge``)."""
+    rows = ["| recipe | held out | records | r (11 leads) | 90 % coverage | catch rate / "
+            "false flags |", "|---|---|---|---|---|---|"]
+    for folder in [RUNS / "loco", *sorted(RUNS.glob("loco_*"))]:
+        path = folder / "edge_summary.json"
+        if not path.is_file():
+            continue
+        recipe = f"`{Path(json.loads((folder / 'summary.json').read_text())['config']).name}`"
+        for corpus, a in json.loads(path.read_text())["held_out"].items():
+            cr = ("n/a" if a["catch_rate"] is None else
+                  f"{a['catch_rate']:.2f} ({round(a['catch_rate'] * a['records_r_below_0_5'])}"
+                  f"/{a['records_r_below_0_5']})")
+            ff = "n/a" if a["false_flag_rate"] is None else f"{a['false_flag_rate']:.2f}"
+            rows.append(f"| {recipe} | {corpus} | {a['records']} | {a['r_mean_11']:.3f} | "
+                        f"{a['coverage_90']:.3f} | {cr} / {ff} |")
+    if len(rows) == 2:
+        return ""
+    return ("\n\nThe same held-out runs on the **product path** (`python -m training.loco_edge"
+            "`): each converted as the shipped bundle is (dynamic-range int8, fused LSTM, its own "
+            "calibration and hop) and every record of the held-out corpus streamed through "
+            "`edge.load_bundle(...).reconstruct` with the wearable profile, scored over the whole "
+            "record as the in-corpus product path is (first and last second left out).\n\n"
             + "\n".join(rows))
 
 
@@ -206,18 +232,27 @@ def window_flag(cal: dict) -> str:
     if a is None:
         return er
     k = a["components"]["shape"][0]
-    return (f"a window whose **risk** exceeds {a['threshold']:.2f}. The risk "
-            f"(`edge.atypicality`) adds, with weight {a['weight']:g} on the first (chosen on "
-            "validation, see below), the window's expected-r shortfall "
-            "(`edge.fidelity`: the Pearson r its own std implies) and how atypical its Lead I "
-            "is for the model: the Mahalanobis distance of its pooled trunk features (mean, "
-            f"std, max |x| per BiLSTM channel) from the training windows' (top {k} principal "
-            "directions plus the residual), both standardised on good validation windows "
-            "(r > 0.8). MC dropout does not know when the input itself is unlike the training "
-            "data; this does. The threshold lets "
+    what = ("how atypical its Lead I is for the model: the Mahalanobis distance of its pooled "
+            "trunk features (mean, std, max |x| per BiLSTM channel) from the training windows' "
+            f"(top {k} principal directions plus the residual)")
+    if a["weight"] >= 1.0:
+        mix = (f"a window whose **risk** exceeds {a['threshold']:.2f}. The risk "
+               "(`edge.atypicality`) weighs the window's expected-r shortfall (`edge.fidelity`: "
+               f"the Pearson r its own std implies) against {what}, both standardised on good "
+               "validation windows (r > 0.8); validation chose weight 1 on the expected r (see "
+               "below), so at this hop the flag is the standardised expected-r shortfall alone "
+               "and the atypicality score is computed but does not move it.")
+    else:
+        mix = (f"a window whose **risk** exceeds {a['threshold']:.2f}. The risk "
+               f"(`edge.atypicality`) adds, with weight {a['weight']:g} on the first (chosen "
+               "on validation, see below), the window's expected-r shortfall "
+               f"(`edge.fidelity`: the Pearson r its own std implies) and {what}, both "
+               "standardised on good validation windows (r > 0.8). MC dropout does not know "
+               "when the input itself is unlike the training data; this does.")
+    return (mix + " The threshold lets "
             f"{cal['fidelity_budget']:.0%} of the good validation records get a flag on some "
-            "window the gateway runs on them. It replaces the expected-r rule alone (threshold "
-            f"{cal['flag_expected_r']:.3f}).")
+            "window the gateway runs on them (at the shipped hop). It replaces the expected-r "
+            f"rule alone (threshold {cal['flag_expected_r']:.3f}).")
 
 
 def catch_limitation(edge: dict) -> str:
@@ -230,6 +265,30 @@ def catch_limitation(edge: dict) -> str:
             "flags on records with r > 0.8 (goal 0.7 at 0.1). The records it misses look "
             "ordinary to both the MC spread and the trunk-feature distance; what goes wrong "
             "there is likely not visible in Lead I (e.g. an electrical axis it does not show).")
+
+
+def hop_section(cfg: TrainConfig) -> str:
+    """The gateway hop against r and model time (``python -m training.hop_sweep``)."""
+    head = "## Window hop (how often the gateway runs a window)\n"
+    path = RUNS / "default" / "hop_sweep.json"
+    if not path.is_file():
+        return head + "Not measured (`python -m training.hop_sweep`)."
+    res = json.loads(path.read_text())
+    rows = ["| hop | r, 11 leads (validation, wearable) | 90 % coverage | windows / s | "
+            "model ms / s of signal |", "|---|---|---|---|---|"]
+    for r in res["rows"]:
+        mark = " (shipped)" if r["hop"] == cfg.hop else ""
+        rows.append(f"| {r['hop_s']:g} s{mark} | {r['r_mean_11']:.4f} | {r['coverage_90']:.3f} "
+                    f"| {r['windows_per_s']:g} | {r['model_ms_per_s']:.1f} |")
+    return (head + "`python -m training.hop_sweep` runs the product path on the "
+            f"{res['rows'][0]['records']} validation records with the shipped bundle at each "
+            "hop (8 s windows; output samples are the taper-weighted average of every window "
+            "over them, so a shorter hop averages more). Model time = one T = 30 window "
+            f"({res['window_ms_t30']:.2f} ms, one thread, this machine) × windows per second. "
+            f"The shipped hop is {cfg.data.hop_s:g} s, set with `ecg12 calibrate "
+            f"training/runs/default --hop-s {cfg.data.hop_s:g}`, which refits the window flag "
+            "on the windows that hop gives (the weights do not depend on it).\n\n"
+            + "\n".join(rows))
 
 
 def atypicality_section(cal: dict) -> str:
@@ -587,6 +646,8 @@ evaluation committed).
 {ensemble_section()}
 
 {atypicality_section(cal)}
+
+{hop_section(cfg)}
 
 {personalization_section()}
 

@@ -361,12 +361,19 @@ def _fit_atypicality(cfg: TrainConfig, model: keras.Model, train_lead_i: np.ndar
                          "records; weight: the most bad validation records caught"}
 
 
-def calibrate_run(run_dir: Path, progress: bool = True) -> None:
-    """(Re)fit calibration.json of a run folder, e.g. one trained on another machine."""
+def calibrate_run(run_dir: Path, progress: bool = True, hop_s: float | None = None) -> None:
+    """(Re)fit calibration.json of a run folder, e.g. one trained on another machine;
+    ``hop_s`` first sets the gateway hop in its config.json (the weights do not depend on
+    it, the flag threshold does)."""
     run_dir = Path(run_dir)
     cfg = TrainConfig.load(run_dir / "config.json")
     if not (run_dir / "best.weights.h5").is_file():
         raise ConfigError(f"{run_dir}: no best.weights.h5 (not a trained run folder)")
+    if hop_s is not None:
+        raw = cfg.to_dict()
+        raw["data"]["hop_s"] = float(hop_s)
+        cfg = TrainConfig.from_dict(raw, source="--hop-s")  # refused here when out of range
+        cfg.save(run_dir / "config.json")
     model = build_model(cfg)
     model.load_weights(run_dir / "best.weights.h5")
     data = prepare_corpora(cfg, progress=progress)
