@@ -124,3 +124,30 @@ def test_evaluate_run_end_to_end(tiny, tmp_path, data_root, monkeypatch):
     (twin / "metrics.json").write_text(json.dumps(twin_metrics))
     both = compare_runs([run, twin], tmp_path / "compare.md").read_text()
     assert f"- twin: +0.0100 [+0.0100, +0.0100] ({len(per)} records)" in both
+
+
+def test_stitched_comparison_overlap_adds_every_gateway_window(data_root, monkeypatch):
+    """A stand-in model that outputs 0.5 x its Lead I for every lead: stitched back, each
+    record's output is exactly half its own Lead I wherever a window ran (a window put at the
+    wrong start would not be), and r against that record's own truth is computed as scipy's."""
+    import training.mc
+    from scipy.stats import pearsonr
+
+    from training.compare_stitched import record_r, stitched
+    from training.dataset import prepare_corpora
+
+    monkeypatch.setenv("ECG12_DATA", str(data_root))
+    cfg = TrainConfig.from_dict({**TINY, "data": {**TINY["data"], "hop_s": 0.5}})
+    preps = prepare_corpora(cfg, progress=False)["test"][:4]
+    monkeypatch.setattr(training.mc, "predict",
+                        lambda model, lead_i, meta: np.repeat(0.5 * lead_i, 7, axis=2))
+    outs = stitched(cfg, None, preps, "wearable")
+    for p, o in zip(preps, outs, strict=True):
+        n_cov = len(p.leads12)  # the end-aligned window covers the tail
+        np.testing.assert_allclose(o[:n_cov, 1], 0.5 * p.leads12[:, 0], atol=1e-5)
+        np.testing.assert_allclose(o[:, 0], p.leads12[:, 0], atol=1e-5)
+        a, b = int(cfg.data.fs_hz), len(p.truth12) - int(cfg.data.fs_hz)
+        with np.errstate(all="ignore"):  # aVF = (II + III) / 2 is flat here: r undefined
+            want = np.nanmean([pearsonr(o[a:b, j], p.truth12[a:b, j]).statistic
+                               for j in range(1, 12) if np.ptp(o[a:b, j]) > 0])
+        assert record_r(o, p.truth12, cfg.data.fs_hz) == pytest.approx(want, abs=1e-6)

@@ -46,6 +46,24 @@ def _r(run: str, regime: str) -> float:
     return float(m["regimes"][regime]["overall"]["whole"]["pearson"]["mean"]["mean"])
 
 
+def stitched_comparison() -> str:
+    """The default against the U-Net the gateway's way (``python -m
+    training.compare_stitched``), as a sentence; empty when not run."""
+    path = RUNS / "default" / "stitched_comparison.json"
+    if not path.is_file():
+        return ""
+    d = json.loads(path.read_text())
+    a, b = d["runs"]
+    ra, rb = d["r_mean_11"][a]["mean"], d["r_mean_11"][b]["mean"]
+    p = d["paired_a_minus_b"]
+    verdict = "not significant" if p["lo"] <= 0 <= p["hi"] else "significant"
+    return (f" Scored the gateway's way (every window at the {d['hop_s']:g} s hop, stitched "
+            "with its taper, dropout off; `python -m training.compare_stitched "
+            f"{a} {b}`): {ra:.3f} against {rb:.3f}, paired {p['mean']:+.4f} "
+            f"[{p['lo']:+.4f}, {p['hi']:+.4f}] over {d['records']} {d['split']} records, "
+            f"{verdict}.")
+
+
 def _paired(run: str, against: str = "default") -> str:
     """``against`` minus ``run``: paired per-record r (wearable) with its bootstrap CI."""
     from training.metrics import paired_difference
@@ -275,16 +293,16 @@ def hop_section(cfg: TrainConfig) -> str:
         return head + "Not measured (`python -m training.hop_sweep`)."
     res = json.loads(path.read_text())
     rows = ["| hop | r, 11 leads (validation, wearable) | 90 % coverage | windows / s | "
-            "model ms / s of signal |", "|---|---|---|---|---|"]
+            "model time (× the 2 s hop) |", "|---|---|---|---|---|"]
     for r in res["rows"]:
         mark = " (shipped)" if r["hop"] == cfg.hop else ""
         rows.append(f"| {r['hop_s']:g} s{mark} | {r['r_mean_11']:.4f} | {r['coverage_90']:.3f} "
-                    f"| {r['windows_per_s']:g} | {r['model_ms_per_s']:.1f} |")
+                    f"| {r['windows_per_s']:g} | {r['model_time_vs_2s_hop']:g}× |")
     return (head + "`python -m training.hop_sweep` runs the product path on the "
             f"{res['rows'][0]['records']} validation records with the shipped bundle at each "
             "hop (8 s windows; output samples are the taper-weighted average of every window "
-            "over them, so a shorter hop averages more). Model time = one T = 30 window "
-            f"({res['window_ms_t30']:.2f} ms, one thread, this machine) × windows per second. "
+            "over them, so a shorter hop averages more). The model's time grows with the windows "
+            "per second (one T = 30 window: see the benchmarks). "
             f"The shipped hop is {cfg.data.hop_s:g} s, set with `ecg12 calibrate "
             f"training/runs/default --hop-s {cfg.data.hop_s:g}`, which refits the window flag "
             "on the windows that hop gives (the weights do not depend on it).\n\n"
@@ -441,9 +459,10 @@ def build() -> str:
                f'{edge["spearman_record_std_vs_r"]:.2f}')
     report = (run / "report.md").read_text()
     wear_path = run / "edge_eval_wearable.json"
-    wear_r = "not run"
+    wear_r = wear_r_only = "not run"
     if wear_path.is_file():
         wear = json.loads(wear_path.read_text())
+        wear_r_only = f'{wear["r_mean_11"]:.3f}'
         wear_r = f'{wear["r_mean_11"]:.3f} ({wear["r_mean_11"] - edge["r_mean_11"]:+.3f})'
     clin_path = run / "edge_eval_clinical.json"
     clin_r = "not run"
@@ -658,12 +677,15 @@ evaluation committed).
 {section(report, "Uncertainty")}
 
 ## Limitations
-- Mean Pearson r over the 11 leads with wearable metadata is {r_def["wearable"]:.3f}, below
-  the 0.80 we aimed for; the U-Net baseline trained with the same correlation term reaches
+- Mean Pearson r over the 11 leads with wearable metadata is {r_def["wearable"]:.3f} on one
+  8 s window per record (Keras) and {wear_r_only} on the product path (every window at the
+  gateway's hop, stitched): at the 0.80 we aimed for only thanks to the overlap, by a margin
+  far inside the CI. The U-Net baseline trained with the same correlation term reaches
   {_r("unet", "wearable"):.3f} (paired over the same records, ours minus the U-Net:
   {_paired("unet")}; without the term, `sweep/unet_cos`,
   {_r("sweep/unet_cos", "wearable"):.3f}): the loss made most of the recent gain, not the
-  architecture. With clinical (12-lead-derived) metadata the paper model reaches
+  architecture.{stitched_comparison()} With clinical (12-lead-derived) metadata the paper
+  model reaches
   {_r("paper", "clinical"):.3f} and ours {r_def["clinical"]:.3f} (r none / wearable / clinical
   = {r_def["none"]:.3f} / {r_def["wearable"]:.3f} / {r_def["clinical"]:.3f}): a wearer's
   profile with the R and T axes of a past 12-lead ECG is what lifts it on the product path
