@@ -301,7 +301,7 @@ class StreamingReconstructor:
                 "poor_quality", seg.t0_s + t_a, seg.t0_s + t_b, LEADS, verdict.value,
                 verdict.threshold, detail))
         if verdict.reconstruct:
-            mean, std, score = self.model.run(w.samples, seg.index, w.index)
+            mean, std, score = self.model.run(w.samples, seg.index, w.index, w.start)
             seg.stitch.add(w.start, mean, std)
             u = self.bundle.manifest.uncertainty
             flag = None

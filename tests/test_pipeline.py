@@ -413,3 +413,70 @@ def test_one_bundle_many_threads_model_calls_serialised(bundle: Bundle) -> None:
     assert overlaps[0] == 0 and sorted(out) == [0, 1, 2]
     for i in range(3):
         np.testing.assert_array_equal(out[i], alone[i])
+
+
+def test_lead_i_features_refresh_once_per_second_of_window_starts(bundle: Bundle) -> None:
+    """Windows every 0.5 s (tiny bundle: hop 50 at 100 Hz): the Lead-I metadata of each window
+    is that of the first window starting in the same second, computed by hand here from
+    ``edge.features`` on that window's conditioned samples; one derived field per group."""
+    from edge.conditioning import condition
+    from edge.features import lead_i_features
+    from edge.leads import LEAD_INDEX, PREDICTED
+    from edge.metadata import clean_metadata, encode_metadata
+    from edge.stages.reconstruct import FEATURE_REFRESH_S
+    from edge.stages.stitch import taper
+
+    assert FEATURE_REFRESH_S == 1.0
+    L, hop = bundle.window, bundle.hop
+    fs = 100.0
+    x = synthetic_lead_i(L + 3 * hop, fs, seed=5)
+    x[L:] = synthetic_lead_i(3 * hop, fs / 1.5, seed=6)  # ~108 bpm: the rate changes late
+    md = {"age": 60, "sex": "M"}
+    leads, _, _ = cat(run(bundle, x, fs, sizes=[29], mc_samples=0, metadata=md))
+    xm = condition(x, fs, fs)
+    starts = [0, hop, 2 * hop, 3 * hop]  # groups: [0, 50] -> 0, [100, 150] -> 100
+    first = {s: (s // 100) * 100 for s in starts}
+    outs = []
+    for s in starts:
+        f = lead_i_features(xm[first[s]:first[s] + L], fs)
+        meta = {**md, **clean_metadata({k: f[k] for k in ("ventricular_rate", "qrs_count",
+                                                          "qrs_duration") if k in f})}
+        outs.append(bundle.predict_window(xm[s:s + L], encode_metadata(meta), 0)[0])
+    acc = np.zeros((len(x), len(PREDICTED)))
+    w = np.zeros((len(x), 1))
+    for s, m in zip(starts, outs, strict=True):
+        acc[s:s + L] += taper(L)[:, None] * m
+        w[s:s + L] += taper(L)[:, None]
+    cols = [LEAD_INDEX[n] for n in PREDICTED]
+    np.testing.assert_allclose(leads[:, cols], acc / w, atol=1e-5)
+
+
+def test_lead_i_features_are_not_carried_across_segments(bundle: Bundle) -> None:
+    """A gap longer than the bridge starts a new segment: its first window computes its own
+    Lead-I features even when the last segment's feature group has the same number."""
+    from edge.conditioning import condition
+    from edge.features import lead_i_features
+    from edge.leads import LEAD_INDEX, PREDICTED
+    from edge.metadata import clean_metadata, encode_metadata
+    from edge.stages.stitch import taper
+
+    L, hop, fs = bundle.window, bundle.hop, 100.0
+    n = L + hop  # windows at 0 and hop: one feature group per segment
+    x0 = synthetic_lead_i(n, fs, seed=7)
+    x1 = synthetic_lead_i(n, fs / 1.6, seed=8)  # another rate after the gap
+    md = {"age": 40, "sex": "F"}
+    leads, _, flags = cat(run(bundle, np.concatenate([x0, x1]), fs, sizes=[33],
+                              gaps={n: 3.0}, mc_samples=0, metadata=md))
+    assert [f.kind for f in flags if f.kind == "gap"] == ["gap"]
+    xm = condition(x1, fs, fs)
+    f = lead_i_features(xm[:L], fs)
+    meta = encode_metadata({**md, **clean_metadata(
+        {k: f[k] for k in ("ventricular_rate", "qrs_count", "qrs_duration") if k in f})})
+    outs = [bundle.predict_window(xm[s:s + L], meta, 0)[0] for s in (0, hop)]
+    tw = taper(L)[:, None]
+    acc, w = np.zeros((n, len(PREDICTED))), np.zeros((n, 1))
+    for s, m in zip((0, hop), outs, strict=True):
+        acc[s:s + L] += tw * m
+        w[s:s + L] += tw
+    cols = [LEAD_INDEX[c] for c in PREDICTED]
+    np.testing.assert_allclose(leads[n:, cols], acc / w, atol=1e-5)
