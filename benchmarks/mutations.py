@@ -70,7 +70,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     M("stitch-taper-floor", "edge/stages/stitch.py", "return 0.05 + np.sin", "return 0.5 + np.sin",
       (T_ST,)),
     M("stitch-std-not-var", "edge/stages/stitch.py",
-      "tw[:, None] * np.square(std.astype(np.float64))", "tw[:, None] * std.astype(np.float64)",
+      "np.square(std, out=one[:, 1 + nl:], dtype=np.float64)", "one[:, 1 + nl:] = std",
       (T_ST,)),
     M("stitch-no-interpolation", "edge/stages/stitch.py", "np.minimum(j0 + 1, n_model - 1)",
       "np.minimum(j0, n_model - 1)", (T_ST, T_CORE)),

@@ -30,3 +30,15 @@ def sorted_percentile(a: np.ndarray, q: float) -> float:
     va, vb = float(a[lo]), float(a[hi])
     d = vb - va
     return vb - d * (1.0 - gamma) if gamma >= 0.5 else va + d * gamma
+
+
+def median(x: np.ndarray) -> float:
+    """``float(np.median(x))`` of a non-empty 1-D float array without NaN: the middle
+    element (odd length) or the mean of the two middle ones, from one ``np.partition``."""
+    a = np.asarray(x, dtype=np.float64).ravel()
+    n = len(a)
+    k = n // 2
+    if n % 2:
+        return float(np.partition(a, k)[k])
+    p = np.partition(a, (k - 1, k))
+    return float(np.mean(p[k - 1:k + 1]))

@@ -130,9 +130,9 @@ def test_stitched_comparison_overlap_adds_every_gateway_window(data_root, monkey
     """A stand-in model that outputs 0.5 x its Lead I for every lead: stitched back, each
     record's output is exactly half its own Lead I wherever a window ran (a window put at the
     wrong start would not be), and r against that record's own truth is computed as scipy's."""
-    import training.mc
     from scipy.stats import pearsonr
 
+    import training.mc
     from training.compare_stitched import record_r, stitched
     from training.dataset import prepare_corpora
 

@@ -1,4 +1,4 @@
-"""edge.quantile equals numpy's percentile bit for bit (numpy is the reference)."""
+"""edge.quantile equals numpy's percentile and median bit for bit (numpy is the reference)."""
 
 from __future__ import annotations
 
@@ -17,3 +17,16 @@ def test_equals_numpy_bit_for_bit(q: float) -> None:
         if i % 5 == 0:
             x = np.round(x, 1)  # ties
         assert percentile(x, q) == float(np.percentile(x, q)), (n, q)
+
+
+def test_median_equals_numpy_bit_for_bit() -> None:
+    from edge.quantile import median
+
+    rng = np.random.default_rng(7)
+    for i in range(3000):
+        n = int(rng.integers(1, 900))
+        x = np.abs(rng.normal(size=n)) * rng.choice([1e-3, 1.0, 1e3])
+        if i % 5 == 0:
+            x = np.round(x, 1)  # ties
+        assert median(x) == float(np.median(x)), n
+    assert median(np.array([1.0, 2.0])) == 1.5 and median(np.array([3.0, 1.0, 2.0])) == 2.0

@@ -233,9 +233,9 @@ class TrainConfig:
 
 
 def check_hop(cfg: TrainConfig, source: str) -> None:
-    """``data.hop_s`` must give a whole number of model samples from 1 to the window."""
+    """``data.hop_s`` must round to 1 .. window model samples (the hop the bundle stores)."""
     hop_s, fs = cfg.data.hop_s, cfg.data.fs_hz
     n = hop_s * fs
-    if not (math.isfinite(n) and 1 <= round(n) <= cfg.window and abs(n - round(n)) < 1e-6):
-        raise ConfigError(f"{source}: data.hop_s {hop_s:g} must be a whole number of samples at "
-                          f"{fs:g} Hz, from {1 / fs:g} s to the window ({cfg.data.window_s:g} s)")
+    if not (math.isfinite(n) and 1 <= round(n) <= cfg.window):
+        raise ConfigError(f"{source}: data.hop_s {hop_s:g} must give 1 to {cfg.window} samples "
+                          f"at {fs:g} Hz ({1 / fs:g} s to the window, {cfg.data.window_s:g} s)")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge.quantile import sorted_percentile
+from edge.quantile import median, sorted_percentile
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def assess(x_mv: np.ndarray, bad: np.ndarray, saturated: np.ndarray, fs_hz: floa
         return Verdict(False, "flat or lead-off", bad_frac, cfg.max_bad_fraction)
     srt = np.sort(x_mv)
     lo, hi = sorted_percentile(srt, 1), sorted_percentile(srt, 99)
-    ratio = float(np.median(np.abs(np.diff(x_mv))) / max(hi - lo, 1e-6))
+    ratio = median(np.abs(np.diff(x_mv))) / max(hi - lo, 1e-6)
     if ratio > cfg.noise_ratio:
         return Verdict(True, "noisy", ratio, cfg.noise_ratio)
     return Verdict(True, None, ratio, cfg.noise_ratio)

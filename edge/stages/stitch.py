@@ -33,11 +33,11 @@ class Stitcher:
     def add(self, start: int, mean: np.ndarray, std: np.ndarray) -> None:
         L, nl = len(self.taper), self.n_leads
         self.extend_to(start + L)
-        tw = self.taper
-        s = self.sums.view(start, start + L)
-        s[:, 0] += tw
-        s[:, 1:1 + nl] += tw[:, None] * mean
-        s[:, 1 + nl:] += tw[:, None] * np.square(std.astype(np.float64))
+        one = np.empty((L, 1 + 2 * nl))  # [1, mean, std²] per sample, then one weighted add
+        one[:, 0] = 1.0
+        one[:, 1:1 + nl] = mean
+        np.square(std, out=one[:, 1 + nl:], dtype=np.float64)
+        self.sums.view(start, start + L)[:] += self.taper[:, None] * one
 
     def at(self, p: np.ndarray, n_model: int) -> tuple[np.ndarray, np.ndarray]:
         """Stitched (mean, var) at model positions ``p`` (NaN where no window ran)."""
