@@ -139,6 +139,8 @@ def evaluate_edge(bundle: str | None = None, limit: int | None = None, mc_sample
             "cover": float(np.mean(np.abs(got[:, 1:] - tru[:, 1:]) <= 1.645 * std[:, 1:])),
             "flagged": any(f.kind == "high_uncertainty" for f in out.flags),
             "mean_std": float(np.nanmean(std[:, 1:])),
+            "std_lead": np.mean(std, axis=0).tolist(),  # per lead (record-level Spearman)
+            "abs_err_lead": np.mean(np.abs(got - tru), axis=0).tolist(),
             "expected_r": float(expected_r(got[:, 1:], std[:, 1:])),
         })
         # |error| of a lead inside its high-uncertainty flags vs outside them
@@ -178,6 +180,20 @@ def _spearman(a: list, b: list) -> float:
     return float(spearmanr(a, b).statistic)
 
 
+def _lead_spearman(per_rec: list[dict]) -> dict[str, float]:
+    """Per reconstructed lead, Spearman over records of the mean std against the mean
+    |error| (``ecg12 evaluate``'s record-level measure, here over the whole record), and the
+    mean over V1-V6."""
+    from edge.leads import LEADS
+
+    sd = np.array([p["std_lead"] for p in per_rec])
+    err = np.array([p["abs_err_lead"] for p in per_rec])
+    out = {lead: _spearman(list(sd[:, j]), list(err[:, j]))
+           for j, lead in enumerate(LEADS) if j > 0}
+    out["mean_V1_V6"] = float(np.mean([out[f"V{i}"] for i in range(1, 7)]))
+    return out
+
+
 def summarise(per_rec: list[dict], bundle: str | None, mc_samples: int, flagged: int,
               err_in: list[np.ndarray], err_out: list[np.ndarray], truth_text: str) -> dict:
     """Means over records: per lead, per corpus, overall (11 reconstructed leads)."""
@@ -208,6 +224,7 @@ def summarise(per_rec: list[dict], bundle: str | None, mc_samples: int, flagged:
                                               list(-np.nanmean(r[:, 1:], axis=1))),
         "spearman_record_expected_r_vs_r": _spearman([p["expected_r"] for p in per_rec],
                                                      list(np.nanmean(r[:, 1:], axis=1))),
+        "spearman_record_std_vs_abs_err": _lead_spearman(per_rec),
         "records_with_high_uncertainty_flags": flagged,
         "abs_err_mv_in_high_uncertainty_flags": float(np.mean(cat_in)) if len(cat_in) else None,
         "abs_err_mv_elsewhere": float(np.mean(np.concatenate(err_out))),

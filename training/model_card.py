@@ -463,6 +463,10 @@ def build() -> str:
     lag = f'{edge["lead_i_lag_samples"]["median"]:g} / {edge["lead_i_lag_samples"]["max_abs"]}'
     catch = _share(edge, "catch_rate", "records_r_below_0_5")
     false_flags = _share(edge, "false_flag_rate", "records_r_above_0_8")
+    spl = edge.get("spearman_record_std_vs_abs_err")
+    sp_leads = ("not run" if spl is None else
+                " ".join(f"{spl[f'V{i}']:.2f}" for i in range(1, 7))
+                + f" ({spl['mean_V1_V6']:.2f}; goal 0.6)")
     sp_edge = (f'{edge["spearman_record_expected_r_vs_r"]:.2f} / '
                f'{edge["spearman_record_std_vs_r"]:.2f}')
     report = (run / "report.md").read_text()
@@ -590,6 +594,7 @@ at the input rate) and scores all 12 output leads against the **recording itself
 | catch rate: records with r < 0.5 flagged | {catch} |
 | false flags: records with r > 0.8 flagged | {false_flags} |
 | record Spearman(expected r, r) / (mean std, −r) | {sp_edge} |
+| record Spearman(mean std, mean abs error) per lead, V1–V6 (mean) | {sp_leads} |
 | mean abs error inside those flagged stretches (mV) | {err_in_s} |
 | mean abs error elsewhere (mV) | {edge["abs_err_mv_elsewhere"]:.3f} |
 
