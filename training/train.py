@@ -363,8 +363,8 @@ def _fit_atypicality(cfg: TrainConfig, model: keras.Model, train_lead_i: np.ndar
 
 def calibrate_run(run_dir: Path, progress: bool = True, hop_s: float | None = None) -> None:
     """(Re)fit calibration.json of a run folder, e.g. one trained on another machine;
-    ``hop_s`` first sets the gateway hop in its config.json (the weights do not depend on
-    it, the flag threshold does)."""
+    ``hop_s`` sets the gateway hop (the weights do not depend on it, the flag threshold
+    does): the fit uses it, and config.json gets it once calibration.json is written."""
     run_dir = Path(run_dir)
     cfg = TrainConfig.load(run_dir / "config.json")
     if not (run_dir / "best.weights.h5").is_file():
@@ -373,13 +373,14 @@ def calibrate_run(run_dir: Path, progress: bool = True, hop_s: float | None = No
         raw = cfg.to_dict()
         raw["data"]["hop_s"] = float(hop_s)
         cfg = TrainConfig.from_dict(raw, source="--hop-s")  # refused here when out of range
-        cfg.save(run_dir / "config.json")
     model = build_model(cfg)
     model.load_weights(run_dir / "best.weights.h5")
     data = prepare_corpora(cfg, progress=progress)
     val = eval_arrays(cfg, data["val"], "wearable")
     _calibrate(cfg, model, val, run_dir, eval_arrays(cfg, data["train"], "none").lead_i,
                data["val"])
+    if hop_s is not None:
+        cfg.save(run_dir / "config.json")
     console.print(f"calibration written to {run_dir / 'calibration.json'}")
 
 
