@@ -104,3 +104,25 @@ def test_the_gateway_hop_is_checked_and_leaves_the_training_hash_alone() -> None
     raw["data"]["hop_s"] = 2.0
     raw["data"]["window_s"] = 4.0  # a training setting still changes the hash
     assert TrainConfig.from_dict(raw).sha256() != base.sha256()
+
+
+@pytest.mark.parametrize(("module", "argv", "named"), [
+    ("training.evaluate_edge", ["--split", "val"], "--split val needs --out"),
+    ("training.hop_sweep", ["--hops", "25,x"], "--hops '25,x': not comma-separated"),
+    ("training.hop_sweep", ["--hops", "0"], "each hop must be >= 1 sample"),
+])
+def test_scoring_tools_refuse_bad_arguments_in_one_line(module, argv, named) -> None:
+    res = subprocess.run([sys.executable, "-m", module, *argv], capture_output=True,
+                         text=True, cwd=REPO, timeout=300)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert named in res.stderr.strip().splitlines()[-1], res.stderr
+
+
+def test_loco_edge_names_a_held_out_run_that_was_never_calibrated(tmp_path) -> None:
+    (tmp_path / "ludb").mkdir()
+    res = subprocess.run([sys.executable, "-m", "training.loco_edge", "--out", str(tmp_path),
+                          "--corpus", "ludb"], capture_output=True, text=True, cwd=REPO,
+                         timeout=300)
+    assert res.returncode != 0 and "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines()[-1] == (f"{tmp_path / 'ludb'}: no calibration.json "
+                                                   "(run python -m training.loco first)")

@@ -30,27 +30,25 @@ from training.config import TrainConfig
 def stitched(cfg: TrainConfig, model: Any, preps: list[Any], regime: str
              ) -> list[np.ndarray]:
     """Per record: the stitched 12-lead output ``(n, 12)`` of ``model`` (dropout off) over
-    every gateway window at ``cfg``'s hop."""
-    from edge.stages.stitch import taper
+    every gateway window at ``cfg``'s hop, overlap-added by the gateway's own ``Stitcher``
+    (NaN where no window ran)."""
+    from edge.stages.stitch import Stitcher
     from training.dataset import gateway_arrays, gateway_starts
     from training.mc import predict, to_12_lead
 
     arr, record = gateway_arrays(cfg, preps, regime)
-    out = predict(model, arr.lead_i, arr.meta)
-    leads, _ = to_12_lead(arr.lead_i, out, cfg.model.outputs)
+    leads, _ = to_12_lead(arr.lead_i, predict(model, arr.lead_i, arr.meta), cfg.model.outputs)
     L = cfg.window
-    w = taper(L)[:, None]
-    acc = [np.zeros((len(p.truth12), 12)) for p in preps]
-    wsum = [np.zeros((len(p.truth12), 1)) for p in preps]
-    seen: dict[int, int] = {}
-    starts = {i: gateway_starts(len(p.leads12), L, cfg.hop) for i, p in enumerate(preps)}
-    for j, i in enumerate(record.tolist()):
-        k = seen.get(i, 0)
-        seen[i] = k + 1
-        s = starts[i][k]
-        acc[i][s:s + L] += w * leads[j]
-        wsum[i][s:s + L] += w
-    return [a / np.where(ws == 0, np.nan, ws) for a, ws in zip(acc, wsum, strict=True)]
+    # gateway_arrays lists each record's windows in gateway_starts order, record by record
+    starts = [s for p in preps for s in gateway_starts(len(p.leads12), L, cfg.hop)]
+    stitchers = [Stitcher(L, 12) for _ in preps]
+    no_std = np.zeros((L, 12), np.float32)
+    for i, s, y in zip(record.tolist(), starts, leads, strict=True):
+        stitchers[i].add(s, y, no_std)
+    for st, p in zip(stitchers, preps, strict=True):
+        st.extend_to(len(p.truth12))
+    return [st.at(np.arange(len(p.truth12), dtype=np.float64), len(p.truth12))[0]
+            for st, p in zip(stitchers, preps, strict=True)]
 
 
 def record_r(pred: np.ndarray, truth: np.ndarray, fs: float) -> float:
@@ -71,11 +69,10 @@ def compare(run_a: Path, run_b: Path, regime: str = "wearable", hop_s: float | N
     from training.evaluate import load_run
     from training.metrics import bootstrap_ci, paired_difference
 
+    loaded = {run: load_run(run) for run in (run_a, run_b)}
+    hop = hop_s if hop_s is not None else loaded[run_a][0].data.hop_s  # both at one hop
     runs = {}
-    for run in (run_a, run_b):
-        cfg, model = load_run(run)
-        hop = hop_s if hop_s is not None else (runs[run_a][0].data.hop_s if runs else
-                                                cfg.data.hop_s)
+    for run, (cfg, model) in loaded.items():
         raw = cfg.to_dict()
         raw["data"]["hop_s"] = float(hop)
         runs[run] = (TrainConfig.from_dict(raw, source=f"{run} at hop {hop:g} s"), model)

@@ -185,9 +185,8 @@ def gateway_arrays(cfg: TrainConfig, preps: list[Prepared], regime: str
                    ) -> tuple[WindowArrays, np.ndarray]:
     """Every window the gateway runs on each record (``gateway_starts`` at the bundle's hop),
     as ``eval_arrays`` builds them, and the record index of each window."""
-    hop = int(round(cfg.data.hop_s * cfg.data.fs_hz))
     pairs = [(i, p, s) for i, p in enumerate(preps)
-             for s in gateway_starts(len(p.leads12), cfg.window, hop)]
+             for s in gateway_starts(len(p.leads12), cfg.window, cfg.hop)]
     arr = _window_arrays(cfg, [(p, s) for _, p, s in pairs], regime)
     return arr, np.array([i for i, _, _ in pairs], dtype=int)
 

@@ -30,11 +30,11 @@ QUANT, LSTM, T = "dynamic_int8", "fused", 30
 
 def score_run(run_dir: Path, corpus: str, limit: int | None = None) -> dict[str, Any]:
     """The product path of the run ``run_dir`` on every record of ``corpus``."""
+    if not (run_dir / "calibration.json").is_file():
+        raise SystemExit(f"{run_dir}: no calibration.json (run python -m training.loco first)")
     from converters.bundle import convert_run
     from training.evaluate_edge import evaluate_edge
 
-    if not (run_dir / "calibration.json").is_file():
-        raise SystemExit(f"{run_dir}: no calibration.json (run python -m training.loco first)")
     with tempfile.TemporaryDirectory() as tmp:
         bundle = convert_run(run_dir, Path(tmp) / "bundle", QUANT, LSTM, T)
         res = evaluate_edge(str(bundle), limit, T, progress=False, profile="wearable",

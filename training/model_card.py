@@ -56,12 +56,11 @@ def stitched_comparison() -> str:
     a, b = d["runs"]
     ra, rb = d["r_mean_11"][a]["mean"], d["r_mean_11"][b]["mean"]
     p = d["paired_a_minus_b"]
-    verdict = "not significant" if p["lo"] <= 0 <= p["hi"] else "significant"
     return (f" Scored the gateway's way (every window at the {d['hop_s']:g} s hop, stitched "
             "with its taper, dropout off; `python -m training.compare_stitched "
             f"{a} {b}`): {ra:.3f} against {rb:.3f}, paired {p['mean']:+.4f} "
             f"[{p['lo']:+.4f}, {p['hi']:+.4f}] over {d['records']} {d['split']} records, "
-            f"{verdict}.")
+            f"{_verdict(p)}.")
 
 
 def _paired(run: str, against: str = "default") -> str:
@@ -73,8 +72,12 @@ def _paired(run: str, against: str = "default") -> str:
     if not a or not b:
         return "n/a (re-run `ecg12 evaluate` on both runs)"
     d = paired_difference(a, b)
-    verdict = "not significant" if d["lo"] <= 0 <= d["hi"] else "significant"
-    return f"{d['mean']:+.4f} [{d['lo']:+.4f}, {d['hi']:+.4f}], {verdict}"
+    return f"{d['mean']:+.4f} [{d['lo']:+.4f}, {d['hi']:+.4f}], {_verdict(d)}"
+
+
+def _verdict(ci: dict) -> str:
+    """Whether a bootstrap CI of a difference excludes zero."""
+    return "not significant" if ci["lo"] <= 0 <= ci["hi"] else "significant"
 
 
 def _sel(run: str, regime: str = "wearable") -> str:

@@ -77,12 +77,11 @@ class WindowModel:
                         pass  # implausible estimate: leave the field absent
         return md
 
-    def run(self, x_mv: np.ndarray, segment: int, window: int, start: int | None = None
+    def run(self, x_mv: np.ndarray, segment: int, window: int, start: int
             ) -> tuple[np.ndarray, np.ndarray, float | None]:
         """(mean, std, atypicality score) of one window; ``start`` (model samples from the
-        segment start) groups the Lead-I feature refresh; None computes them afresh."""
-        meta = (encode_metadata(self.window_metadata(x_mv)) if start is None
-                else self.encoded_at(x_mv, segment, start))
+        segment start) groups the Lead-I feature refresh."""
+        meta = self.encoded_at(x_mv, segment, start)
         rng = np.random.default_rng([self.seed, segment, window])
         self.windows_run += 1
         with self.lock:
