@@ -5,8 +5,10 @@ once a window completes or a block of ``min_emit_s`` becomes final. ``ChunkBatch
 the chunks that cannot change anything yet (``StreamingReconstructor.quiet_samples``) and
 releases them, in order, with the chunk that can; a gap releases at once. The output and the
 moment it appears are those of pushing every chunk (tested), for a fraction of the calls.
-A released batch that runs no model window (``heavy`` false) is cheap enough to push on the
-event loop, without a thread hand-off.
+A released batch that runs at most one model window (``heavy`` false) is cheap enough to push
+on the event loop: a window costs a few ms, and a thread hand-off on a busy single core
+about a tenth of that (``benchmarks.throughput``); a longer batch (a burst after a
+reconnect, a gap) goes to the worker thread.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ class ChunkBatcher:
         self.held: list[Chunk] = []
         self._n = 0  # samples held
         self._quiet = 0  # samples the pipeline can take without output (0 = push at once)
-        self._light = 0  # samples it can take without running the model
-        #: the batch last released runs a model window (or may: a gap, unknown state)
+        self._light = 0  # samples it can take running the model at most once
+        #: the batch last released runs more than one model window (or may: a gap, unknown)
         self.heavy = True
 
     def add(self, chunk: Chunk) -> list[Chunk]:
@@ -37,16 +39,16 @@ class ChunkBatcher:
         self.heavy = chunk.gap_before_s > 0 or self._n > self._light
         return self.drain()
 
-    def pushed(self, quiet: tuple[int, int]) -> None:
+    def pushed(self, quiet: tuple[int, int, int]) -> None:
         """After a push: the reconstructor's ``quiet_samples()``."""
-        self._quiet, self._light = max(0, int(quiet[0])), max(0, int(quiet[1]))
+        self._quiet, self._light = max(0, int(quiet[0])), max(0, int(quiet[2]))
 
     def drain(self) -> list[Chunk]:
         out, self.held, self._n, self._quiet, self._light = self.held, [], 0, 0, 0
         return out
 
 
-def push_batch(rec: Any, chunks: list[Chunk]) -> tuple[list[Any], tuple[int, int]]:
+def push_batch(rec: Any, chunks: list[Chunk]) -> tuple[list[Any], tuple[int, int, int]]:
     """Push ``chunks`` and read the new quiet count (one worker-thread call for both)."""
     blocks = rec.push_many(chunks)
     return blocks, rec.quiet_samples()

@@ -113,11 +113,11 @@ async def run_session(source: Any, model: Any, recorder: Recorder, *,
             rec.check(chunk)  # a bad chunk fails here, whether or not it is held
             batch = batcher.add(chunk)  # held while it cannot change the output
             if batch:
-                if batcher.heavy:  # the model runs: off the event loop
+                if batcher.heavy:  # more than one model window: off the event loop
                     pending = loop.run_in_executor(worker, push_batch, rec, batch)
                     blocks, quiet = await asyncio.shield(pending)
                     pending = None
-                else:  # conditioning and a block: cheap, no thread hand-off
+                else:  # at most one window and a block: no thread hand-off
                     blocks, quiet = push_batch(rec, batch)
                 batcher.pushed(quiet)
                 recorder.on_blocks(blocks)

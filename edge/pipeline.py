@@ -190,14 +190,16 @@ class StreamingReconstructor:
             i = j
         return blocks
 
-    def quiet_samples(self) -> tuple[int, int]:
+    def quiet_samples(self) -> tuple[int, int, int]:
         """How many more contiguous input samples ``push`` would take (1) without completing
-        a window or a block (it would return nothing) and (2) without running the model: a
-        session may hold (1) back and push them together, with the same output at the same
-        time, and push a batch within (2) without a worker thread. (0, 0) when unknown."""
+        a window or a block (it would return nothing), (2) without running the model and (3)
+        running the model at most once: a session may hold (1) back and push them together,
+        with the same output at the same time, push a batch within (2) without a worker
+        thread, and one within (3) on the event loop too (one window, a few ms; the thread
+        hand-off costs a tenth of that). (0, 0, 0) when unknown."""
         seg = self._seg
         if seg is None or seg.grid.closed:
-            return 0, 0
+            return 0, 0, 0
         n = seg.code.end
         to_model = seg.cond.to_model
         at_input = seg.cond.at_input or to_model
@@ -207,13 +209,14 @@ class StreamingReconstructor:
 
         # the fewest input samples (in the segment) at which each event happens
         n_window = to_model.inputs_for(need_m)
+        n_two = to_model.inputs_for(need_m + self.bundle.hop)  # ... the window after it
         if seg.grid.next_index == 0:  # no block before the first window
-            return n_window - n - 1, n_window - n - 1
+            return n_window - n - 1, n_window - n - 1, n_two - n - 1
         # a block: k_min is conditioned at the input rate, and final_before (n_m - L) passes
         # floor(k_min at the model rate) + 1 (see _emit)
         c = math.floor(k_min / fs_in * fs_m)
         n_block = max(at_input.inputs_for(k_min + 1), to_model.inputs_for(c + L + 2))
-        return min(n_window, n_block) - n - 1, n_window - n - 1
+        return min(n_window, n_block) - n - 1, n_window - n - 1, n_two - n - 1
 
     def flush(self) -> list[Block]:
         """End of signal: release the conditioning look-ahead, run the end-aligned window and

@@ -62,8 +62,8 @@ def test_held_chunks_change_neither_output_nor_when(bundle: Bundle, fs: float, s
         if batch:
             before = rec.model.windows_run
             blocks, quiet = push_batch(rec, batch)
-            # a batch said to be light (pushed on the event loop) never runs the model
-            assert batcher.heavy or rec.model.windows_run == before
+            # a batch said to be light (pushed on the event loop) runs the model at most once
+            assert batcher.heavy or rec.model.windows_run - before <= 1
             light += not batcher.heavy
             batcher.pushed(quiet)
             pushes += 1
@@ -83,8 +83,8 @@ def test_held_chunks_change_neither_output_nor_when(bundle: Bundle, fs: float, s
     emits = sum(1 for b in ref if b)
     gaps = sum(1 for c in cs if c.gap_before_s > 0)
     assert pushes <= emits + rec.model.windows_run + gaps + 1
-    # and only those that run a window (or bring a gap) go to the worker thread
-    assert pushes - light <= rec.model.windows_run + gaps + 1
+    # and only those that run two windows or more (or bring a gap) go to the worker thread
+    assert pushes - light <= rec.model.windows_run // 2 + gaps + 1
     if min_emit_s >= 0.5:
         assert pushes < 0.6 * len(cs), f"{pushes} pushes for {len(cs)} chunks"
 
@@ -105,7 +105,7 @@ def test_final_after_counts_what_process_returned(fs_in: int, fs_out: int) -> No
 
 def test_a_gap_releases_the_held_chunks_at_once() -> None:
     b = ChunkBatcher()
-    b.pushed((1000, 1000))
+    b.pushed((1000, 1000, 1000))
     x = np.zeros((10, 1), np.float32)
     assert b.add(Chunk(x, 0.0, 100.0, 0)) == []
     out = b.add(Chunk(x, 0.3, 100.0, 1, gap_before_s=0.2))

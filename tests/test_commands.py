@@ -45,7 +45,7 @@ class EchoModel:
                 pass
 
             def quiet_samples(self):
-                return 0, 0  # push every chunk at once
+                return 0, 0, 0  # push every chunk at once
 
             def flush(self):
                 return []
