@@ -259,7 +259,7 @@ MUTATIONS: tuple[Mutation, ...] = (
       "rec_risk = np.array([risk[rec == i].min() for i in ids])", ("tests/test_atypicality.py",)),
     M("atyp-flag-ignored", "edge/pipeline.py", "if risk > a.threshold:", "if risk > 1e9:",
       ("tests/test_atypicality.py",)),
-    # the Lead-I feature refresh (one computation per second of window starts)
+    # the Lead-I feature refresh (one computation per FEATURE_REFRESH_S of window starts)
     M("features-stale-group", "edge/stages/reconstruct.py",
       "key = (segment, start // self.refresh)", "key = (segment, start // (2 * self.refresh))",
       (T_PIPE,)),

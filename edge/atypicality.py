@@ -35,7 +35,10 @@ def pool(features: np.ndarray) -> np.ndarray:
     """Trunk features ``(L', C)`` of one window -> ``(3C,)``: mean, std and max |x| over
     time per channel (float64)."""
     f = np.asarray(features, dtype=np.float64)
-    return np.concatenate([f.mean(axis=0), f.std(axis=0), np.abs(f).max(axis=0)])
+    n = len(f)
+    mu = f.sum(axis=0) / n  # mean and std from sums (float64), max |x| as max(max, -min):
+    var = np.maximum(np.einsum("ij,ij->j", f, f) / n - mu * mu, 0.0)  # no temporaries
+    return np.concatenate([mu, np.sqrt(var), np.maximum(f.max(axis=0), -f.min(axis=0))])
 
 
 def _encode(a: np.ndarray) -> str:

@@ -3,10 +3,11 @@
 Trunk and head run once per window. MC dropout samples one site, the head's last: the head
 takes the window's features and metadata (batch 1) and T masks drawn here with numpy (values
 {0, 1/(1-rate)}, per channel), runs its deterministic part once and only its output conv on
-the T masked copies, and returns T residuals plus one predicted log-variance. Tensors are
-matched by name
-through the signature runner's input/output details (falling back to the graph's tensor
-names), never by index. LiteRT is imported lazily: ``ai_edge_litert`` then ``tflite_runtime``.
+the T masked copies, and returns T residuals plus one predicted log-variance; a window's MC
+mean and std are reduced from views of the interpreters' buffers (no copy of the T
+residuals). Tensors are matched by name through the signature's input/output details
+(falling back to the graph's tensor names), never by index. LiteRT is imported lazily:
+``ai_edge_litert`` then ``tflite_runtime``.
 """
 
 from __future__ import annotations
@@ -57,23 +58,23 @@ class _Session:
         if spec.reset_state:
             # a stateful (fused LSTM) model needs its tensors allocated before the first
             # reset_all_variables() (which precedes every invoke), and before a signature
-            # runner takes references to them
+            # runner (for the tensor names) takes references to them
             self.interp.allocate_tensors()
         ins, outs = self._details()
         want_in = [t.name for t in spec.inputs]
         want_out = [t.name for t in spec.outputs]
         self.inputs = self._match(ins, want_in, "input", path)
         self.outputs = self._match(outs, want_out, "output", path)
-        if self.runner is None:
-            self.interp.allocate_tensors()
+        self.interp.allocate_tensors()
 
     def _details(self) -> tuple[dict[str, dict], dict[str, dict]]:
+        """Tensors by name: the signature's (its runner is then let go: while one exists,
+        LiteRT refuses to invoke with a view of its buffers alive), else the graph's."""
         sigs = self.interp.get_signature_list() if hasattr(self.interp,
                                                           "get_signature_list") else {}
-        self.runner = None
         if len(sigs) == 1:
-            self.runner = self.interp.get_signature_runner(next(iter(sigs)))
-            return self.runner.get_input_details(), self.runner.get_output_details()
+            runner = self.interp.get_signature_runner(next(iter(sigs)))
+            return runner.get_input_details(), runner.get_output_details()
         ins = {_canonical(d["name"]): d for d in self.interp.get_input_details()}
         outs = {_canonical(d["name"]): d for d in self.interp.get_output_details()}
         return ins, outs
@@ -90,14 +91,16 @@ class _Session:
                                     f"(found {sorted(got)})")
         return out
 
-    def run(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Feed inputs by name (resizing the batch when it changes), invoke, read outputs."""
+    def run(self, feed: dict[str, np.ndarray], views: bool = False) -> dict[str, np.ndarray]:
+        """Feed inputs by name (resizing the batch when it changes), invoke, read outputs.
+
+        ``views``: float outputs come back as views of the interpreter's buffers (no copy:
+        the MC head's T residuals are the largest array of a window), valid only until this
+        session runs again and to be dropped before it does (LiteRT refuses to invoke while
+        a view is alive)."""
         if self.spec.reset_state:
             self.interp.reset_all_variables()
         q = {name: _quantize(arr, self.inputs[name]) for name, arr in feed.items()}
-        if self.runner is not None:  # the runner resizes + allocates when shapes change
-            res = self.runner(**{self.inputs[n]["key"]: a for n, a in q.items()})
-            return {name: _dequantize(res[d["key"]], d) for name, d in self.outputs.items()}
         resized = False
         for name, arr in q.items():
             d = self.inputs[name]
@@ -110,6 +113,9 @@ class _Session:
         for name, arr in q.items():
             self.interp.set_tensor(self.inputs[name]["index"], arr)
         self.interp.invoke()
+        if views:
+            return {name: _dequantize(self.interp.tensor(d["index"])(), d)
+                    for name, d in self.outputs.items()}
         return {name: _dequantize(self.interp.get_tensor(d["index"]), d)
                 for name, d in self.outputs.items()}
 
@@ -125,8 +131,8 @@ def _quantize(x: np.ndarray, d: dict[str, Any]) -> np.ndarray:
 
 
 def _dequantize(x: np.ndarray, d: dict[str, Any]) -> np.ndarray:
-    if x.dtype.kind == "f":
-        return x.astype(np.float32, copy=True)
+    if x.dtype.kind == "f":  # a copy already (get_tensor) or a view by request
+        return x.astype(np.float32, copy=False)
     scale, zero = d.get("quantization", (1.0, 0))
     return ((x.astype(np.float32) - zero) * (scale or 1.0)).astype(np.float32)
 
@@ -182,15 +188,17 @@ class Bundle:
         the predicted variance ``(L, 7)`` (None for a head without log_var)."""
         return self._head(self._trunk(lead_i), meta, masks)
 
-    def _trunk(self, lead_i: np.ndarray) -> dict[str, np.ndarray]:
+    def _trunk(self, lead_i: np.ndarray, views: bool = False) -> dict[str, np.ndarray]:
         L = self.window
         x = np.asarray(lead_i, dtype=np.float32)
         if x.shape != (L,):
             raise InputInvalid(f"window must have shape ({L},), got {x.shape}")
-        return self.trunk.run({"lead_i": (x * self.manifest.model.input_scale)[None, :, None]})
+        return self.trunk.run({"lead_i": (x * self.manifest.model.input_scale)[None, :, None]},
+                              views=views)
 
-    def _head(self, out: dict[str, np.ndarray], meta: np.ndarray, masks: np.ndarray
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    def _head(self, out: dict[str, np.ndarray], meta: np.ndarray, masks: np.ndarray,
+              views: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """``views`` (``_Session.run``) where one head call takes every mask."""
         meta = np.asarray(meta, dtype=np.float32)
         if meta.shape != (self.manifest.metadata.encoded_size,):
             raise InputInvalid(f"meta vector must have shape "
@@ -198,12 +206,14 @@ class Bundle:
         site = self.manifest.mc.masks[0].name
         fixed = self.manifest.head.batch  # a head converted for a fixed T: pad with ones
         step = fixed or len(masks)
+        views = views and step >= len(masks)  # parts of several calls must be copies
         parts, head = [], {}
         for s in range(0, len(masks), step):
             m = masks[s:s + step]
             if fixed and len(m) < fixed:
                 m = np.concatenate([m, np.ones((fixed - len(m), m.shape[1]), np.float32)])
-            head = self.head.run({"features": out["features"], "meta": meta[None], site: m})
+            head = self.head.run({"features": out["features"], "meta": meta[None], site: m},
+                                 views=views)
             parts.append(head["residual"][:len(masks) - s])  # drop the padding rows
         var = None
         if self.manifest.uncertainty.aleatoric:
@@ -232,13 +242,28 @@ class Bundle:
         if mc_samples > 0 and rng is None:
             raise InputInvalid("mc_samples > 0 needs an rng (numpy Generator)")
         masks = self.masks(max(int(mc_samples), 1), rng if mc_samples else None)
-        out = self._trunk(lead_i)
-        skip, res, var = self._head(out, meta, masks)
-        atyp = self.manifest.uncertainty.atypicality
-        score = None if atyp is None else atyp.score(pool(out["features"][0]))
-        mean = skip + res.mean(axis=0)
-        total = res.var(axis=0, ddof=1) if mc_samples > 1 else np.zeros_like(skip)
+        out = self._trunk(lead_i, views=True)
+        skip, res, var = self._head(out, meta, masks, views=True)
+        try:
+            atyp = self.manifest.uncertainty.atypicality
+            score = None if atyp is None else atyp.score(pool(out["features"][0]))
+            res_mean = res.mean(axis=0)
+            mean = skip + res_mean
+            if mc_samples > 1:  # res.var(axis=0, ddof=1), without its temporaries
+                d = np.subtract(res, res_mean, out=self._work(res.shape))
+                total = np.einsum("tij,tij->ij", d, d) / np.float32(len(res) - 1)
+            else:
+                total = np.zeros_like(skip)
+        finally:
+            out = skip = res = None  # views of the interpreters' buffers: gone before reuse
         if var is not None:
             total = total + var
         std = np.sqrt(total) * self.scale
-        return mean.astype(np.float32), std.astype(np.float32), score
+        return mean.astype(np.float32, copy=False), std.astype(np.float32, copy=False), score
+
+    def _work(self, shape: tuple[int, ...]) -> np.ndarray:
+        """A reused float32 scratch array of ``shape`` (the centred MC residuals)."""
+        w = getattr(self, "_scratch", None)
+        if w is None or w.shape != shape:
+            w = self._scratch = np.empty(shape, np.float32)
+        return w

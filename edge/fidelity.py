@@ -21,8 +21,10 @@ def expected_r(mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     """``mean``, ``std`` ``(..., L, leads)`` (mV) -> expected r ``(...)`` (mean over leads)."""
     mean = np.asarray(mean, dtype=np.float64)
     std = np.asarray(std, dtype=np.float64)
-    sd = mean.std(axis=-2)
-    s2 = (std ** 2).mean(axis=-2)
-    den = np.sqrt(sd ** 2 + s2)
-    r = np.divide(sd, den, out=np.zeros_like(sd), where=den > 0)
+    n = mean.shape[-2]
+    mu = mean.sum(axis=-2) / n  # per-lead moments from sums: no temporaries the window's size
+    var = np.maximum(np.einsum("...ij,...ij->...j", mean, mean) / n - mu * mu, 0.0)
+    s2 = np.einsum("...ij,...ij->...j", std, std) / n
+    den = np.sqrt(var + s2)
+    r = np.divide(np.sqrt(var), den, out=np.zeros_like(den), where=den > 0)
     return r.mean(axis=-1)

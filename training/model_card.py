@@ -13,6 +13,7 @@ import json
 import re
 from pathlib import Path
 
+from edge.stages.reconstruct import FEATURE_REFRESH_S
 from training.config import TrainConfig
 
 HERE = Path(__file__).resolve().parent
@@ -315,8 +316,9 @@ def hop_section(cfg: TrainConfig) -> str:
             + "; the shipped hop is the last step taken, at its model-time multiple below "
             "(the benchmarks give what that costs per device). With windows that close, the "
             "gateway computes the Lead-I features (rate, QRS count, QRS duration) once per "
-            "second of window starts (`edge.stages.reconstruct.FEATURE_REFRESH_S`) and the "
-            "windows of that second share them.\n\n"
+            f"{FEATURE_REFRESH_S:g} s of window starts "
+            "(`edge.stages.reconstruct.FEATURE_REFRESH_S`) and the windows of those "
+            f"{FEATURE_REFRESH_S:g} s share them.\n\n"
             + "\n".join(rows))
 
 
