@@ -74,7 +74,8 @@ def sha256(path: Path) -> str:
 
 
 def build_manifest(run: Run, files: dict[str, Path], quant: str, lstm: str, mc_samples: int,
-                   name: str, metrics: dict[str, Any] | None = None) -> dict[str, Any]:
+                   name: str, metrics: dict[str, Any] | None = None,
+                   head_quant: str | None = None) -> dict[str, Any]:
     """Manifest dict per docs/CONTRACTS.md (validated with ``edge.manifest`` before writing)."""
     cfg, L = run.cfg, run.cfg.window
     F = 2 * cfg.model.lstm_units
@@ -118,6 +119,7 @@ def build_manifest(run: Run, files: dict[str, Path], quant: str, lstm: str, mc_s
                         **({"atypicality": run.calibration["atypicality"]}
                            if run.calibration.get("atypicality") is not None else {})},
         "quantization": quant,
+        "head_quantization": head_quant or quant,
         "provenance": {"config_sha256": run.info.get("config_sha256", cfg.sha256()),
                        "split_sha256": run.info.get("split_sha256"), "run": str(run.path),
                        "keras_version": keras.__version__, "tf_version": tf.__version__,
@@ -153,30 +155,35 @@ def headline_metrics(run_dir: Path) -> dict[str, Any]:
 
 def write_bundle(run: Run, out_dir: str | Path, quant: str = "float32", lstm: str = "unrolled",
                  mc_samples: int = 30, calib: Calib | None = None,
-                 metrics: dict[str, Any] | None = None) -> Path:
-    """Convert a loaded run and write ``trunk.tflite``, ``head.tflite``, ``manifest.json``."""
-    if quant not in QUANTS:
-        raise ConversionError(f"unknown quantization {quant!r}; use one of {list(QUANTS)}")
+                 metrics: dict[str, Any] | None = None, head_quant: str | None = None) -> Path:
+    """Convert a loaded run and write ``trunk.tflite``, ``head.tflite``, ``manifest.json``;
+    ``quant`` for the trunk and (unless ``head_quant`` is given) the head."""
+    head_quant = head_quant or quant
+    for q in (quant, head_quant):
+        if q not in QUANTS:
+            raise ConversionError(f"unknown quantization {q!r}; use one of {list(QUANTS)}")
     if lstm not in LSTMS:
         raise ConversionError(f"unknown LSTM option {lstm!r}; use one of {list(LSTMS)}")
     if mc_samples < 1:
         raise ConversionError(f"mc_samples must be >= 1, got {mc_samples}")
     reps: tuple[Representative | None, ...] = (None, None)
-    if quant == "int8":
+    if "int8" in (quant, head_quant):
         if calib is None:
             train = split_arrays(run, "train", limit=None)
             calib = Calib(train.lead_i, train.meta)
         reps = representative(run, calib)
     mc = run.cfg.model
     trunk = convert_trunk(run.model, mc, run.cfg.window, lstm, quant, reps[0])
-    head = convert_head(run.model, mc, run.cfg.window, quant, reps[1])
+    head = convert_head(run.model, mc, run.cfg.window, head_quant, reps[1])
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = {"trunk": out / "trunk.tflite", "head": out / "head.tflite"}
     files["trunk"].write_bytes(trunk)
     files["head"].write_bytes(head)
+    label = quant if head_quant == quant else f"{quant}-{head_quant}_head"
     manifest = build_manifest(run, files, quant, lstm, mc_samples,
-                              name=f"{run.cfg.name}-{quant}-{lstm}", metrics=metrics)
+                              name=f"{run.cfg.name}-{label}-{lstm}", metrics=metrics,
+                              head_quant=head_quant)
     from edge.manifest import validate_manifest
 
     validate_manifest(manifest, out, where=f"{out}/manifest.json (as written)")
@@ -186,9 +193,11 @@ def write_bundle(run: Run, out_dir: str | Path, quant: str = "float32", lstm: st
 
 def convert_run(run_dir: str | Path, out_dir: str | Path, quant: str = "float32",
                 lstm: str = "unrolled", mc_samples: int = 30,
-                calib: Calib | None = None) -> Path:
+                calib: Calib | None = None, head_quant: str | None = None) -> Path:
     """Convert the run folder's best model into a bundle folder; returns ``out_dir``.
 
-    ``calib`` (int8 only) defaults to windows of the training split.
+    ``calib`` (int8 only) defaults to windows of the training split; ``head_quant``
+    (default ``quant``) quantizes the head apart from the trunk.
     """
-    return write_bundle(load_run(run_dir), out_dir, quant, lstm, mc_samples, calib)
+    return write_bundle(load_run(run_dir), out_dir, quant, lstm, mc_samples, calib,
+                        head_quant=head_quant)

@@ -13,6 +13,8 @@ LSTMS = ("unrolled", "fused", "while")
 @click.command()
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--quant", type=click.Choice(QUANTS), default="float32", show_default=True)
+@click.option("--head-quant", type=click.Choice(QUANTS), default=None,
+              help="Quantize the head apart from the trunk (default: --quant).")
 @click.option("--lstm", type=click.Choice(LSTMS), default="unrolled", show_default=True,
               help="BiLSTM export: unrolled ops, fused LSTM op (tf_keras twin), WHILE loop.")
 @click.option("--mc-samples", default=30, show_default=True, help="Default MC samples T.")
@@ -23,8 +25,8 @@ LSTMS = ("unrolled", "fused", "while")
               help="With --compare: write the table as PATH (.md) and PATH.json.")
 @click.option("--records", default=200, show_default=True,
               help="With --compare: test windows used for parity.")
-def convert(run_dir: Path, quant: str, lstm: str, mc_samples: int, out_dir: Path | None,
-            compare: bool, report: Path | None, records: int) -> None:
+def convert(run_dir: Path, quant: str, head_quant: str | None, lstm: str, mc_samples: int,
+            out_dir: Path | None, compare: bool, report: Path | None, records: int) -> None:
     """Convert a training run folder to a TFLite bundle (trunk, MC head, manifest)."""
     from converters.errors import ConversionError, RunFolderError
 
@@ -38,10 +40,11 @@ def convert(run_dir: Path, quant: str, lstm: str, mc_samples: int, out_dir: Path
             raise click.UsageError("--out BUNDLE is required (or use --compare)")
         from converters.bundle import convert_run, sha256
 
-        out = convert_run(run_dir, out_dir, quant, lstm, mc_samples)
+        out = convert_run(run_dir, out_dir, quant, lstm, mc_samples, head_quant=head_quant)
         for name in ("trunk.tflite", "head.tflite"):
             p = out / name
             click.echo(f"{p}: {p.stat().st_size / 1024:.1f} KB sha256 {sha256(p)[:12]}")
-        click.echo(f"bundle written: {out} ({quant}, {lstm} LSTM, T={mc_samples})")
+        quants = quant if head_quant in (None, quant) else f"trunk {quant}, head {head_quant}"
+        click.echo(f"bundle written: {out} ({quants}, {lstm} LSTM, T={mc_samples})")
     except (ConversionError, RunFolderError) as exc:
         raise click.ClickException(str(exc)) from None

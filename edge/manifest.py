@@ -111,10 +111,11 @@ class Manifest:
     conditioning: dict[str, Any]
     mc: MCSpec
     uncertainty: UncertaintySpec
-    quantization: str
+    quantization: str  # the trunk's, and the head's unless head_quantization says otherwise
     provenance: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     bundle_dir: Path | None = None
+    head_quantization: str = ""  # empty: as ``quantization``
 
     def file_path(self, which: str) -> Path:
         """Absolute path of the ``trunk`` or ``head`` model file."""
@@ -442,6 +443,10 @@ def validate_manifest(data: dict[str, Any], bundle_dir: Path | None = None,
     quant = _get(data, "quantization", "", where, str)
     if quant not in QUANTIZATIONS:
         raise _fail("quantization", f"unknown {quant!r} (known: {list(QUANTIZATIONS)})", where)
+    head_quant = data.get("head_quantization", quant)  # optional: bundles before it had one
+    if head_quant not in QUANTIZATIONS:
+        raise _fail("head_quantization",
+                    f"unknown {head_quant!r} (known: {list(QUANTIZATIONS)})", where)
     prov = data.get("provenance", {})
     metrics = data.get("metrics", {})
     for key, val in (("provenance", prov), ("metrics", metrics)):
@@ -458,6 +463,7 @@ def validate_manifest(data: dict[str, Any], bundle_dir: Path | None = None,
         uncertainty=_atypicality_size(_aleatoric_output(_uncertainty(data, where), head,
                                                         where), trunk, where),
         quantization=quant, provenance=dict(prov), metrics=dict(metrics), bundle_dir=bdir,
+        head_quantization=head_quant,
     )
 
 

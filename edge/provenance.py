@@ -39,7 +39,9 @@ def bundle_info(manifest: Any) -> dict[str, Any]:
     return {
         "name": manifest.name, "path": str(folder) if folder else None,
         "schema_version": manifest.schema_version, "created": manifest.created,
-        "quantization": manifest.quantization, "manifest_sha256": man_sha,
+        "quantization": manifest.quantization,
+        "head_quantization": manifest.head_quantization or manifest.quantization,
+        "manifest_sha256": man_sha,
         "files": {which: {"path": spec.path, "sha256": spec.sha256}
                   for which, spec in (("trunk", manifest.trunk), ("head", manifest.head))},
     }

@@ -90,6 +90,32 @@ def test_float32_bundle_matches_keras_and_validates(run_dir, bundle):
     assert np.abs(pred - ref).max() < 1e-4
 
 
+def test_head_quantized_apart_from_the_trunk(run_dir, bundle, tmp_path):
+    """``head_quant``: the trunk computes as the ``quant`` one, the head as the ``head_quant``
+    one, and the manifest says so (edge reads it back)."""
+    mixed = convert_run(run_dir, tmp_path / "mixed", "float32", "unrolled", head_quant="float16")
+    f16 = convert_run(run_dir, tmp_path / "f16", "float16", "unrolled")
+    man = load_manifest(mixed)
+    assert (man.quantization, man.head_quantization) == ("float32", "float16")
+    assert "float16_head" in man.name
+    assert load_manifest(bundle).head_quantization == "float32"
+    data = synthetic(1, seed=3)
+    x, meta = data.lead_i[0, :, 0], data.meta[0]
+    b_mix, b_32, b_16 = (Bundle.load(p) for p in (mixed, bundle, f16))
+    masks = b_32.masks(4, np.random.default_rng(0))
+    np.testing.assert_array_equal(b_mix.head_samples(x, meta, masks)[0],  # the trunk's skip
+                                  b_32.head_samples(x, meta, masks)[0])
+    feats = b_32._trunk(x)["features"]
+    np.testing.assert_array_equal(b_mix._trunk(x)["features"], feats)
+    head_in = {"features": feats, "meta": meta[None], "mask_head": masks}
+    np.testing.assert_array_equal(b_mix.head.run(head_in)["residual"],
+                                  b_16.head.run(head_in)["residual"])
+    assert not np.array_equal(b_mix.head.run(head_in)["residual"],
+                              b_32.head.run(head_in)["residual"])
+    with pytest.raises(ConversionError, match="quantization 'int4'"):
+        convert_run(run_dir, tmp_path / "bad", "float32", "unrolled", head_quant="int4")
+
+
 def test_head_runs_once_per_window_on_a_free_number_of_masks(bundle):
     from ai_edge_litert.interpreter import Interpreter
 

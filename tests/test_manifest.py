@@ -68,6 +68,7 @@ def test_newer_minor_version_accepted() -> None:
     ("uncertainty.calibration.method", "isotonic", "unknown method 'isotonic'"),
     ("uncertainty.flag_std_mv", [1.0] * 6 + [-1.0], "uncertainty.flag_std_mv"),
     ("quantization", "int4", "quantization: unknown 'int4'"),
+    ("head_quantization", "int4", "head_quantization: unknown 'int4'"),
     ("uncertainty.flag_expected_r", 1.5, "uncertainty.flag_expected_r: must lie in (0, 1)"),
     ("uncertainty.flag_expected_r", "x", "uncertainty.flag_expected_r: expected int or float"),
     ("conditioning.highpass_hz", _DEL, "conditioning.highpass_hz: missing key"),
