@@ -243,19 +243,16 @@ class Bundle:
             raise InputInvalid("mc_samples > 0 needs an rng (numpy Generator)")
         masks = self.masks(max(int(mc_samples), 1), rng if mc_samples else None)
         out = self._trunk(lead_i, views=True)
-        skip, res, var = self._head(out, meta, masks, views=True)
-        try:
-            atyp = self.manifest.uncertainty.atypicality
-            score = None if atyp is None else atyp.score(pool(out["features"][0]))
-            res_mean = res.mean(axis=0)
-            mean = skip + res_mean
-            if mc_samples > 1:  # res.var(axis=0, ddof=1), without its temporaries
-                d = np.subtract(res, res_mean, out=self._work(res.shape))
-                total = np.einsum("tij,tij->ij", d, d) / np.float32(len(res) - 1)
-            else:
-                total = np.zeros_like(skip)
-        finally:
-            out = skip = res = None  # views of the interpreters' buffers: gone before reuse
+        skip, res, var = self._head(out, meta, masks, views=True)  # views: die on return
+        atyp = self.manifest.uncertainty.atypicality
+        score = None if atyp is None else atyp.score(pool(out["features"][0]))
+        res_mean = res.mean(axis=0)
+        mean = skip + res_mean
+        if mc_samples > 1:  # res.var(axis=0, ddof=1), without its temporaries
+            d = np.subtract(res, res_mean, out=self._work(res.shape))
+            total = np.einsum("tij,tij->ij", d, d) / np.float32(len(res) - 1)
+        else:
+            total = np.zeros_like(skip)
         if var is not None:
             total = total + var
         std = np.sqrt(total) * self.scale

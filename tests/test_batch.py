@@ -119,3 +119,26 @@ def test_inputs_for_is_the_fewest_inputs_that_give_n_outputs(fs_in: int, fs_out:
     for j in range(0, 2000, 7):
         n = sc.inputs_for(j)
         assert sc.final_after(n) >= j and (n == 0 or sc.final_after(n - 1) < j), (j, n)
+
+
+@pytest.mark.parametrize("fs", [130.0, 250.0])
+def test_quiet_counts_of_model_windows_are_exact(bundle: Bundle, fs: float) -> None:
+    """``quiet_samples()[1]`` more samples run no window and one more runs one;
+    ``quiet_samples()[2]`` more run at most one and one more runs two (a batch within it is
+    pushed on the event loop, one beyond it goes to the worker thread)."""
+    x = synthetic_lead_i(int(fs * 30), fs, 7).astype(np.float32)
+    rng = np.random.default_rng(int(fs))
+
+    def after(n: int) -> StreamingReconstructor:
+        rec = StreamingReconstructor(bundle, fs, mc_samples=0)
+        rec.push(Chunk(x[:n], 0.0, fs, 0))
+        return rec
+
+    for n in [int(fs * 3), *rng.integers(int(fs * 9), int(fs * 20), 3).tolist()]:
+        quiet = after(n).quiet_samples()
+        for k, runs in ((1, 0), (2, 1)):
+            for extra, want in ((quiet[k], runs), (quiet[k] + 1, runs + 1)):
+                rec = after(n)
+                before = rec.model.windows_run
+                rec.push(Chunk(x[n:n + extra], n / fs, fs, 1))
+                assert rec.model.windows_run - before == want, (n, k, extra)

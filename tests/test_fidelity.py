@@ -20,6 +20,8 @@ def test_expected_r_by_hand() -> None:
     assert expected_r(mean, std) == pytest.approx(want, rel=1e-3)
     assert expected_r(np.zeros_like(mean), std) == 0.0  # a flat prediction: no fidelity
     assert expected_r(mean, np.zeros_like(std)) == pytest.approx(1.0)
+    # an offset (baseline) changes neither the prediction's sd over time nor its fidelity
+    assert expected_r(mean + np.array([0.5, -2.0, 3.0]), std) == pytest.approx(want, rel=1e-3)
 
 
 def test_expected_r_matches_the_measured_r_of_a_noisy_truth() -> None:
