@@ -100,8 +100,8 @@ MUTATIONS: tuple[Mutation, ...] = (
       "flat = np.repeat(ptp < cfg.flat_ptp_mv, block)",
       "flat = np.repeat(ptp < cfg.flat_ptp_mv / 100, block)", (T_ST, T_CORE)),
     # fidelity (expected r) and its flag
-    M("fidelity-ignores-std", "edge/fidelity.py", "den = np.sqrt(sd ** 2 + s2)",
-      "den = np.sqrt(sd ** 2 + 0 * s2)", ("tests/test_fidelity.py",)),
+    M("fidelity-ignores-std", "edge/fidelity.py", "den = np.sqrt(var + s2)",
+      "den = np.sqrt(var + 0 * s2)", ("tests/test_fidelity.py",)),
     M("fidelity-flag-inverted", "edge/pipeline.py", "if er < thr:", "if er > thr:",
       ("tests/test_pipeline.py::test_low_expected_r_windows_are_flagged_whatever_the_chunking",)),
     # MC dropout (edge.Bundle)

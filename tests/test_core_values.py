@@ -5,6 +5,7 @@ hand-computed small cases). Each test here kills at least one mutation of
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -94,8 +95,11 @@ def test_metadata_encoding_by_hand() -> None:
 class _Stub:
     """A LiteRT session stand-in: ``run(feed)`` computes outputs with plain numpy."""
 
-    def __init__(self, fn: object) -> None:
-        self.run = fn
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+
+    def run(self, feed: dict[str, np.ndarray], views: bool = False) -> dict[str, np.ndarray]:
+        return self.fn(feed)
 
 
 def _fake_bundle(window: int, rate: float, input_scale: float, scale: float) -> object:
