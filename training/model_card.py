@@ -477,9 +477,14 @@ def build() -> str:
     report = (run / "report.md").read_text()
     wear_path = run / "edge_eval_wearable.json"
     wear_r = wear_r_only = "not run"
+    wear_vs_aim = "against the 0.80 we aimed for"
     if wear_path.is_file():
         wear = json.loads(wear_path.read_text())
         wear_r_only = f'{wear["r_mean_11"]:.3f}'
+        wear_vs_aim = (f"at the 0.80 we aimed for ({wear['r_mean_11']:.5f}) only thanks to "
+                       "the overlap" if wear["r_mean_11"] >= 0.80 else
+                       f"just under the 0.80 we aimed for ({wear['r_mean_11']:.5f}), even "
+                       "with the overlap")
         wear_r = f'{wear["r_mean_11"]:.3f} ({wear["r_mean_11"] - edge["r_mean_11"]:+.3f})'
     clin_path = run / "edge_eval_clinical.json"
     clin_r = "not run"
@@ -697,8 +702,8 @@ evaluation committed).
 ## Limitations
 - Mean Pearson r over the 11 leads with wearable metadata is {r_def["wearable"]:.3f} on one
   8 s window per record (Keras) and {wear_r_only} on the product path (every window at the
-  gateway's hop, stitched): at the 0.80 we aimed for only thanks to the overlap, by a margin
-  far inside the CI. The U-Net baseline trained with the same correlation term reaches
+  gateway's hop, stitched): {wear_vs_aim}, by a margin far inside the CI. The U-Net
+  baseline trained with the same correlation term reaches
   {_r("unet", "wearable"):.3f} (paired over the same records, ours minus the U-Net:
   {_paired("unet")}; without the term, `sweep/unet_cos`,
   {_r("sweep/unet_cos", "wearable"):.3f}): the loss made most of the recent gain, not the
