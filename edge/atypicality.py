@@ -35,9 +35,9 @@ def pool(features: np.ndarray) -> np.ndarray:
     """Trunk features ``(L', C)`` of one window -> ``(3C,)``: mean, std and max |x| over
     time per channel (float64)."""
     f = np.asarray(features, dtype=np.float64)
-    n = len(f)
-    mu = f.sum(axis=0) / n  # mean and std from sums (float64), max |x| as max(max, -min):
-    var = np.maximum(np.einsum("ij,ij->j", f, f) / n - mu * mu, 0.0)  # no temporaries
+    n = len(f)  # moments from sums and max |x| as max(max, -min): no window-sized temporaries
+    mu = f.sum(axis=0) / n
+    var = np.maximum(np.einsum("ij,ij->j", f, f) / n - mu * mu, 0.0)
     return np.concatenate([mu, np.sqrt(var), np.maximum(f.max(axis=0), -f.min(axis=0))])
 
 

@@ -83,9 +83,9 @@ class _Session:
         out = {}
         for i, name in enumerate(want):
             if name in got:
-                out[name] = dict(got[name], key=name)
+                out[name] = dict(got[name])
             elif kind == "output" and f"output_{i}" in got:  # Keras default naming
-                out[name] = dict(got[f"output_{i}"], key=f"output_{i}")
+                out[name] = dict(got[f"output_{i}"])
             else:
                 raise BundleInvalid(f"{path}: {self.which} model has no {kind} named {name!r} "
                                     f"(found {sorted(got)})")

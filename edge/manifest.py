@@ -111,11 +111,11 @@ class Manifest:
     conditioning: dict[str, Any]
     mc: MCSpec
     uncertainty: UncertaintySpec
-    quantization: str  # the trunk's, and the head's unless head_quantization says otherwise
+    quantization: str  # the trunk's
+    head_quantization: str  # the head's (the manifest's, or ``quantization`` when absent)
     provenance: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     bundle_dir: Path | None = None
-    head_quantization: str = ""  # empty: as ``quantization``
 
     def file_path(self, which: str) -> Path:
         """Absolute path of the ``trunk`` or ``head`` model file."""
@@ -462,8 +462,8 @@ def validate_manifest(data: dict[str, Any], bundle_dir: Path | None = None,
         mc=_mc(data, head, where),
         uncertainty=_atypicality_size(_aleatoric_output(_uncertainty(data, where), head,
                                                         where), trunk, where),
-        quantization=quant, provenance=dict(prov), metrics=dict(metrics), bundle_dir=bdir,
-        head_quantization=head_quant,
+        quantization=quant, head_quantization=head_quant, provenance=dict(prov),
+        metrics=dict(metrics), bundle_dir=bdir,
     )
 
 

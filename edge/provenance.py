@@ -39,8 +39,7 @@ def bundle_info(manifest: Any) -> dict[str, Any]:
     return {
         "name": manifest.name, "path": str(folder) if folder else None,
         "schema_version": manifest.schema_version, "created": manifest.created,
-        "quantization": manifest.quantization,
-        "head_quantization": manifest.head_quantization or manifest.quantization,
+        "quantization": manifest.quantization, "head_quantization": manifest.head_quantization,
         "manifest_sha256": man_sha,
         "files": {which: {"path": spec.path, "sha256": spec.sha256}
                   for which, spec in (("trunk", manifest.trunk), ("head", manifest.head))},
