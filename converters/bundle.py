@@ -112,7 +112,9 @@ def build_manifest(run: Run, files: dict[str, Path], quant: str, lstm: str, mc_s
                "masks": [{"name": site.name, "size": site.size, "rate": site.rate}]},
         "uncertainty": {"aleatoric": bool(cfg.model.aleatoric),
                         "calibration": {"method": run.calibration.get("method", "scale"),
-                                        "scale": [float(v) for v in run.calibration["scale"]]},
+                                        **{k: [float(v) for v in run.calibration[k]]
+                                           for k in ("scale", "scale_clinical")
+                                           if run.calibration.get(k) is not None}},
                         "flag_std_mv": [float(v) for v in run.calibration["flag_std_mv"]],
                         **({"flag_expected_r": float(run.calibration["flag_expected_r"])}
                            if run.calibration.get("flag_expected_r") is not None else {}),

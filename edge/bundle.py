@@ -3,8 +3,9 @@
 Trunk and head run once per window. MC dropout samples one site, the head's last: the head
 takes the window's features and metadata (batch 1) and T masks drawn here with numpy (values
 {0, 1/(1-rate)}, per channel), runs its deterministic part once and only its output conv on
-the T masked copies, and returns T residuals plus one predicted log-variance; a window's MC
-mean and std are reduced from views of the interpreters' buffers (no copy of the T
+the T masked copies plus one with a mask of ones (the exact MC mean: the output conv is
+linear in the mask), and returns those residuals plus one predicted log-variance; a window's
+mean and std are reduced from views of the interpreters' buffers (no copy of the
 residuals). Tensors are matched by name through the signature's input/output details
 (falling back to the graph's tensor names), never by index. LiteRT is imported lazily:
 ``ai_edge_litert`` then ``tflite_runtime``.
@@ -21,6 +22,7 @@ import numpy as np
 from edge.atypicality import pool
 from edge.errors import BundleInvalid, BundleNotFound, InputInvalid, RuntimeUnavailable
 from edge.manifest import FileSpec, Manifest, load_manifest
+from edge.metadata import is_clinical
 
 #: clip range of a heteroscedastic head's log-variance (same as training.model)
 LOGVAR_MIN, LOGVAR_MAX = -12.0, 4.0
@@ -152,6 +154,7 @@ class Bundle:
         self.head = _Session(manifest.file_path("head"), manifest.head, "head", num_threads)
         u = manifest.uncertainty
         self.scale = np.asarray(u.scale, dtype=np.float32)
+        self.scale_clinical = np.asarray(u.scale_clinical or u.scale, dtype=np.float32)
         self.flag_std_mv = np.asarray(u.flag_std_mv, dtype=np.float32)
 
     @classmethod
@@ -226,8 +229,12 @@ class Bundle:
                        ) -> tuple[np.ndarray, np.ndarray]:
         """``lead_i (L,)`` mV at the model rate -> (mean, calibrated std), each ``(L, 7)``.
 
-        ``mc_samples = 0``: deterministic (mask of ones, std from the predicted variance only).
-        Otherwise std = sqrt(MC variance of the T samples (ddof 1) + predicted variance).
+        The mean is the exact MC mean: the output conv is linear in the masked hidden and the
+        masks have expectation 1, so it is the pass with a mask of ones (run as one extra
+        head row). ``mc_samples = 0``: that pass only, std from the predicted variance.
+        Otherwise std = sqrt(mean squared deviation of the T MC samples from the exact mean
+        + predicted variance), times the calibration scale of the metadata's regime
+        (``uncertainty.calibration.scale_clinical`` when it has an R or T axis).
         """
         mean, std, _ = self.run_window(lead_i, meta, mc_samples, rng)
         return mean, std
@@ -241,21 +248,24 @@ class Bundle:
             raise InputInvalid(f"mc_samples must be an integer >= 0, got {mc_samples!r}")
         if mc_samples > 0 and rng is None:
             raise InputInvalid("mc_samples > 0 needs an rng (numpy Generator)")
-        masks = self.masks(max(int(mc_samples), 1), rng if mc_samples else None)
+        t = int(mc_samples)
+        ones = self.masks(1, None)
+        masks = np.concatenate([self.masks(t, rng), ones]) if t else ones  # last: exact mean
         out = self._trunk(lead_i, views=True)
         skip, res, var = self._head(out, meta, masks, views=True)  # views: die on return
         atyp = self.manifest.uncertainty.atypicality
         score = None if atyp is None else atyp.score(pool(out["features"][0]))
-        res_mean = res.mean(axis=0)
+        res_mean = res[-1]
         mean = skip + res_mean
-        if mc_samples > 1:  # res.var(axis=0, ddof=1), without its temporaries
-            d = np.subtract(res, res_mean, out=self._work(res.shape))
-            total = np.einsum("tij,tij->ij", d, d) / np.float32(len(res) - 1)
+        if t:  # mean squared deviation from the exact mean, without temporaries
+            d = np.subtract(res[:-1], res_mean, out=self._work(res[:-1].shape))
+            total = np.einsum("tij,tij->ij", d, d) / np.float32(t)
         else:
             total = np.zeros_like(skip)
         if var is not None:
             total = total + var
-        std = np.sqrt(total) * self.scale
+        scale = self.scale_clinical if is_clinical(meta) else self.scale
+        std = np.sqrt(total) * scale
         return mean.astype(np.float32, copy=False), std.astype(np.float32, copy=False), score
 
     def _work(self, shape: tuple[int, ...]) -> np.ndarray:

@@ -97,6 +97,8 @@ class UncertaintySpec:
     flag_expected_r: float | None = None  # flag a window whose expected r is below (fidelity)
     #: atypicality model and flag risk (``edge.atypicality``); replaces the expected-r rule
     atypicality: Atypicality | None = None
+    #: per-lead scale for metadata with a clinical field (R/T axis); None: ``scale`` for all
+    scale_clinical: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -357,6 +359,8 @@ def _uncertainty(data: dict, where: str) -> UncertaintySpec:
                     "(supported: 'scale')", where)
     n = len(PREDICTED)
     scale = _floats(cal, "scale", "uncertainty.calibration", where, n)
+    scale_clinical = (None if cal.get("scale_clinical") is None else
+                      _floats(cal, "scale_clinical", "uncertainty.calibration", where, n))
     flag = _floats(u, "flag_std_mv", "uncertainty", where, n)
     aleatoric = u.get("aleatoric", False)
     if not isinstance(aleatoric, bool):
@@ -370,7 +374,7 @@ def _uncertainty(data: dict, where: str) -> UncertaintySpec:
     atyp = u.get("atypicality")
     if atyp is not None:
         atyp = Atypicality.from_dict(atyp, where)
-    return UncertaintySpec(method, scale, flag, aleatoric, fidelity, atyp)
+    return UncertaintySpec(method, scale, flag, aleatoric, fidelity, atyp, scale_clinical)
 
 
 def _aleatoric_output(u: UncertaintySpec, head: FileSpec, where: str) -> UncertaintySpec:

@@ -51,6 +51,8 @@ _WIDTH = {"age": 1, "sex": 1, "ventricular_rate": 1, "qrs_count": 1, "qrs_durati
           "r_axis": 2, "t_axis": 2}
 #: Length of an encoded metadata vector (values then presence flags).
 ENCODED_SIZE = sum(_WIDTH.values()) + len(FIELDS)
+#: Fields only a 12-lead machine (or a past 12-lead ECG) gives: the clinical regime's own.
+CLINICAL_ONLY_FIELDS: tuple[str, ...] = tuple(f for f in FIELDS if f not in WEARABLE_FIELDS)
 
 
 class MetadataError(EdgeError, ValueError):
@@ -128,3 +130,8 @@ def encode_metadata(metadata: Mapping[str, Any] | None) -> np.ndarray:
             values.append(float(np.clip((md[key] - off) / scale, -5.0, 5.0)))
     return np.asarray(values + flags, dtype=np.float32)
 
+
+def is_clinical(vector: np.ndarray) -> bool:
+    """Whether an encoded metadata vector carries any clinical-only field (R or T axis)."""
+    flags = np.asarray(vector)[sum(_WIDTH.values()):]
+    return bool(any(flags[FIELDS.index(f)] > 0.5 for f in CLINICAL_ONLY_FIELDS))

@@ -27,7 +27,8 @@ _CACHE: dict[tuple, Path] = {}
 def tiny_manifest(trunk_sha: str = "0" * 64, head_sha: str = "0" * 64,
                   scale: list[float] | None = None, flag_std_mv: list[float] | None = None,
                   head_batch: int | None = None, flag_expected_r: float | None = None,
-                  atypicality: dict[str, Any] | None = None) -> dict[str, Any]:
+                  atypicality: dict[str, Any] | None = None,
+                  scale_clinical: list[float] | None = None) -> dict[str, Any]:
     """A valid manifest dict for the tiny bundle."""
     head_inputs = [{"name": "features", "shape": [1, WINDOW // 4, TRUNK_CHANNELS]},
                    {"name": "meta", "shape": [1, ENCODED_SIZE]}]
@@ -52,7 +53,9 @@ def tiny_manifest(trunk_sha: str = "0" * 64, head_sha: str = "0" * 64,
                      "encoded_size": ENCODED_SIZE, "derive_from_lead_i": True},
         "conditioning": {"phase": "zero", "highpass_hz": 0.5, "lowpass_hz": 40.0},
         "mc": {"default_samples": 8, "scheme": "last_site", "masks": MASKS},
-        "uncertainty": {"calibration": {"method": "scale", "scale": scale or [1.0] * 7},
+        "uncertainty": {"calibration": {"method": "scale", "scale": scale or [1.0] * 7,
+                                        **({"scale_clinical": scale_clinical}
+                                           if scale_clinical else {})},
                         "flag_std_mv": flag_std_mv or [10.0] * 7,
                         **({"flag_expected_r": flag_expected_r} if flag_expected_r else {}),
                         **({"atypicality": atypicality} if atypicality else {})},

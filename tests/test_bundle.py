@@ -46,8 +46,35 @@ def test_deterministic_mode(bundle: Bundle) -> None:
     m0, s0 = bundle.predict_window(X, META, 0)
     assert np.all(s0 == 0)
     mean_mc, _ = bundle.predict_window(X, META, 64, np.random.default_rng(0))
-    # inverted dropout: the MC mean approaches the all-ones-mask prediction
-    assert np.abs(mean_mc - m0).mean() < np.abs(m0).mean()
+    # the MC mean is the exact expectation: the pass with a mask of ones
+    np.testing.assert_allclose(mean_mc, m0, atol=1e-6)
+
+
+def test_mask_of_ones_is_the_mc_expectation(bundle: Bundle) -> None:
+    """The exact mean's premise, checked on the converted head itself: the average of many
+    sampled masks' outputs converges to the output for a mask of ones (within 4 standard
+    errors per sample), so the head is linear in the mask and masks have expectation 1."""
+    T = 4000
+    skip, res, _ = bundle.head_samples(X, META, bundle.masks(T, np.random.default_rng(3)))
+    _, ones, _ = bundle.head_samples(X, META, bundle.masks(1, None))
+    se = res.std(axis=0, ddof=1) / np.sqrt(T)
+    assert (np.abs(res.mean(axis=0) - ones[0]) <= 4 * se + 1e-6).mean() > 0.999
+    assert se.max() > 0  # the masks do change the output
+
+
+def test_clinical_scale_for_metadata_with_an_axis(tmp_path: Path, bundle: Bundle) -> None:
+    """``scale_clinical`` calibrates the std when the metadata has an R or T axis, ``scale``
+    otherwise (age and sex alone are the wearable regime)."""
+    from edge.metadata import encode_metadata
+
+    clin = [1.0, 2.0, 0.5, 3.0, 1.0, 1.0, 4.0]
+    b2 = Bundle.load(write_tiny_bundle(tmp_path / "clin", scale_clinical=clin))
+    for md, want in (({"age": 50, "sex": "F"}, [1.0] * 7), ({"age": 50, "r_axis": 40}, clin),
+                     ({"t_axis": 10}, clin)):
+        meta = encode_metadata(md)
+        _, s1 = bundle.predict_window(X, meta, 5, np.random.default_rng(1))
+        _, s2 = b2.predict_window(X, meta, 5, np.random.default_rng(1))
+        np.testing.assert_allclose(s2, s1 * np.asarray(want, np.float32), rtol=1e-5)
 
 
 def test_batch_size_changes(bundle: Bundle) -> None:

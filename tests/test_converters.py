@@ -236,8 +236,9 @@ def test_bad_inputs_raise_named_errors(run_dir, tmp_path):
 
 def test_gateway_bundle_mc_matches_keras_mc_and_the_dropout_expectation(run_dir, bundle):
     """edge.Bundle's MC mean and std over T samples match training.mc.mc_predict (the path
-    `ecg12 evaluate` and the calibration take), and the MC mean converges to Keras'
-    deterministic prediction (inverted dropout: the output conv is linear in the mask)."""
+    `ecg12 evaluate` and the calibration take); both means are Keras' deterministic
+    prediction (inverted dropout: the output conv is linear in the mask, so the MC
+    expectation is the mask-of-ones pass), the bundle's within its quantization error."""
     from training.mc import mc_predict
 
     model = trained(run_dir)
@@ -253,9 +254,8 @@ def test_gateway_bundle_mc_matches_keras_mc_and_the_dropout_expectation(run_dir,
         assert min(float(k_std[i].mean()), float(std.mean())) > 0
         rel = abs(float(std.mean()) - float(k_std[i].mean())) / float(k_std[i].mean())
         assert rel < 0.1
-        se = np.sqrt(k_std[i] ** 2 / T + std ** 2 / T)
-        assert float(np.median(np.abs(mean - k_mean[i]) / se)) < 2.0
-        assert float(np.median(np.abs(mean - det[i]) / (std / np.sqrt(T) + 1e-9))) < 2.0
+        np.testing.assert_allclose(k_mean[i], det[i], rtol=1e-4, atol=1e-5)
+        assert float(np.median(np.abs(mean - det[i]) / (std + 1e-9))) < 0.1
 
 
 def test_loco_edge_streams_only_the_held_out_corpus(run_dir, data_root, monkeypatch) -> None:

@@ -115,6 +115,7 @@ def _fake_bundle(window: int, rate: float, input_scale: float, scale: float) -> 
                     mc=NS(masks=[NS(name="mask_a", size=3, rate=rate)]),
                     uncertainty=NS(aleatoric=False, atypicality=None))
     b.scale = np.full(7, scale, np.float32)
+    b.scale_clinical = np.full(7, 2 * scale, np.float32)  # metadata with an R/T axis
     b.trunk = _Stub(lambda feed: {"features": feed["lead_i"][:, :, 0],
                                   "skip": np.zeros((1, window, 7), np.float32)})
     b.head = _Stub(lambda feed: {"residual": feed["mask_a"][:, :1, None]
@@ -122,18 +123,24 @@ def _fake_bundle(window: int, rate: float, input_scale: float, scale: float) -> 
     return b
 
 
-def test_mc_mean_and_sample_std_by_hand() -> None:
-    """MC over T masks: mean, sample std (ddof 1) times the calibration scale; masks are
-    keep = U >= rate scaled by 1 / (1 - rate), U drawn from the caller's generator."""
+def test_mc_mean_and_std_by_hand() -> None:
+    """MC over T masks: the mean is the mask-of-ones pass (the masks' expectation), the std
+    the root mean squared deviation of the T samples from it times the calibration scale
+    (the clinical one for metadata with an R axis); masks are keep = U >= rate scaled by
+    1 / (1 - rate), U drawn from the caller's generator."""
+    from edge.metadata import encode_metadata
+
     L, T, rate = 5, 6, 0.4
     b = _fake_bundle(L, rate, input_scale=2.0, scale=1.5)
     x = np.arange(1.0, L + 1)
-    mean, std = b.predict_window(x, np.zeros(16), T, np.random.default_rng(7))
     u = np.random.default_rng(7).random((T, 3))[:, 0]
     m = (u >= rate) / (1 - rate)  # first mask unit, per MC sample
     pred = m[:, None] * (2.0 * x)[None, :]  # (T, L)
-    np.testing.assert_allclose(mean[:, 0], pred.mean(axis=0), rtol=1e-5)
-    np.testing.assert_allclose(std[:, 3], 1.5 * pred.std(axis=0, ddof=1), rtol=1e-5)
+    rms = np.sqrt(((pred - 2.0 * x) ** 2).mean(axis=0))
+    for meta, scale in ((np.zeros(16), 1.5), (encode_metadata({"r_axis": 60}), 3.0)):
+        mean, std = b.predict_window(x, meta, T, np.random.default_rng(7))
+        np.testing.assert_allclose(mean[:, 0], 2.0 * x, rtol=1e-6)
+        np.testing.assert_allclose(std[:, 3], scale * rms, rtol=1e-5)
 
 
 def _ecg12_frame(flags: int, samples: list[int], seq: int = 1) -> bytes:

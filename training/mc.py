@@ -118,6 +118,10 @@ def mc_predict(model: keras.Model, lead_i: np.ndarray, meta: np.ndarray, T: int,
                ) -> tuple[np.ndarray, np.ndarray]:
     """Mean and std over ``T`` dropout passes -> two ``(N, L, n_out)`` float32 arrays.
 
+    An edge model is sampled as ``edge.bundle.Bundle.run_window`` samples it: the mean is the
+    pass with a mask of ones (exact: the output conv is linear in the mask), the MC variance
+    the mean squared deviation of the T masked passes from it.
+
     For a heteroscedastic model the std is the total sqrt(var_MC(mean) + predicted variance)
     unless ``aleatoric=False`` (MC spread only). ``batch`` bounds windows x passes per call.
     """
@@ -136,10 +140,17 @@ def mc_predict(model: keras.Model, lead_i: np.ndarray, meta: np.ndarray, T: int,
         _reseed(model, seed)
     for s in range(0, n, per):
         e = min(n, s + per)
-        if edge is not None:
+        if edge is not None:  # T masks and a mask of ones (the exact mean), as the gateway
             c = edge.head_out.input.shape[-1]
             masks = dropout_masks((e - s) * T, c, edge.rate, rng).reshape(e - s, T, c)
-            mu, pvar = edge.samples(lead_i[s:e], meta[s:e], masks)
+            ones = np.ones((e - s, 1, c), np.float32)
+            mu, pvar = edge.samples(lead_i[s:e], meta[s:e], np.concatenate([masks, ones], 1))
+            mean[s:e] = mu[:, -1]
+            var = np.mean((mu[:, :-1] - mu[:, -1:]) ** 2, axis=1)
+            if pvar is not None and aleatoric:
+                var = var + pvar
+            std[s:e] = np.sqrt(var)
+            continue
         else:
             x = np.repeat(lead_i[s:e], T, axis=0)
             m = np.repeat(meta[s:e], T, axis=0)

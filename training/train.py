@@ -289,7 +289,8 @@ def _calibrate(cfg: TrainConfig, model: keras.Model, val: Any, out_dir: Path,
                train_lead_i: np.ndarray | None = None,
                val_preps: list[Prepared] | None = None) -> None:
     """Fit the per-lead std scale on validation (MC T=CALIBRATION_T) and flag thresholds;
-    with the training windows' Lead I, the atypicality model and its flag risk too."""
+    with the validation records, the clinical regime's own scale (``scale_clinical``); with
+    the training windows' Lead I, the atypicality model and its flag risk too."""
     from training.calibration import (
         CalibrationError,
         fit_corpus_robust_scale,
@@ -310,12 +311,21 @@ def _calibrate(cfg: TrainConfig, model: keras.Model, val: Any, out_dir: Path,
     except CalibrationError as exc:  # e.g. a tiny run without good validation windows
         console.print(f"[yellow]no fidelity flag threshold: {exc}[/]")
         fidelity = None
+    # the clinical regime (R/T axes in the profile) has its own errors: its own scale
+    scale_clinical = None
+    if val_preps:
+        clin = eval_arrays(cfg, val_preps, "clinical")
+        c_mean, c_std = mc_predict(model, clin.lead_i, clin.meta, CALIBRATION_T, seed=cfg.seed)
+        scale_clinical = fit_corpus_robust_scale(c_std, np.abs(c_mean - clin.target), corpora,
+                                                 nominal=0.9)
     atypicality = (None if train_lead_i is None or not val_preps else
                    _fit_atypicality(cfg, model, train_lead_i, val_preps, scale))
     _write_json(out_dir / "calibration.json", {
         **({"atypicality": atypicality} if atypicality else {}),
         "method": "scale", "nominal": 0.9, "mc_samples": CALIBRATION_T,
         "scale": [float(s) for s in scale], "flag_std_mv": [float(f) for f in flag],
+        **({"scale_clinical": [float(s) for s in scale_clinical]}
+           if scale_clinical is not None else {}),
         "flag_expected_r": fidelity, "fidelity_budget": FIDELITY_BUDGET,
         "fitted_on": f"validation split, {len(val.keys)} records, wearable regime",
         "scale_fit": "corpus-robust: geometric mean of the pooled and the corpus-balanced "
