@@ -109,6 +109,8 @@ def test_shipped_bundle_hop_and_flag_are_those_of_its_run() -> None:
     a_man, a_cal = man["uncertainty"]["atypicality"], cal["atypicality"]
     for key in ("weight", "threshold", "er_ref", "score_ref"):
         assert a_man[key] == a_cal[key], key
+    for key in ("scale", "scale_clinical"):  # the run's calibration, both regimes
+        assert man["uncertainty"]["calibration"][key] == cal[key], key
     assert "gateway windows of" in a_cal["fitted_on"]
 
 

@@ -28,6 +28,7 @@ def test_train_evaluate_convert_on_real_records(tmp_path: Path, data_root: Path,
     assert info["epochs_run"] == 2 and len(info["split_sha256"]) == 64
     cal = json.loads((run / "calibration.json").read_text())
     assert len(cal["scale"]) == 7 and all(s > 0 for s in cal["scale"])
+    assert len(cal["scale_clinical"]) == 7 and cal["scale_clinical"] != cal["scale"]
 
     again = cli.invoke(main, ["train", str(TINY), "--out", str(run)])  # resumes: nothing to do
     assert again.exit_code == 0, again.output

@@ -245,6 +245,15 @@ def loco_edge_table() -> str:
             + "\n".join(rows))
 
 
+def clinical_scale(cal: dict) -> str:
+    """The clinical regime's own scale, when the calibration has one."""
+    sc = cal.get("scale_clinical")
+    if not sc:
+        return ""
+    return ("; with an R or T axis in the metadata (the clinical regime, fitted the same way "
+            "on validation with clinical metadata): " + ", ".join(f"{v:.2f}" for v in sc))
+
+
 def window_flag(cal: dict) -> str:
     """The card's sentence on the per-window flag of ``calibration.json``."""
     er = ("a window whose expected r (`edge.fidelity`: the Pearson r its own std implies) "
@@ -540,10 +549,13 @@ python -m training.model_card
   every 12-lead output is physically consistent.
 - **Uncertainty**: MC dropout samples the head's last dropout site ({m.dropout_head}, per
   channel) with T = 30 masks: the head runs once per window and only its output conv on the T
-  masked hidden copies (the other sites run at their expectation). std = sqrt(MC variance of
-  the T samples + the predicted variance from the unmasked hidden), times a per-lead scale
-  fitted on the validation split for 90 % coverage{robust}: scale
-  {", ".join(f"{v:.2f}" for v in cal["scale"])} (II, V1–V6). `high_uncertainty` flags: a
+  masked hidden copies and one with a mask of ones (the other sites run at their expectation).
+  The output conv is linear in the mask and the masks' expectation is 1, so the mask-of-ones
+  pass is the exact MC mean (the T samples' average only estimates it). std = sqrt(mean
+  squared deviation of the T samples from it + the predicted variance from the unmasked
+  hidden), times a per-lead scale fitted on the validation split for 90 % coverage{robust}:
+  scale {", ".join(f"{v:.2f}" for v in cal["scale"])} (II, V1–V6){clinical_scale(cal)}.
+  `high_uncertainty` flags: a
   lead's calibrated std above its 95th validation percentile, and {window_flag(cal)}
 - **Loss**: β-NLL (β = {m.nll_beta}){corr}; best weights by validation MSE of the
   mean{schedule}.
