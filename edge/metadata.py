@@ -53,6 +53,8 @@ _WIDTH = {"age": 1, "sex": 1, "ventricular_rate": 1, "qrs_count": 1, "qrs_durati
 ENCODED_SIZE = sum(_WIDTH.values()) + len(FIELDS)
 #: Fields only a 12-lead machine (or a past 12-lead ECG) gives: the clinical regime's own.
 CLINICAL_ONLY_FIELDS: tuple[str, ...] = tuple(f for f in FIELDS if f not in WEARABLE_FIELDS)
+# their presence flags' positions in an encoded vector (values first, then one flag per field)
+_CLINICAL_FLAGS = [sum(_WIDTH.values()) + FIELDS.index(f) for f in CLINICAL_ONLY_FIELDS]
 
 
 class MetadataError(EdgeError, ValueError):
@@ -133,5 +135,4 @@ def encode_metadata(metadata: Mapping[str, Any] | None) -> np.ndarray:
 
 def is_clinical(vector: np.ndarray) -> bool:
     """Whether an encoded metadata vector carries any clinical-only field (R or T axis)."""
-    flags = np.asarray(vector)[sum(_WIDTH.values()):]
-    return bool(any(flags[FIELDS.index(f)] > 0.5 for f in CLINICAL_ONLY_FIELDS))
+    return bool((np.asarray(vector)[_CLINICAL_FLAGS] > 0.5).any())

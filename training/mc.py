@@ -147,10 +147,6 @@ def mc_predict(model: keras.Model, lead_i: np.ndarray, meta: np.ndarray, T: int,
             mu, pvar = edge.samples(lead_i[s:e], meta[s:e], np.concatenate([masks, ones], 1))
             mean[s:e] = mu[:, -1]
             var = np.mean((mu[:, :-1] - mu[:, -1:]) ** 2, axis=1)
-            if pvar is not None and aleatoric:
-                var = var + pvar
-            std[s:e] = np.sqrt(var)
-            continue
         else:
             x = np.repeat(lead_i[s:e], T, axis=0)
             m = np.repeat(meta[s:e], T, axis=0)
@@ -159,8 +155,8 @@ def mc_predict(model: keras.Model, lead_i: np.ndarray, meta: np.ndarray, T: int,
             mu = out[..., :k]
             pvar = (np.exp(np.clip(out[..., k:], LOGVAR_MIN, LOGVAR_MAX)).mean(axis=1)
                     if het else None)
-        mean[s:e] = mu.mean(axis=1)
-        var = mu.var(axis=1, ddof=1)
+            mean[s:e] = mu.mean(axis=1)
+            var = mu.var(axis=1, ddof=1)
         if pvar is not None and aleatoric:
             var = var + pvar
         std[s:e] = np.sqrt(var)
