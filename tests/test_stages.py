@@ -179,6 +179,24 @@ def test_flat_blocks_by_hand_with_a_partial_last_block() -> None:
     assert assess(x, none, none, fs, cfg).value == 1.0
 
 
+def test_lead_off_samples_and_flat_blocks_count_once() -> None:
+    """Bad (lead-off) samples inside a flat block are not counted twice, those outside it
+    are, and so are those in a partial last block (counts by hand, 100 Hz, 250 samples)."""
+    from edge.stages.quality import assess
+
+    fs, cfg = 100.0, QualityConfig()
+    x = np.sin(np.arange(250) * 0.05)
+    x[100:200] = 1.0  # block 2 flat: 100 samples
+    bad = np.zeros(250, bool)
+    bad[150:170] = True  # inside the flat block: adds nothing
+    assert assess(x, bad, np.zeros(250, bool), fs, cfg).value == 100 / 250
+    bad[10:15] = True  # 5 in block 1, 7 in the tail
+    bad[240:247] = True
+    assert assess(x, bad, np.zeros(250, bool), fs, cfg).value == 112 / 250
+    x[200:] = -0.5  # the tail flat too: its bad samples are inside it
+    assert assess(x, bad, np.zeros(250, bool), fs, cfg).value == 155 / 250
+
+
 class _ListBuffer:
     """Reference for Buffer: a plain list, head dropped the same lazy way."""
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge.quantile import median, sorted_percentile
+from edge.quantile import median, percentiles
 
 
 @dataclass(frozen=True)
@@ -48,19 +48,22 @@ def assess(x_mv: np.ndarray, bad: np.ndarray, saturated: np.ndarray, fs_hz: floa
     n = len(x_mv)
     block = max(1, int(round(fs_hz)))
     n_full = n // block * block  # whole 1-s blocks at once, then the rest
-    ptp = np.ptp(x_mv[:n_full].reshape(-1, block), axis=1) if n_full else np.zeros(0)
-    flat = np.repeat(ptp < cfg.flat_ptp_mv, block)
-    if n > n_full:
-        flat = np.concatenate([flat, np.full(n - n_full, np.ptp(x_mv[n_full:])
-                                             < cfg.flat_ptp_mv)])
-    sat_frac = float(np.mean(saturated))
+    blocks = x_mv[:n_full].reshape(-1, block)
+    flat = (blocks.max(axis=1) - blocks.min(axis=1)) < cfg.flat_ptp_mv  # per block
+    tail_flat = n > n_full and bool(np.ptp(x_mv[n_full:]) < cfg.flat_ptp_mv)
+    sat_frac = float(np.count_nonzero(saturated)) / n
     if sat_frac > cfg.max_bad_fraction:
         return Verdict(False, "saturated", sat_frac, cfg.max_bad_fraction)
-    bad_frac = float(np.mean(flat | bad))
+    # flat or bad samples: the flat blocks whole, plus the bad samples outside them
+    n_bad = int(np.count_nonzero(flat)) * block + (n - n_full if tail_flat else 0)
+    if bad.any():
+        n_bad += int(np.count_nonzero(bad[:n_full].reshape(-1, block)[~flat]))
+        if not tail_flat:
+            n_bad += int(np.count_nonzero(bad[n_full:]))
+    bad_frac = n_bad / n
     if bad_frac > cfg.max_bad_fraction:
         return Verdict(False, "flat or lead-off", bad_frac, cfg.max_bad_fraction)
-    srt = np.sort(x_mv)
-    lo, hi = sorted_percentile(srt, 1), sorted_percentile(srt, 99)
+    lo, hi = percentiles(x_mv, 1, 99)
     ratio = median(np.abs(np.diff(x_mv))) / max(hi - lo, 1e-6)
     if ratio > cfg.noise_ratio:
         return Verdict(True, "noisy", ratio, cfg.noise_ratio)
