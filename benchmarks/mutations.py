@@ -86,8 +86,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     M("flags-merge-forgets-start", "edge/stages/flags.py", "f0.kind, f0.start_s, flag.end_s",
       "f0.kind, flag.start_s, flag.end_s", (T_ST,)),
     # quality
-    M("quality-no-saturation", "edge/stages/quality.py", "sat_frac = float(np.count_nonzero(saturated)) / n",
-      "sat_frac = 0.0", (T_ST,)),
+    M("quality-no-saturation", "edge/stages/quality.py",
+      "sat_frac = float(np.count_nonzero(saturated)) / n", "sat_frac = 0.0", (T_ST,)),
     M("quality-lead-off-ignored", "edge/stages/quality.py", "    if bad.any():",
       "    if False:", (T_ST, T_CORE)),
     M("quality-bad-counted-inside-flat", "edge/stages/quality.py",
