@@ -101,6 +101,13 @@ MUTATIONS: tuple[Mutation, ...] = (
     M("quality-flat-threshold", "edge/stages/quality.py",
       "blocks.min(axis=1)) < cfg.flat_ptp_mv",
       "blocks.min(axis=1)) < cfg.flat_ptp_mv / 100", (T_ST, T_CORE)),
+    # uncertainty limits (training.uncertainty_limits)
+    M("limits-quantile-of-every-record", "training/uncertainty_limits.py",
+      "np.quantile(score_fit[r_fit > GOOD]", "np.quantile(score_fit",
+      ("tests/test_uncertainty_limits.py",)),
+    M("limits-axis-ignores-the-chest", "training/uncertainty_limits.py",
+      "return which & inv & chest_ok", "return which & inv",
+      ("tests/test_uncertainty_limits.py",)),
     # fidelity (expected r) and its flag
     M("fidelity-ignores-std", "edge/fidelity.py", "den = np.sqrt(var + s2)",
       "den = np.sqrt(var + 0 * s2)", ("tests/test_fidelity.py",)),

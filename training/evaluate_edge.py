@@ -98,17 +98,12 @@ def profile_for(rec, profile: str) -> dict | None:
     return meta
 
 
-def evaluate_edge(bundle: str | None = None, limit: int | None = None, mc_samples: int = 30,
-                  progress: bool = True, profile: str = "lead_i", split: str = "test",
-                  corpus: str | None = None) -> dict:
-    """The product path on the ``split`` records ("all": every split) of every corpus, or of
-    ``corpus`` alone; see the module docstring."""
-    import edge
-    from edge.fidelity import expected_r
-    from edge.leads import LEADS
+def split_records(split: str, corpus: str | None = None, limit: int | None = None,
+                  progress: bool = False) -> list:
+    """The deduplicated records of ``split`` ("all": every split) of every corpus, or of
+    ``corpus`` alone; the first ``limit`` of them."""
     from training.data import dedupe_prefer_rate, load_corpus
     from training.data.splits import load_splits
-    from training.truth import TRUTH_TEXT, truth_signal
 
     splits = load_splits()
     recs = []
@@ -117,7 +112,20 @@ def evaluate_edge(bundle: str | None = None, limit: int | None = None, mc_sample
     recs = [r for r in dedupe_prefer_rate(recs)
             if (split == "all" or splits.get(r.key) == split)
             and (corpus is None or r.source == corpus)]
-    recs = recs[:limit] if limit else recs
+    return recs[:limit] if limit else recs
+
+
+def evaluate_edge(bundle: str | None = None, limit: int | None = None, mc_samples: int = 30,
+                  progress: bool = True, profile: str = "lead_i", split: str = "test",
+                  corpus: str | None = None) -> dict:
+    """The product path on the ``split`` records ("all": every split) of every corpus, or of
+    ``corpus`` alone; see the module docstring."""
+    import edge
+    from edge.fidelity import expected_r
+    from edge.leads import LEADS
+    from training.truth import TRUTH_TEXT, truth_signal
+
+    recs = split_records(split, corpus, limit, progress)
     model = edge.load_bundle(bundle)
     per_rec: list[dict] = []
     err_in, err_out, flagged_records = [], [], 0

@@ -294,8 +294,10 @@ def catch_limitation(edge: dict) -> str:
     return (f"The window flag catches {edge['catch_rate']:.2f} ({round(edge['catch_rate'] * n)}"
             f"/{n}) of the test records with r < 0.5 at {edge['false_flag_rate']:.2f} false "
             "flags on records with r > 0.8 (goal 0.7 at 0.1). The records it misses look "
-            "ordinary to both the MC spread and the trunk-feature distance; what goes wrong "
-            "there is likely not visible in Lead I (e.g. an electrical axis it does not show).")
+            "ordinary to both the MC spread and the trunk-feature distance; most fail by an "
+            "inverted inferior lead, an electrical axis Lead I does not show (see \"What "
+            "limits the uncertainty targets\"): give the wearer's profile the R and T axis "
+            "of a 12-lead ECG.")
 
 
 def hop_section(cfg: TrainConfig) -> str:
@@ -370,6 +372,59 @@ def selection_table() -> str:
             + "\n".join(rows) + "\n\nBest validation loss = the checkpoint criterion: MSE of "
             "the mean, plus w·(1 − r) for a run with a correlation term of weight w trained "
             "since stop 22 (`training.train.selection_loss`).")
+
+
+def limits_section() -> str:
+    """What bounds the record Spearman and the catch rate (``python -m
+    training.uncertainty_limits``), if it was run."""
+    path = RUNS / "default" / "uncertainty_limits.json"
+    if not path.is_file():
+        return ("## What limits the uncertainty targets\nNot run yet "
+                "(`python -m training.uncertainty_limits`).")
+    d = json.loads(path.read_text())
+    sp, m = d["spearman_chest"], d["missed"]
+    clin = m["clinical_profile"]
+    rows = ["| score | Spearman(score, mean abs error), V1-V6 |", "|---|---|"]
+    rows += [f"| {k} | {v:.3f} |" for k, v in sp.items()]
+    rows += ["", "| record flag | catch rate / false flags |", "|---|---|"]
+    for k, c in d["catch"].items():
+        rows.append(f"| {k} | " + ("n/a" if c["catch_rate"] is None else
+                                   f"{c['catch_rate']:.2f} / {c['false_flag_rate']:.2f}") + " |")
+    n = d["records"]
+    clin_txt = ("" if not clin["records"] else
+                f" With the clinical profile (R and T axis from a 12-lead ECG) the same "
+                f"{clin['records']} records reach r {clin['r_mean_11']:.2f}; "
+                f"{clin['r_below_0_5']} of them below 0.5 and {clin['inferior_lead_inverted']} "
+                "with an inverted inferior lead.")
+    missed_txt = ("The flag misses no bad test record." if not m["count"] else
+                  f"Of the {m['count']} bad test records the flag misses, "
+                  f"{m['inferior_lead_inverted']} fail by an inverted inferior lead (III or aVF "
+                  "r < 0) while the chest leads hold: a superior or leftward electrical axis "
+                  "(left anterior fascicular block, inferior infarction) that Lead I, "
+                  "perpendicular to it, does not show. The model is confidently wrong there: "
+                  "their expected r (from the calibrated std) averages "
+                  f"{m['expected_r_mean']:.2f}, against {m['expected_r_mean_good']:.2f} on "
+                  "the records with r > 0.8, so neither the MC spread nor the trunk-feature "
+                  "distance sees it.")
+    dx = m.get("diagnoses", {})
+    labelled = [f"{k} {' '.join(v)}" for k, v in dx.items() if v]
+    if labelled:
+        missed_txt += (" Their labels: " + "; ".join(labelled)
+                       + (f"; {len(dx) - len(labelled)} without labels." if len(labelled) < len(dx)
+                          else "."))
+    return (f"## What limits the uncertainty targets (`{d['command']}`)\n"
+            f"Product path, wearable profile, {n['test']} test records ({n['test_bad']} with "
+            f"r < 0.5, {n['test_good']} with r > 0.8); recalibrations and thresholds fitted on "
+            f"the {n['val']} validation records unless marked. The record error ranks with the "
+            f"true lead's amplitude ({sp['true amplitude (oracle)']:.2f}), which Lead I barely "
+            f"predicts (predicted amplitude: {sp['predicted amplitude']:.2f}); only a fit of the "
+            "error on the std and the true amplitude together, in-sample on test, reaches "
+            f"{sp['std + true amplitude, fitted on test (oracle)']:.2f}, and a record-level "
+            "recalibration fitted on validation from what the gateway knows changes the "
+            f"shipped std's {sp['shipped std']:.3f} by "
+            f"{sp['recalibrated on val (gateway features)'] - sp['shipped std']:+.3f}.\n\n"
+            + "\n".join(rows) +
+            "\n\n" + missed_txt + clin_txt)
 
 
 def ensemble_section() -> str:
@@ -700,6 +755,8 @@ evaluation committed).
 {ensemble_section()}
 
 {atypicality_section(cal)}
+
+{limits_section()}
 
 {hop_section(cfg)}
 
