@@ -89,3 +89,47 @@ def test_rows_are_the_product_path_scored_like_evaluate_edge(data_root) -> None:
     for r in rows:
         assert r["flagged"] == (r["flag_share"] > 0)
         assert 0.0 <= r["flag_share"] <= 1.0 and np.all(np.array(r["std"][1:]) > 0)
+
+
+def test_auc_by_hand() -> None:
+    pos = np.array([True, True, False, False])
+    # pairs: 3>1, 3>2, 2>1, 2=2 (half) -> 3.5 / 4
+    assert ul.auc(np.array([3.0, 2.0, 1.0, 2.0]), pos) == pytest.approx(0.875)
+    assert ul.auc(np.array([np.nan, 2.0, 1.0, 2.0]), pos) == pytest.approx(0.75)  # NaN out
+    assert ul.auc(np.array([1.0, 2.0]), np.array([True, True])) is None
+
+
+def test_logistic_fit_recovers_known_weights() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(20000, 2))
+    p = 1 / (1 + np.exp(-(2.0 * x[:, 0] - 1.0 * x[:, 1] + 0.5)))
+    y = (rng.random(20000) < p).astype(float)
+    w = ul.logistic_fit(x, y, lam=1e-3)
+    np.testing.assert_allclose(w, [2.0, -1.0, 0.5], atol=0.1)
+    assert np.abs(ul.logistic_fit(x, y, lam=1e6)[:2]).max() < 0.01  # penalised to ~0
+
+
+def test_window_targets_by_hand() -> None:
+    r = np.full((3, 12), 0.9)
+    r[0, 5] = -0.2  # aVF inverted, the rest fine
+    r[1, 1:] = 0.3  # everything poor, nothing inverted
+    t = ul.window_targets(r)
+    assert t["inferior lead inverted"].tolist() == [True, False, False]
+    assert t["window r < 0.5"].tolist() == [False, True, False]
+
+
+def test_probe_finds_a_failure_its_features_carry_and_not_one_they_do_not() -> None:
+    rng = np.random.default_rng(4)
+
+    def windows(n: int) -> dict[str, np.ndarray]:
+        f = rng.normal(size=(n, 5))
+        r = np.full((n, 12), 0.9)
+        r[rng.random(n) < 0.2, 1:] = 0.2  # poor windows at random
+        r[f[:, 0] > 1.0, 2] = -0.5  # III inverted exactly when feature 0 is high
+        return {"features": f, "r": r, "expected_r": rng.uniform(0.5, 1, n),
+                "score": rng.normal(size=n)}
+
+    res = ul.probe(windows(3000), {"test": windows(1000)}, lam=1.0)
+    assert res["inferior lead inverted"]["test"]["probe"] > 0.98
+    assert abs(res["window r < 0.5"]["test"]["probe"] - 0.5) < 0.06
+    assert abs(res["inferior lead inverted"]["test"]["atypicality"] - 0.5) < 0.08

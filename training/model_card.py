@@ -412,6 +412,27 @@ def limits_section() -> str:
         missed_txt += (" Their labels: " + "; ".join(labelled)
                        + (f"; {len(dx) - len(labelled)} without labels." if len(labelled) < len(dx)
                           else "."))
+    probe_txt = ""
+    if "probe" in d:
+        pr = d["probe"]
+        prow = ["| window failure | split (positives / windows) | probe on trunk features "
+                "| 1 - expected r | atypicality |", "|---|---|---|---|---|"]
+        for name in ("inferior lead inverted", "window r < 0.5"):
+            for split in ("val", "test"):
+                a = pr[name][split]
+                prow.append(f"| {name} | {split} ({a['positives']}/{a['windows']}) | " + " | ".join(
+                    "n/a" if a[k] is None else f"{a[k]:.2f}"
+                    for k in ("probe", "1 - expected r", "atypicality")) + " |")
+        inv = pr["inferior lead inverted"]
+        probe_txt = (
+            "\n\nDo the trunk's features know it? A supervised probe (L2 logistic regression "
+            "on the pooled trunk features the atypicality model uses) fitted on "
+            f"{pr['train_windows']} windows of training records predicts an inverted inferior "
+            f"lead at AUC {inv['val']['probe']:.2f} (validation) and {inv['test']['probe']:.2f} "
+            "(test), about chance: the shipped trunk does not see the axis, so a flag or "
+            "recalibration built on its features will not catch these records (a retrained "
+            "trunk would need features of Lead I that show the axis); the clinical profile "
+            "gives the model the axis instead.\n\n" + "\n".join(prow))
     return (f"## What limits the uncertainty targets (`{d['command']}`)\n"
             f"Product path, wearable profile, {n['test']} test records ({n['test_bad']} with "
             f"r < 0.5, {n['test_good']} with r > 0.8); recalibrations and thresholds fitted on "
@@ -424,7 +445,7 @@ def limits_section() -> str:
             f"shipped std's {sp['shipped std']:.3f} by "
             f"{sp['recalibrated on val (gateway features)'] - sp['shipped std']:+.3f}.\n\n"
             + "\n".join(rows) +
-            "\n\n" + missed_txt + clin_txt)
+            "\n\n" + missed_txt + clin_txt + probe_txt)
 
 
 def ensemble_section() -> str:

@@ -21,7 +21,12 @@ validation and test records, scored against the recording zero-phase band-passed
   (r < 0 in III or aVF: an electrical axis Lead I does not show, a left-axis or inferior-wall
   pattern) while the chest leads hold, their diagnosis labels, and what the same records
   give with the clinical
-  profile (the R and T axis from a 12-lead ECG, ``--profile clinical`` of evaluate_edge).
+  profile (the R and T axis from a 12-lead ECG, ``--profile clinical`` of evaluate_edge);
+- whether the trunk's features know it: a supervised probe (L2 logistic regression on the
+  pooled trunk features the atypicality model uses, ``edge.atypicality.pool``) fitted on
+  windows of ``--probe-train`` training records to predict an inverted III or aVF, and a
+  window r < 0.5, scored by AUC on validation and test windows next to the expected r and
+  the atypicality score. A probe near 0.5 means the trunk does not see it.
 """
 
 from __future__ import annotations
@@ -226,21 +231,129 @@ def clinical_of_missed(bundle: str | None, keys: list[str], progress: bool) -> d
             "flagged": int(a["flagged"].sum())}
 
 
+def probe_windows(bundle: Any, split: str, limit: int | None, seed: int = 0,
+                  progress: bool = True) -> dict[str, np.ndarray]:
+    """Three model windows (first, middle, last) per record of ``split`` (``limit``: that
+    many records drawn at random): pooled trunk features, per-lead r of the gateway's window
+    output (T = 10, wearable profile) against the truth at the model rate, its expected r and
+    atypicality score."""
+    from edge.atypicality import pool
+    from edge.conditioning import condition
+    from edge.fidelity import expected_r
+    from edge.leads import assemble_12_lead
+    from edge.metadata import encode_metadata
+    from training.evaluate_edge import _pearson, split_records, wearable_profile
+    from training.truth import truth_signal
+
+    rng = np.random.default_rng(seed)
+    recs = split_records(split)
+    if limit is not None and limit < len(recs):
+        recs = [recs[i] for i in sorted(rng.choice(len(recs), size=limit, replace=False))]
+    L, fs = bundle.window, bundle.fs_hz
+    feats, rs, ers, scores = [], [], [], []
+    for rec in track(recs, description=f"probe windows ({split})", disable=not progress):
+        x = condition(rec.signal_mv[:, 0], rec.fs_hz, fs)
+        tru = truth_signal(rec.signal_mv, rec.fs_hz, fs)
+        n = min(len(x), len(tru))
+        if n < L:
+            continue
+        meta = encode_metadata(wearable_profile(rec.metadata))
+        for s in sorted({0, (n - L) // 2, n - L}):
+            w = x[s:s + L]
+            mean, std, score = bundle.run_window(w, meta, 10, rng)
+            full = assemble_12_lead(w, mean)
+            feats.append(pool(bundle.trunk.run({"lead_i": (
+                w * bundle.manifest.model.input_scale)[None, :, None]})["features"][0]))
+            rs.append([_pearson(full[:, j].astype(float), tru[s:s + L, j]) for j in range(12)])
+            ers.append(float(expected_r(mean, std)))
+            scores.append(np.nan if score is None else score)
+    return {"features": np.array(feats), "r": np.array(rs), "expected_r": np.array(ers),
+            "score": np.array(scores)}
+
+
+def logistic_fit(x: np.ndarray, y: np.ndarray, lam: float, iters: int = 100) -> np.ndarray:
+    """L2-penalised logistic regression by Newton steps: weights, the intercept last (not
+    penalised)."""
+    xa = np.column_stack([x, np.ones(len(x))])
+    pen = np.r_[np.full(x.shape[1], lam), 0.0]
+    w = np.zeros(xa.shape[1])
+    for _ in range(iters):
+        p = 1.0 / (1.0 + np.exp(-np.clip(xa @ w, -30, 30)))
+        grad = xa.T @ (p - y) + pen * w
+        hess = (xa * (p * (1 - p))[:, None]).T @ xa + np.diag(pen + 1e-9)
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return w
+
+
+def logistic_score(w: np.ndarray, x: np.ndarray) -> np.ndarray:
+    return np.column_stack([x, np.ones(len(x))]) @ w
+
+
+def auc(score: np.ndarray, positive: np.ndarray) -> float | None:
+    """Area under the ROC curve, P(a positive scores above a negative) with ties half: the
+    Mann-Whitney U of the positives over (positives x negatives), from scipy."""
+    from scipy.stats import mannwhitneyu
+
+    ok = np.isfinite(score)
+    pos, neg = score[ok & positive], score[ok & ~positive]
+    if not len(pos) or not len(neg):
+        return None
+    return float(mannwhitneyu(pos, neg).statistic / (len(pos) * len(neg)))
+
+
+def window_targets(r: np.ndarray) -> dict[str, np.ndarray]:
+    """Window failures to predict: III or aVF inverted (r < 0); 11-lead r < 0.5."""
+    return {"inferior lead inverted": (r[:, list(INFERIOR)] < 0).any(axis=1),
+            "window r < 0.5": np.nanmean(r[:, 1:], axis=1) < BAD}
+
+
+def probe(train: dict[str, np.ndarray], evals: dict[str, dict[str, np.ndarray]],
+          lam: float = 1000.0) -> dict[str, Any]:
+    """AUC per target and evaluation split of the probe fitted on ``train``, of 1 - expected
+    r and of the atypicality score."""
+    mu, sd = train["features"].mean(axis=0), train["features"].std(axis=0) + 1e-6
+    out: dict[str, Any] = {"train_windows": len(train["features"]), "l2": lam}
+    for name, y in window_targets(train["r"]).items():
+        w = logistic_fit((train["features"] - mu) / sd, y.astype(float), lam)
+        row: dict[str, Any] = {"train_positive_share": float(y.mean())}
+        for split, d in evals.items():
+            yy = window_targets(d["r"])[name]
+            row[split] = {"windows": len(yy), "positives": int(yy.sum()),
+                          "probe": auc(logistic_score(w, (d["features"] - mu) / sd), yy),
+                          "1 - expected r": auc(1.0 - d["expected_r"], yy),
+                          "atypicality": auc(d["score"], yy)}
+        out[name] = row
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--bundle", default=None)
     ap.add_argument("--limit", type=int, default=None, help="records per split (a smoke run)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--probe-train", type=int, default=2500,
+                    help="training records whose windows fit the probe (default 2500)")
     args = ap.parse_args(argv)
     if args.limit is not None and args.limit < 1:
         ap.error(f"--limit must be >= 1, got {args.limit}")
+    if args.probe_train < 10:
+        ap.error(f"--probe-train must be >= 10, got {args.probe_train}")
     val = record_rows(args.bundle, "val", args.limit)
     test = record_rows(args.bundle, "test", args.limit)
     res = analyse(val, test)
     res["missed"]["clinical_profile"] = clinical_of_missed(args.bundle, res["missed"]["keys"],
                                                            True)
+    import edge
+
+    b = edge.load_bundle(args.bundle).bundle
+    res["probe"] = probe(probe_windows(b, "train", args.probe_train),
+                         {s: probe_windows(b, s, args.limit) for s in ("val", "test")})
     res["command"] = "python -m training.uncertainty_limits" + (
-        f" --limit {args.limit}" if args.limit else "")
+        f" --limit {args.limit}" if args.limit else "") + (
+        f" --probe-train {args.probe_train}" if args.probe_train != 2500 else "")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=2) + "\n")
     con = Console()
@@ -267,6 +380,17 @@ def main(argv: list[str] | None = None) -> None:
           + ("-" if not clin["records"] else
              f"r {clin['r_mean_11']:.3f}, {clin['r_below_0_5']} still below {BAD}, "
              f"{clin['inferior_lead_inverted']} still inverted"))
+    tab = Table(title=f"AUC for window failures ({res['probe']['train_windows']} training "
+                      "windows fit the probe)")
+    for c in ("target", "split", "probe (trunk features)", "1 - expected r", "atypicality"):
+        tab.add_column(c)
+    for name in window_targets(np.zeros((0, 12))):
+        for split in ("val", "test"):
+            a = res["probe"][name][split]
+            tab.add_row(name, f"{split} ({a['positives']}/{a['windows']})",
+                        *("n/a" if a[k] is None else f"{a[k]:.3f}"
+                          for k in ("probe", "1 - expected r", "atypicality")))
+    con.print(tab)
     print(f"wrote {args.out}")
 
 
