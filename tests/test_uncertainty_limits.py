@@ -133,3 +133,12 @@ def test_probe_finds_a_failure_its_features_carry_and_not_one_they_do_not() -> N
     assert res["inferior lead inverted"]["test"]["probe"] > 0.98
     assert abs(res["window r < 0.5"]["test"]["probe"] - 0.5) < 0.06
     assert abs(res["inferior lead inverted"]["test"]["atypicality"] - 0.5) < 0.08
+
+
+@pytest.mark.parametrize("module", ["training.uncertainty_limits", "training.evaluate_edge"])
+def test_a_missing_bundle_is_one_line_and_exit_1(module: str, tmp_path) -> None:
+    res = subprocess.run([sys.executable, "-m", module, "--bundle", str(tmp_path / "nope")],
+                         capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: no bundle manifest at ") and "nope" in last, res.stderr

@@ -98,6 +98,17 @@ def profile_for(rec, profile: str) -> dict | None:
     return meta
 
 
+def check_bundle(bundle: str | None) -> None:
+    """Exit with the bundle's one-line error (no traceback) if it cannot be loaded."""
+    import edge
+    from edge.errors import EdgeError
+
+    try:
+        edge.load_bundle(bundle)
+    except EdgeError as e:
+        raise SystemExit(f"error: {e}") from None
+
+
 def split_records(split: str, corpus: str | None = None, limit: int | None = None,
                   progress: bool = False) -> list:
     """The deduplicated records of ``split`` ("all": every split) of every corpus, or of
@@ -255,6 +266,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if args.split != "test" and args.out is None:
         ap.error("--split val needs --out (the default files hold the test split)")
+    check_bundle(args.bundle)
     res = evaluate_edge(args.bundle, args.limit, args.mc_samples, profile=args.profile,
                         split=args.split)
     args.out = args.out or {"clinical": CLINICAL_OUT, "wearable": WEARABLE_OUT}.get(

@@ -341,6 +341,9 @@ def main(argv: list[str] | None = None) -> None:
         ap.error(f"--limit must be >= 1, got {args.limit}")
     if args.probe_train < 10:
         ap.error(f"--probe-train must be >= 10, got {args.probe_train}")
+    from training.evaluate_edge import check_bundle
+
+    check_bundle(args.bundle)
     val = record_rows(args.bundle, "val", args.limit)
     test = record_rows(args.bundle, "test", args.limit)
     res = analyse(val, test)
