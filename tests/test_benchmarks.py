@@ -23,6 +23,20 @@ def test_machine_info() -> None:
     assert info["cpu_model"] in describe(info)
 
 
+def test_simd_class_from_cpuinfo_text() -> None:
+    """The class is read from the flags line (text in /proc/cpuinfo's format)."""
+    from benchmarks.machine import cpu_flags, simd_class
+
+    zen2 = "processor\t: 0\nmodel name\t: AMD EPYC 7B12\nflags\t\t: fpu sse2 avx avx2 fma\n"
+    zen4 = zen2.replace("avx2 fma", "avx2 fma avx512f avx512bw avx512_vnni")
+    assert simd_class(cpu_flags(zen2)) == "AVX2, no AVX-512"
+    assert simd_class(cpu_flags(zen4)) == "AVX-512 (VNNI)"
+    assert simd_class(cpu_flags(zen2.replace("avx2", "avx512f avx2"))) == "AVX-512"
+    assert simd_class(cpu_flags("Features\t: fp asimd\n")) == "unknown"
+    info = {**machine_info(), "simd": "AVX2, no AVX-512"}
+    assert "AVX2, no AVX-512, " in describe(info)
+
+
 def test_latency_rows(tiny) -> None:
     rows = latency.bundle_latency(tiny, (1, 3), threads=1, warmup=1, repeats=2, n_windows=2)
     assert [r["mc_samples"] for r in rows] == [1, 3]
