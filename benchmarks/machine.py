@@ -23,10 +23,6 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-#: the vector extensions that change which LiteRT/XNNPACK and oneDNN kernels run
-SIMD = ("avx512_vnni", "avx512f", "avx2")
-
-
 def cpu_flags(text: str | None = None) -> set[str]:
     """The CPU's feature flags from /proc/cpuinfo (or ``text`` in its format); empty when
     unknown."""
@@ -43,8 +39,9 @@ def cpu_flags(text: str | None = None) -> set[str]:
 
 
 def simd_class(flags: set[str]) -> str:
-    """The machine class for the benchmarks: "AVX-512 (VNNI)", "AVX-512", "AVX2, no
-    AVX-512", or "unknown" (another architecture or no flags)."""
+    """The machine class for the benchmarks (the vector extensions decide which LiteRT/XNNPACK
+    and oneDNN kernels run): "AVX-512 (VNNI)", "AVX-512", "AVX2, no AVX-512", or "unknown"
+    (another architecture or no flags)."""
     if "avx512_vnni" in flags or "avx512vnni" in flags:
         return "AVX-512 (VNNI)"
     if "avx512f" in flags:
