@@ -70,11 +70,15 @@ def test_axis_failures_by_hand() -> None:
         False, True, False, False]
 
 
-def test_bad_limit_is_one_line_and_exit_2() -> None:
-    res = subprocess.run([sys.executable, "-m", "training.uncertainty_limits", "--limit", "0"],
+@pytest.mark.parametrize(("argv", "named"), [
+    (["--limit", "0"], "--limit must be >= 1, got 0"),
+    (["--probe-train", "3"], "--probe-train must be >= 10, got 3"),
+])
+def test_bad_arguments_are_one_line_and_exit_2(argv: list[str], named: str) -> None:
+    res = subprocess.run([sys.executable, "-m", "training.uncertainty_limits", *argv],
                          capture_output=True, text=True, cwd=REPO, timeout=300)
     assert res.returncode == 2 and "Traceback" not in res.stderr
-    assert "--limit must be >= 1, got 0" in res.stderr.strip().splitlines()[-1]
+    assert named in res.stderr.strip().splitlines()[-1]
 
 
 @pytest.mark.needs_data
