@@ -29,6 +29,7 @@ import argparse
 import json
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from rich.console import Console
@@ -98,15 +99,26 @@ def profile_for(rec, profile: str) -> dict | None:
     return meta
 
 
-def check_bundle(bundle: str | None) -> None:
-    """Exit with the bundle's one-line error (no traceback) if it cannot be loaded."""
+def check_bundle(bundle: str | None) -> Any:
+    """The loaded bundle (``edge.load_bundle``); exits with its one-line error (no
+    traceback) if it cannot be loaded."""
     import edge
     from edge.errors import EdgeError
 
     try:
-        edge.load_bundle(bundle)
+        return edge.load_bundle(bundle)
     except EdgeError as e:
         raise SystemExit(f"error: {e}") from None
+
+
+def trimmed(out: Any, truth: np.ndarray, fs: float
+            ) -> tuple[int, int, np.ndarray, np.ndarray, np.ndarray]:
+    """(s, e, output leads, std, truth) of a reconstruction scored without its first and last
+    second (the truth's filter settles there) and without samples no window covered."""
+    s, e = int(fs), len(truth) - int(fs)
+    got, std, tru = out.leads[s:e], out.std[s:e], truth[s:e]
+    ok = np.isfinite(got).all(axis=1)
+    return s, e, got[ok], std[ok], tru[ok]
 
 
 def split_records(split: str, corpus: str | None = None, limit: int | None = None,
@@ -146,10 +158,7 @@ def evaluate_edge(bundle: str | None = None, limit: int | None = None, mc_sample
         out = model.reconstruct(rec.signal_mv[:, 0], fs=fs, metadata=meta,
                                 mc_samples=mc_samples, seed=0)
         truth = truth_signal(rec.signal_mv, fs)
-        s, e = int(fs), len(truth) - int(fs)
-        got, std, tru = out.leads[s:e], out.std[s:e], truth[s:e]
-        ok = np.isfinite(got).all(axis=1)
-        got, std, tru = got[ok], std[ok], tru[ok]
+        s, e, got, std, tru = trimmed(out, truth, fs)
         r = [_pearson(got[:, j], tru[:, j]) for j in range(12)]
         per_rec.append({
             "key": rec.key, "source": rec.source, "fs_hz": fs, "r": r,

@@ -51,29 +51,27 @@ BAD, GOOD, FALSE_FLAGS = 0.5, 0.8, 0.1
 
 
 def record_rows(bundle: str | None, split: str, limit: int | None, profile: str = "wearable",
-                progress: bool = True, keys: set[str] | None = None) -> list[dict[str, Any]]:
-    """Per record of ``split`` (or of ``keys`` alone) on the product path: r, mean std, mean
-    |error|, true and predicted amplitude (std over time) per lead, the record's expected r
-    and its share of time under ``high_uncertainty`` flags."""
+                progress: bool = True, keys: set[str] | None = None, model: Any = None
+                ) -> list[dict[str, Any]]:
+    """Per record of ``split`` (or of ``keys`` alone) on the product path of ``model`` (else
+    ``bundle`` loaded): r, mean std, mean |error|, true and predicted amplitude (std over
+    time) per lead, the record's expected r and its share of time under ``high_uncertainty``
+    flags."""
     import edge
     from edge.fidelity import expected_r
-    from training.evaluate_edge import _pearson, profile_for, split_records
+    from training.evaluate_edge import _pearson, profile_for, split_records, trimmed
     from training.truth import truth_signal
 
     recs = split_records(split, limit=limit, progress=progress)
     if keys is not None:
         recs = [r for r in recs if r.key in keys]
-    model = edge.load_bundle(bundle)
+    model = model if model is not None else edge.load_bundle(bundle)
     rows = []
     for rec in track(recs, description=f"product path ({split})", disable=not progress):
         fs = rec.fs_hz
         out = model.reconstruct(rec.signal_mv[:, 0], fs=fs, metadata=profile_for(rec, profile),
                                 mc_samples=30, seed=0)
-        truth = truth_signal(rec.signal_mv, fs)
-        s, e = int(fs), len(truth) - int(fs)
-        got, std, tru = out.leads[s:e], out.std[s:e], truth[s:e]
-        ok = np.isfinite(got).all(axis=1)
-        got, std, tru = got[ok], std[ok], tru[ok]
+        s, e, got, std, tru = trimmed(out, truth_signal(rec.signal_mv, fs), fs)
         under = np.zeros(e - s, dtype=bool)
         for f in out.flags:
             if f.kind == "high_uncertainty":
@@ -102,9 +100,10 @@ def _diagnoses(metadata: dict[str, Any]) -> list[str]:
 
 
 def _arrays(rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
-    return {k: np.array([r[k] for r in rows], dtype=float)
-            for k in ("r", "std", "abs_err", "true_amp", "pred_amp", "expected_r",
-                      "flag_share", "flagged")}
+    out = {k: np.array([r[k] for r in rows], dtype=float)
+           for k in ("r", "std", "abs_err", "true_amp", "pred_amp", "expected_r", "flag_share")}
+    out["flagged"] = np.array([r["flagged"] for r in rows], dtype=bool)
+    return out
 
 
 def chest_spearman(score: np.ndarray, err: np.ndarray) -> float:
@@ -188,7 +187,7 @@ def analyse(val: list[dict[str, Any]], test: list[dict[str, Any]]) -> dict[str, 
     shipped = {"catch_rate": float(t["flagged"][bad].mean()) if bad.any() else None,
                "false_flag_rate": float(t["flagged"][good].mean()) if good.any() else None}
     sv, st = record_scores(v), record_scores(t)
-    missed = bad & (t["flagged"] < 0.5)
+    missed = bad & ~t["flagged"]
     return {
         "records": {"val": len(val), "test": len(test), "test_bad": int(bad.sum()),
                     "test_good": int(good.sum())},
@@ -213,16 +212,16 @@ def analyse(val: list[dict[str, Any]], test: list[dict[str, Any]]) -> dict[str, 
                    else None,
                    "inferior_lead_inverted": int(axis_failures(t, missed).sum()),
                    "caught_inferior_lead_inverted": int(axis_failures(
-                       t, bad & (t["flagged"] > 0.5)).sum())},
+                       t, bad & t["flagged"]).sum())},
     }
 
 
-def clinical_of_missed(bundle: str | None, keys: list[str], progress: bool) -> dict[str, Any]:
+def clinical_of_missed(model: Any, keys: list[str], progress: bool) -> dict[str, Any]:
     """The missed records again with the clinical profile: their r (wearable -> clinical)."""
     if not keys:
         return {"records": 0}
-    rows = record_rows(bundle, "test", None, profile="clinical", progress=progress,
-                       keys=set(keys))
+    rows = record_rows(None, "test", None, profile="clinical", progress=progress,
+                       keys=set(keys), model=model)
     a = _arrays(rows)
     rr = record_r(a)
     return {"records": len(rows), "r_mean_11": float(np.mean(rr)),
@@ -343,15 +342,12 @@ def main(argv: list[str] | None = None) -> None:
         ap.error(f"--probe-train must be >= 10, got {args.probe_train}")
     from training.evaluate_edge import check_bundle
 
-    check_bundle(args.bundle)
-    val = record_rows(args.bundle, "val", args.limit)
-    test = record_rows(args.bundle, "test", args.limit)
+    model = check_bundle(args.bundle)
+    val = record_rows(None, "val", args.limit, model=model)
+    test = record_rows(None, "test", args.limit, model=model)
     res = analyse(val, test)
-    res["missed"]["clinical_profile"] = clinical_of_missed(args.bundle, res["missed"]["keys"],
-                                                           True)
-    import edge
-
-    b = edge.load_bundle(args.bundle).bundle
+    res["missed"]["clinical_profile"] = clinical_of_missed(model, res["missed"]["keys"], True)
+    b = model.bundle
     res["probe"] = probe(probe_windows(b, "train", args.probe_train),
                          {s: probe_windows(b, s, args.limit) for s in ("val", "test")})
     res["command"] = "python -m training.uncertainty_limits" + (
