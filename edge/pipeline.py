@@ -4,9 +4,11 @@ Per segment (a contiguous stretch of input), each stage one job:
 
 1. ``condition`` — Lead I band-limited zero-phase, to the model rate (the model's input) and
    at the input rate (the output's Lead I); both aligned with input time.
-2. ``quality`` — per input sample codes (lead-off, saturated, bridged gap) and a verdict per
-   window: flat / lead-off / saturated windows are not reconstructed (NaN) and flagged
-   ``poor_quality``; noisy ones are reconstructed and flagged.
+2. ``quality`` — per input sample codes (lead-off, saturated, flat on the raw input, bridged
+   gap): those rows are output NaN (all 12 leads) under a ``poor_quality`` (or ``gap``) flag
+   of exactly their span; and a verdict per window: one with too many such samples (or flat
+   after conditioning) is not used (flagged ``poor_quality``), a noisy one is reconstructed
+   and flagged.
 3. ``window`` — windows of ``model.window`` samples on a fixed grid (hop) from the segment
    start, plus one aligned to the segment end when it closes.
 4. ``reconstruct`` — ``Bundle.run_window`` with MC masks from
@@ -54,7 +56,18 @@ from edge.stages.buffer import Buffer
 from edge.stages.condition import ConditionStage
 from edge.stages.flags import Flag, FlagQueue, UncertaintyRuns
 from edge.stages.identity import IdentityCheck
-from edge.stages.quality import GAP, LEAD_OFF, SATURATED, QualityConfig, assess, sample_codes
+from edge.stages.quality import (
+    FLAT,
+    GAP,
+    GOOD,
+    LEAD_OFF,
+    NOT_RECONSTRUCTED,
+    SATURATED,
+    FlatRuns,
+    QualityConfig,
+    assess,
+    sample_codes,
+)
 from edge.stages.reconstruct import WindowModel
 from edge.stages.stitch import Stitcher
 from edge.stages.window import Window, WindowGrid
@@ -87,9 +100,10 @@ class _Segment:
         self.index, self.t0_s = index, t0_s
         L, hop = rec.bundle.window, rec.bundle.hop
         self.cond = ConditionStage(rec.fs_in_hz, rec.bundle.fs_hz, rec.conditioning)
-        self.code = Buffer(dtype=np.int8)  # per input sample: quality.GOOD .. GAP
+        self.code = Buffer(dtype=np.int8)  # per input sample: quality.GOOD .. FLAT
+        self.flat = FlatRuns(rec.fs_in_hz, rec.quality)  # marks FLAT codes afterwards
+        self.bad_flags = FlagQueue()  # poor_quality over rows not reconstructed (codes)
         self.last_x = 0.0  # last real input sample (mV), the left end of a bridged gap
-        self.gap_end = 0  # input samples at or after this are not in a bridged gap
         self.grid = WindowGrid(L, hop)
         self.xi = Buffer()  # output Lead I at the input rate
         self.stitch = Stitcher(L, len(PREDICTED))
@@ -268,17 +282,28 @@ class StreamingReconstructor:
     def _feed(self, seg: _Segment, x: np.ndarray, lead_off: bool, gap: bool = False) -> None:
         if gap:
             seg.code.append(np.full(len(x), GAP, np.int8))
-            seg.gap_end = seg.code.end
         else:
             seg.code.append(sample_codes(x, lead_off, self.quality))
             if len(x):
                 seg.last_x = float(x[-1])
-        self._conditioned(seg, *seg.cond.push(x))
+        self._mark_flat(seg, seg.flat.push(x))
+        # a sample at or past the saturation level is not reconstructed; clipped, it does not
+        # ring through the conditioning filter into seconds of its neighbours
+        sat = self.quality.saturation_mv
+        self._conditioned(seg, *seg.cond.push(np.clip(x, -sat, sat)))
+
+    @staticmethod
+    def _mark_flat(seg: _Segment, ranges: list[tuple[int, int]]) -> None:
+        """Code the samples of newly found flat runs FLAT (where they were GOOD)."""
+        for a, b in ranges:
+            c = seg.code.view(max(a, seg.code.base), b)
+            c[c == GOOD] = FLAT
 
     def _drain(self, seg: _Segment) -> None:
         """End of a segment: the conditioners' held-back samples (zero-phase look-ahead)."""
         if not seg.drained:
             seg.drained = True
+            self._mark_flat(seg, seg.flat.close())
             self._conditioned(seg, *seg.cond.flush())
 
     def _conditioned(self, seg: _Segment, ym: np.ndarray, yi: np.ndarray) -> None:
@@ -296,10 +321,12 @@ class StreamingReconstructor:
         j = np.arange(w.start, w.start + L)
         idx = np.clip(np.round(j / fs_m * fs_in), 0, seg.code.end - 1).astype(int)
         code = seg.code.at(np.maximum(idx, seg.code.base))
-        verdict = assess(w.samples, code == LEAD_OFF, code == SATURATED, fs_m, self.quality)
+        verdict = assess(w.samples, (code == LEAD_OFF) | (code == FLAT), code == SATURATED,
+                         fs_m, self.quality)
         if verdict.problem is not None:
             t_a, t_b = w.start / fs_m, (w.start + L) / fs_m
-            detail = verdict.problem + ("" if verdict.reconstruct else "; not reconstructed")
+            # a window not used: its good samples may still come from the windows around it
+            detail = verdict.problem + ("" if verdict.reconstruct else "; window not used")
             seg.flags.add_merging(int(t_a * fs_in), int(math.ceil(t_b * fs_in)), Flag(
                 "poor_quality", seg.t0_s + t_a, seg.t0_s + t_b, LEADS, verdict.value,
                 verdict.threshold, detail))
@@ -368,12 +395,13 @@ class StreamingReconstructor:
         std[:, 1] = sd[:, 0]
         std[:, 2:6] = sd[:, :1] * _DERIVED_STD
         std[:, 6:] = sd[:, 1:]
-        if len(k) and k[0] < seg.gap_end:
-            in_gap = seg.code.at(k) == GAP
-            if in_gap.any():
-                leads[in_gap] = np.nan
-                std[in_gap] = np.nan
-                sd[in_gap] = np.nan
+        codes = seg.code.at(k) if len(k) else np.zeros(0, np.int8)
+        bad = codes != GOOD
+        if bad.any():  # gaps, lead-off, saturated, flat: nothing to reconstruct from
+            leads[bad] = np.nan
+            std[bad] = np.nan
+            sd[bad] = np.nan
+            self._bad_rows(seg, int(k[0]), codes)
         unset = np.isnan(leads[:, 1])
         if unset.any():
             std[unset, 1:] = np.nan
@@ -384,9 +412,21 @@ class StreamingReconstructor:
                 seg.flags.add(end_k, f)
         unc = seg.runs.push(sd, seg.n_out, closed)
         seg.n_out += len(k)
-        flags = seg.flags.release(seg.n_out, closed, unc)
+        flags = seg.flags.release(seg.n_out, closed, unc + seg.bad_flags.take(seg.n_out, closed))
         self._trim(seg)
         return self._block(leads, std, t0, flags)
+
+    def _bad_rows(self, seg: _Segment, k0: int, codes: np.ndarray) -> None:
+        """``poor_quality`` over each run of rows not reconstructed for a reason of the input
+        (a bridged gap has its own flag), merged across blocks."""
+        fs = self.fs_in_hz
+        for code in (LEAD_OFF, SATURATED, FLAT):
+            on = np.concatenate([[False], codes == code, [False]])
+            edges = np.flatnonzero(on[1:] != on[:-1])
+            for a, b in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True):
+                seg.bad_flags.add_merging(k0 + a, k0 + b, Flag(
+                    "poor_quality", seg.t0_s + (k0 + a) / fs, seg.t0_s + (k0 + b) / fs, LEADS,
+                    1.0, 0.0, NOT_RECONSTRUCTED[code]))
 
     def _trim(self, seg: _Segment) -> None:
         """Drop what no later output or window can need."""

@@ -86,13 +86,18 @@ class FlagQueue:
                 return
         self.add(end_k, flag)
 
-    def release(self, n_emitted: int, closed: bool, extra: list[tuple[int, Flag]]
-                ) -> list[Flag]:
-        """Flags whose samples are all emitted (all of them once closed), in a fixed order."""
-        ready = list(extra)
-        keep = []
+    def take(self, n_emitted: int, closed: bool) -> list[tuple[int, Flag]]:
+        """(end, flag) of the flags whose samples are all emitted (all of them once closed)."""
+        ready, keep = [], []
         for e, f in self.pending:
             (ready if closed or e < n_emitted else keep).append((e, f))
         self.pending = keep
-        ready.sort(key=lambda ef: (ef[0], ef[1].kind, ef[1].start_s, ef[1].leads))
+        return ready
+
+    def release(self, n_emitted: int, closed: bool, extra: list[tuple[int, Flag]]
+                ) -> list[Flag]:
+        """Flags whose samples are all emitted (all of them once closed) and ``extra``, in a
+        fixed order."""
+        ready = list(extra) + self.take(n_emitted, closed)
+        ready.sort(key=lambda ef: (ef[0], ef[1].kind, ef[1].start_s, ef[1].leads, ef[1].detail))
         return [f for _, f in ready]

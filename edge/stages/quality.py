@@ -1,8 +1,12 @@
-"""Per-window signal quality: flat / lead-off / saturated (not reconstructed) and noisy.
+"""Signal quality: per input sample (lead-off, saturated, flat: not reconstructed) and per
+window (too many bad samples: not used; noisy: reconstructed and flagged).
 
-Works on one model-rate window of conditioned Lead I plus a per-sample "bad" mask carried from
-the raw input (device ``lead_off`` status, |raw| at or above the saturation level). A window
-depends only on its own samples, so the verdict is the same however the input was chunked.
+Per sample, from the raw input: device ``lead_off`` status, |raw| at or above the saturation
+level, and flat stretches (``FlatRuns``: at least ``min_flat_s`` of blocks whose raw
+peak-to-peak is under ``flat_ptp_mv``, judged on the raw input so the conditioning filter's
+ringing at the edges of a stretch does not hide it). Per window: one model-rate window of
+conditioned Lead I plus those codes. Both depend only on the samples (blocks sit on a grid
+from the segment start), so the verdicts are the same however the input was chunked.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ class QualityConfig:
     saturation_mv: float = 8.0
     max_bad_fraction: float = 0.2
     noise_ratio: float = 0.08
+    flat_block_s: float = 0.25  # raw flatness is judged per block of this length ...
+    min_flat_s: float = 1.0  # ... and a run of flat blocks this long is not reconstructed
 
 
 @dataclass(frozen=True)
@@ -71,10 +77,73 @@ def assess(x_mv: np.ndarray, bad: np.ndarray, saturated: np.ndarray, fs_hz: floa
 
 
 #: per input sample codes kept by the pipeline
-GOOD, LEAD_OFF, SATURATED, GAP = 0, 1, 2, 3
+GOOD, LEAD_OFF, SATURATED, GAP, FLAT = 0, 1, 2, 3, 4
+#: every code but GOOD makes its output row NaN; the ``poor_quality`` detail of these (a
+#: bridged gap has a ``gap`` flag)
+NOT_RECONSTRUCTED = {LEAD_OFF: "lead-off (device status); not reconstructed",
+                     SATURATED: "saturated input; not reconstructed",
+                     FLAT: "flat input (electrode off?); not reconstructed"}
 
 
 def sample_codes(raw_mv: np.ndarray, lead_off: bool, cfg: QualityConfig) -> np.ndarray:
     """Per raw input sample: GOOD, LEAD_OFF (device status) or SATURATED."""
     bad = raw_bad_mask(raw_mv, lead_off, cfg)
     return bad.astype(np.int8) * (LEAD_OFF if lead_off else SATURATED)
+
+
+class FlatRuns:
+    """Flat stretches of one segment's raw input, found across chunks.
+
+    Blocks of ``flat_block_s`` on a grid from the segment's first sample; a block is flat when
+    its raw peak-to-peak is under ``flat_ptp_mv``; a run of at least ``min_flat_s`` of flat
+    blocks is flat (the run's samples, including the ones before it was long enough).
+    ``push`` returns the ``[a, b)`` sample ranges that became flat: at most ``min_flat_s``
+    plus one block behind the newest sample, which the conditioning look-ahead (over 2 s)
+    keeps from every window and output row until then."""
+
+    def __init__(self, fs_hz: float, cfg: QualityConfig) -> None:
+        self.block = max(1, int(round(cfg.flat_block_s * fs_hz)))
+        self.need = max(1, int(np.ceil(cfg.min_flat_s * fs_hz / self.block)))  # blocks
+        self.ptp = cfg.flat_ptp_mv
+        self.n = 0  # samples seen
+        self.part = np.zeros(0)  # the samples of the incomplete last block
+        self.run = 0  # flat blocks in the run that ends at the last complete block
+
+    def push(self, x: np.ndarray) -> list[tuple[int, int]]:
+        start = self.n - len(self.part)  # first sample of the incomplete block
+        y = np.concatenate([self.part, np.asarray(x, dtype=np.float64)])
+        self.n += len(x)
+        nb = len(y) // self.block
+        self.part = y[nb * self.block:]
+        if nb == 0:
+            return []
+        b = y[:nb * self.block].reshape(nb, self.block)
+        flat = (b.max(axis=1) - b.min(axis=1)) < self.ptp
+        if not self.run and not flat.any():  # the usual chunk of ECG
+            return []
+        out: list[tuple[int, int]] = []
+        for i, f in enumerate(flat.tolist()):
+            self.run = self.run + 1 if f else 0
+            k = start + i * self.block  # first sample of block i
+            if self.run == self.need:  # the run is long enough: all of it
+                out.append((k - (self.need - 1) * self.block, k + self.block))
+            elif self.run > self.need:
+                out.append((k, k + self.block))
+        return _merged(out)
+
+    def close(self) -> list[tuple[int, int]]:
+        """End of the segment: the incomplete last block joins a flat run it continues."""
+        p, self.part = self.part, np.zeros(0)
+        if len(p) and self.run >= self.need and np.ptp(p) < self.ptp:
+            return [(self.n - len(p), self.n)]
+        return []
+
+
+def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for a, b in ranges:
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
