@@ -32,6 +32,7 @@ import click
 from edge.batch import ChunkBatcher, push_batch
 from edge.errors import EdgeError, InputInvalid, InputTooShort
 from edge.fieldkit import build_taps, stream_options
+from edge.outputs import OUTPUT_NAMES, record_files, refuse_overwriting_inputs, run_outputs
 from edge.sinks.recorder import FORMATS, Recorder
 
 MIN_FS_HZ, MAX_FS_HZ = 100.0, 1000.0  # = edge.MIN_FS_HZ, edge.MAX_FS_HZ
@@ -250,9 +251,7 @@ async def _run_with_signals(kw: dict[str, Any]) -> dict[str, Any]:
 
 def _cleanup(recorder: Recorder, created: bool) -> None:
     """Remove the outputs of a run that produced nothing (no half-written folder)."""
-    for name in ("leads.csv", "leads.meta.json", "events.ndjson", "summary.json", "report.png",
-                 "report.pdf", "ecg12.hea",
-                 "ecg12.dat", "ecg12_std.hea", "ecg12_std.dat"):
+    for name in OUTPUT_NAMES:
         try:
             (recorder.out / name).unlink(missing_ok=True)
         except OSError:
@@ -282,6 +281,13 @@ def run_cli(source_uri: str, *, bundle: str | None, profile: str | None, mc_samp
     from edge.sources import SourceError, open_source
 
     limit_malloc_arenas()
+    if source_uri.startswith("file:"):  # before any output file is opened (and truncated)
+        target = source_uri[len("file:"):].partition("?")[0].strip()
+        inputs = record_files(target) + ([Path(profile)] if profile else [])
+        refuse_overwriting_inputs(inputs, run_outputs(out, events), "--out or --events")
+    elif profile:
+        refuse_overwriting_inputs([Path(profile)], run_outputs(out, events),
+                                  "--out or --events")
     try:
         metadata = load_profile(profile) if profile else None
         personalization = load_personalization(profile) if profile else None

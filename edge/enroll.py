@@ -58,8 +58,11 @@ def enroll(record: str, out: Path, wearable: str | None, lead: str | None, fs: f
     """Enrol a wearer from a 12-lead ECG (WFDB .hea, CSV or EDF) -> profile JSON."""
     from edge import load_bundle
     from edge.errors import EdgeError
+    from edge.outputs import record_files, refuse_overwriting_inputs
     from edge.profile import axes_from_12_lead
 
+    refuse_overwriting_inputs(record_files(record) + (record_files(wearable) if wearable else []),
+                              [out])
     try:
         ecg, fs_rec = read_12_lead(record, fs)
         w = None
