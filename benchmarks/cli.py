@@ -9,6 +9,7 @@ the quantized bundles and their accuracy cost.
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -183,12 +184,22 @@ def _variants(run_dir: Path | None, cfg: dict[str, Any], update: Any) -> dict[st
               "(default: the bundle manifest's provenance.run)")
 @click.option("--variants", is_flag=True, help="also convert and measure every quantization "
               "(needs ecg12[train]; cached in runs/bench-variants/)")
-@click.option("--threads", type=int, multiple=True, help="LiteRT threads (repeatable; "
-              "default 1 with --quick, else 1 and 2)")
+@click.option("--threads", type=click.IntRange(1, 256), multiple=True,
+              help="LiteRT threads (repeatable; default 1 with --quick, else 1 and 2)")
 def bench(quick: bool, json_path: str | None, md_path: str | None, bundle: str | None,
           run: str | None, variants: bool, threads: tuple[int, ...]) -> None:
     """Benchmark the edge path on this machine: latency, throughput, footprint."""
     from benchmarks.report import markdown, print_report, write_json
+
+    if run is not None and not ((Path(run) / "config.json").is_file()
+                                and (Path(run) / "best.weights.h5").is_file()):
+        raise click.BadParameter(f"{run}: not a Keras run folder (needs config.json and "
+                                 "best.weights.h5)", param_hint="--run")
+    for flag, path in (("--json", json_path), ("--markdown", md_path)):  # before the run
+        parent = Path(path).parent if path else None
+        if parent is not None and not (parent.is_dir() and os.access(parent, os.W_OK)):
+            raise click.BadParameter(f"{path}: its folder {parent} does not exist or is not "
+                                     "writable", param_hint=flag)
 
     console = Console() if sys.stdout.isatty() else Console(width=150)
     res = run_bench(quick=quick, bundle=bundle, run=run, variants=variants,

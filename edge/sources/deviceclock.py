@@ -629,7 +629,16 @@ Put = Callable[..., None]
 
 class TimedChunker:
     """Device frames -> time line -> nominal grid -> `put(samples, t0_host, fs, gap_s=,
-    status=, new_segment=)`; one per source, kept across reconnects."""
+    status=, new_segment=)`; one per source, kept across reconnects.
+
+    Host time of grid point k is `origin + k / fs_hz`, with `origin` fixed when a device time
+    line (segment) starts: consumers place a chunk after a gap by its `t0_host` (the gap is
+    `t0_host` - end of the previous chunk), so a host mapping that moved between two chunks of
+    one time line (the min-latency offset snapping down once the first frames that waited in
+    a buffer are past, or creeping up) would shift every later sample by that much, off the
+    grid. The mapper still follows the arrivals (latency, drift); it places only the start of
+    a segment.
+    """
 
     def __init__(self, put: Put, nominal_fs_hz: float, **timeline_kw: Any) -> None:
         self.put = put
@@ -638,6 +647,7 @@ class TimedChunker:
         self.mapper = ClockMapper()
         self.fs_hz = float(nominal_fs_hz)
         self._last_arrival = 0.0
+        self._origin: float | None = None  # host time of grid point 0 of this segment
 
     @property
     def counters(self) -> ClockCounters:
@@ -668,11 +678,13 @@ class TimedChunker:
 
     def _deliver(self, runs: list[GridRun]) -> None:
         for r in runs:
-            if self.mapper.offset_s is None:
-                continue
+            if self._origin is None or r.new_segment:  # a device time line starts
+                if self.mapper.offset_s is None:
+                    continue
+                self._origin = self.mapper.to_host(self.grid.grid_time(0))
             status = frozenset().union(*[s for s in r.payloads if s]) if r.payloads else \
                 frozenset()
-            t0 = self.mapper.to_host(self.grid.grid_time(r.k0))
+            t0 = self._origin + r.k0 / self.fs_hz
             self.put(r.values, t0, self.fs_hz, gap_s=r.gap_samples / self.fs_hz,
                      status=status, new_segment=r.new_segment)
 

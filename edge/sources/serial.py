@@ -124,6 +124,8 @@ class AsciiChunker:
         self.scale = AdcScale(bits, vref, gain)
         self._new_decoder(skip_partial)
         self.clock = ClockMapper()
+        self._origin: float | None = None  # host time of sample index 0 of this segment:
+        # fixed per segment, so host times of chunks keep the count (see `_emit`)
         # an AD8232 front end cannot step more than ~125 mV/s (R-wave upstrokes are < 100)
         self.steps = StepFilter(MAX_SLEW_MV_PER_S / fs_hz * self.scale.counts_per_mv)
         self.index = 0  # samples (incl. missing ones) since the segment start
@@ -163,6 +165,7 @@ class AsciiChunker:
             self._reconnected = True
         else:
             self.clock.reset()
+            self._origin = None
             self._gap_n = 0
 
     def _count_corrupt(self, n: int) -> None:
@@ -196,6 +199,7 @@ class AsciiChunker:
             if lost == _RESTART:
                 self._gap_n = 0  # the host clock places the new segment
                 self.clock.reset()
+                self._origin = None
                 self._restarted = True
             self._gap_n += max(lost, 0)
             self.index += max(lost, 0)
@@ -327,7 +331,12 @@ class AsciiChunker:
         self.index += len(mv)
 
     def _emit(self, mv: np.ndarray, start_index: int, status: frozenset[str]) -> None:
-        t0 = self.clock.to_host(start_index / self.fs_hz)
+        # a chunk after a gap is placed by its host time: the mapping must not move within a
+        # segment (the min-latency offset snaps down after lines that waited in a buffer),
+        # or every sample after the gap would shift by that much, off the grid
+        if self._origin is None:
+            self._origin = self.clock.to_host(0.0)
+        t0 = self._origin + start_index / self.fs_hz
         gap = self._gap_n / self.fs_hz
         self._gap_n = 0
         restarted, self._restarted = self._restarted, False
