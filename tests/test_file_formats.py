@@ -156,3 +156,33 @@ def test_csv_hole_is_a_gap_not_packed(tmp_path) -> None:
     got = rec.read()
     assert np.isnan(got[700:760]).all()
     np.testing.assert_allclose(got[keep], np.round(x[keep], 5), atol=1e-6)  # nothing shifted
+
+
+def test_the_first_samples_time_as_the_file_gives_it(tmp_path) -> None:
+    """Output t_s counts from the first sample; the summary keeps the file's own time of it
+    (a CSV time column, a WFDB base date/time, an EDF start date/time), written here."""
+    import datetime as dt
+
+    t = 1_700_000_000.0 + np.arange(2000) / 200.0  # Unix time, s
+    (tmp_path / "e.csv").write_text("t_s,I\n" + "\n".join(
+        f"{a:.3f},{np.sin(a):.4f}" for a in t) + "\n")
+    rec = open_recording(tmp_path / "e.csv")
+    assert rec.describe()["first_sample_time"] == 1_700_000_000.0
+    d = _digital(seed=3)[:, None]
+    wfdb.wrsamp("b", fs=500, units=["mV"], sig_name=["I"], d_signal=d, fmt=["16"],
+                adc_gain=[200.0], baseline=[0], write_dir=str(tmp_path),
+                base_date=dt.date(2024, 5, 17), base_time=dt.time(13, 45, 2))
+    assert open_recording(tmp_path / "b.hea").describe()["first_sample_time"] == \
+        "2024-05-17T13:45:02"
+    wfdb.wrsamp("n", fs=500, units=["mV"], sig_name=["I"], d_signal=d, fmt=["16"],
+                adc_gain=[200.0], baseline=[0], write_dir=str(tmp_path))
+    assert "first_sample_time" not in open_recording(tmp_path / "n.hea").describe()
+    w = pyedflib.EdfWriter(str(tmp_path / "s.edf"), 1, file_type=pyedflib.FILETYPE_EDFPLUS)
+    w.setSignalHeaders([{"label": "ECG I", "dimension": "uV", "sample_frequency": 256,
+                         "physical_max": 3000, "physical_min": -3000, "digital_max": 32767,
+                         "digital_min": -32768}])
+    w.setStartdatetime(dt.datetime(2023, 1, 2, 3, 4, 5))
+    w.writeSamples([_digital(256 * 10, seed=6) * 5.0])
+    w.close()
+    assert open_recording(tmp_path / "s.edf").describe()["first_sample_time"] == \
+        "2023-01-02T03:04:05"

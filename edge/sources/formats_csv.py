@@ -419,6 +419,7 @@ def open_csv(p: Path, lead: str | None, channel: int | None, fs_opt: float | Non
                     unit, unit_from, reader, notes)
     if lay.tcol is not None:
         rec.t0_file_s = walk.t_first
+        rec.origin = float(walk.t_first)
     return rec
 
 

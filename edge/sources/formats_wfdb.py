@@ -177,9 +177,21 @@ def open_wfdb(p: Path, lead: str | None, channel: int | None, fs_opt: float | No
             yield f0 * spf, _read(base, ch, f0, min(n_frames, f0 + step))
 
     notes = [f"{spf} samples per frame: read at {fs:g} Hz"] if spf > 1 else []
-    return Recording(shown, "WFDB", names[ch] or f"channel {ch}", ch, fs,
-                     "header" if fs_from == label else fs_from, n_frames * spf, unit, unit_from,
-                     reader, notes)
+    rec = Recording(shown, "WFDB", names[ch] or f"channel {ch}", ch, fs,
+                    "header" if fs_from == label else fs_from, n_frames * spf, unit, unit_from,
+                    reader, notes)
+    rec.origin = _base_time(header)
+    return rec
+
+
+def _base_time(header: Any) -> str | None:
+    """The record line's base date and time (ISO 8601), or its base time alone; None if
+    the header gives neither."""
+    when = getattr(header, "base_datetime", None)
+    if when is not None:
+        return when.isoformat()
+    t = getattr(header, "base_time", None)
+    return t.isoformat() if t is not None else None
 
 
 def _open_multi(base: Path, hea: Path, header: Any, file_fs: float | None, lead: str | None,

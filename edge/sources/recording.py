@@ -216,6 +216,9 @@ class Recording:
     reader: Blocks = field(repr=False)
     notes: list[str] = field(default_factory=list)
     t0_file_s: float = 0.0
+    #: the first sample's time as the file gives it (a CSV time column's value in s; WFDB
+    #: base date/time, EDF start date/time as ISO 8601); output t_s counts from it
+    origin: float | str | None = None
 
     @property
     def duration_s(self) -> float:
@@ -243,7 +246,9 @@ class Recording:
                 "channel_index": self.index, "fs_hz": self.fs_hz, "fs_from": self.fs_from,
                 "samples": self.n_samples, "duration_s": round(self.duration_s, 6),
                 "units": _UNIT_NAMES[self.unit], "units_from": self.unit_from,
-                "notes": list(self.notes)}
+                "notes": list(self.notes),
+                **({} if self.origin is None else {"first_sample_time": self.origin,
+                                                   "t_s_from": "the first sample (t_s = 0)"})}
 
 
 def open_recording(path: str | Path, lead: str | None = "I", *, channel: int | None = None,
@@ -328,6 +333,10 @@ def _open_edf(p: Path, lead: str | None, channel: int | None, fs_opt: float | No
             n = int(edf.getNSamples()[ch])
             dim = edf.getPhysicalDimension(ch)
             first = edf.readSignal(ch, 0, min(n, max(1, int(_CHECK_S * max(fs_file, 1.0)))))
+            try:
+                origin: str | None = edf.getStartdatetime().isoformat()
+            except Exception:  # noqa: BLE001 - a start date pyedflib cannot parse: unknown
+                origin = None
     except RecordingInputError:
         raise
     except Exception as exc:  # noqa: BLE001 - pyedflib raises OSError and others
@@ -344,8 +353,10 @@ def _open_edf(p: Path, lead: str | None, channel: int | None, fs_opt: float | No
             for start in range(0, n, block_n):
                 yield start, edf.readSignal(ch, start, min(block_n, n - start))
 
-    return Recording(p, kind, labels[ch], ch, fs, "header" if fs_from == label else fs_from, n,
-                     unit, unit_from, reader)
+    rec = Recording(p, kind, labels[ch], ch, fs, "header" if fs_from == label else fs_from, n,
+                    unit, unit_from, reader)
+    rec.origin = origin
+    return rec
 
 
 # ---------------------------------------------------------------------- CSV / TSV
