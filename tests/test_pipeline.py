@@ -225,6 +225,21 @@ def test_flat_input_rows_are_nan_exactly_and_whatever_the_chunking(bundle: Bundl
         assert flags == outs[0][1]
 
 
+def test_good_rows_only_unused_windows_cover_are_not_reconstructed(bundle: Bundle) -> None:
+    """0.5 s of ECG between two flat stretches: every window over it is mostly flat and not
+    used, so those rows are NaN under the "window not used" flag (not made from them)."""
+    fs = 100.0
+    assert bundle.window / bundle.fs_hz == 2.0  # the tiny bundle: 2 s windows
+    x = synthetic_lead_i(int(fs * 24), fs)
+    x[1000:1150] = 0.0
+    x[1200:1400] = 0.0
+    leads, _, flags = cat(run(bundle, x, fs, sizes=[70], mc_samples=0))
+    assert np.isnan(leads[1150:1200, 1:]).all() and np.isfinite(leads[1150:1200, 0]).all()
+    unused = [f for f in flags if f.detail.endswith("window not used")]
+    assert any(f.start_s <= 11.5 and f.end_s >= 12.0 for f in unused)
+    assert np.isfinite(leads[:900]).all() and np.isfinite(leads[1500:]).all()
+
+
 def test_short_flat_stretch_is_reconstructed(bundle: Bundle) -> None:
     """Under ``min_flat_s`` (1 s) of flat input is ECG (a long TP segment), not lead-off."""
     fs = 100.0
