@@ -18,6 +18,7 @@ from typing import Any
 import click
 import numpy as np
 
+from edge.commands import Number
 from edge.leads import LEADS
 
 
@@ -45,9 +46,11 @@ def read_12_lead(path: str | Path, fs_hz: float | None = None) -> tuple[np.ndarr
 @click.option("--wearable", type=click.Path(exists=True, dir_okay=False), default=None,
               help="the wearable's own recording, taken at the same time as RECORD")
 @click.option("--lead", default=None, help="channel of --wearable (default: Lead I / its ECG)")
-@click.option("--fs", type=float, default=None, help="rate of RECORD (CSV without time column)")
-@click.option("--wearable-fs", type=float, default=None, help="rate of --wearable (CSV)")
-@click.option("--age", type=click.FloatRange(0, 120), default=None, help="years")
+@click.option("--fs", type=Number(float, 0, lo_open=True), default=None,
+              help="rate of RECORD (CSV without time column)")
+@click.option("--wearable-fs", type=Number(float, 0, lo_open=True), default=None,
+              help="rate of --wearable (CSV)")
+@click.option("--age", type=Number(float, 0, 120), default=None, help="years")
 @click.option("--sex", type=click.Choice(["M", "F"], case_sensitive=False), default=None)
 @click.option("--bundle", default=None, help="bundle folder (default: the shipped one)")
 @click.option("--mc-samples", type=click.IntRange(0, 10000), default=30, show_default=True)

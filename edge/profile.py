@@ -7,6 +7,7 @@ QRS count and QRS duration are computed live from Lead I and are not accepted he
 from __future__ import annotations
 
 import json
+import math
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -59,10 +60,13 @@ def load_profile(path: str | Path) -> dict[str, Any]:
                            f"{type(data).__name__}")
     if isinstance(data.get("patient"), dict):
         data = data["patient"]
-    for key in data:
+    for key, value in data.items():
         if key not in PROFILE_FIELDS:
             raise ProfileError(f"profile {p}: unknown field {key!r}; allowed: "
                                f"{', '.join(PROFILE_FIELDS)} (rate and QRS come from Lead I)")
+        if isinstance(value, float) and not math.isfinite(value):  # JSON NaN / Infinity
+            raise ProfileError(f"profile {p}: field {key!r} is {value}; give a number or "
+                               "leave the field out")
     try:
         return clean_metadata(data)
     except MetadataError as exc:

@@ -107,3 +107,16 @@ def test_record_files_and_the_check_by_identity_not_by_name(tmp_path: Path) -> N
     (tmp_path / "sub2").mkdir()
     (tmp_path / "sub2" / "leads.csv").write_text("x")  # same content, another file: fine
     refuse_overwriting_inputs([a], [tmp_path / "sub2" / n for n in OUTPUT_NAMES])
+
+
+@pytest.mark.parametrize("args, option", [
+    (["--age", "nan"], "--age"), (["--age", "inf"], "--age"), (["--fs", "0"], "--fs"),
+    (["--wearable-fs", "0"], "--wearable-fs"), (["--wearable-fs", "nan"], "--wearable-fs"),
+])
+def test_enroll_numbers_are_finite_and_named(tmp_path: Path, args: list[str],
+                                             option: str) -> None:
+    hea = tmp_path / "r.hea"
+    hea.write_text("r 12 500 5000\n")
+    res = _run(["enroll", str(hea), "--out", str(tmp_path / "p.json"), *args])
+    assert res.exit_code == 2 and f"'{option}'" in res.output
+    assert not (tmp_path / "p.json").exists()

@@ -144,6 +144,8 @@ def test_profile_json_and_toml(tmp_path) -> None:
     ('{"ventricular_rate": 70}', "unknown field 'ventricular_rate'"),
     ('{"sex": "x"}', "sex"),
     ("{nope", "cannot parse"),
+    ('{"age": NaN, "sex": "F"}', "field 'age' is nan"),  # Python's json reads NaN
+    ('{"r_axis": Infinity}', "field 'r_axis' is inf"),
 ])
 def test_profile_errors_name_the_field(tmp_path, text: str, needle: str) -> None:
     (tmp_path / "p.json").write_text(text)
