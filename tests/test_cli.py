@@ -106,6 +106,25 @@ def test_the_gateway_hop_is_checked_and_leaves_the_training_hash_alone() -> None
     assert TrainConfig.from_dict(raw).sha256() != base.sha256()
 
 
+@pytest.mark.parametrize(("path", "value", "named"), [
+    (("epochs",), -1, "epochs -1 must be >= 1"), (("epochs",), 0, "epochs 0 must be >= 1"),
+    (("batch_size",), 0, "batch_size 0 must be >= 1"),
+    (("learning_rate",), 0.0, "learning_rate 0.0 must be > 0"),
+    (("regime",), "bogus", "regime 'bogus' is not 'mixed'"),
+    (("data", "limit_per_source"), 0, "data.limit_per_source 0 must be >= 1"),
+    (("data", "window_s"), 0.0, "data.window_s 0.0 must be > 0"),
+])
+def test_training_config_values_are_checked_before_training(path, value, named) -> None:
+    """A value training cannot use is named when the config is read (it used to surface
+    later as ZeroDivisionError, KeyError or a missing weights file)."""
+    from training.config import ConfigError, TrainConfig
+
+    raw = TrainConfig.load(REPO / "training/runs/default/config.json").to_dict()
+    (raw if len(path) == 1 else raw[path[0]])[path[-1]] = value
+    with pytest.raises(ConfigError, match=named.replace("(", r"\(")):
+        TrainConfig.from_dict(raw, "cfg.json")
+
+
 @pytest.mark.parametrize(("module", "argv", "named"), [
     ("training.evaluate_edge", ["--split", "val"], "--split val needs --out"),
     ("training.hop_sweep", ["--hops", "25,x"], "--hops '25,x': not comma-separated"),

@@ -210,6 +210,25 @@ class TrainConfig:
         if not 0.0 <= cfg.weight_average_from < 1.0:
             raise ConfigError(f"{source}: weight_average_from {cfg.weight_average_from} must "
                               "lie in [0, 1) (0 = no weight averaging)")
+        from edge.metadata import REGIMES
+
+        for name, value in (("epochs", cfg.epochs), ("batch_size", cfg.batch_size)):
+            if value < 1:
+                raise ConfigError(f"{source}: {name} {value} must be >= 1")
+        if cfg.patience < 0:
+            raise ConfigError(f"{source}: patience {cfg.patience} must be >= 0")
+        if not (math.isfinite(cfg.learning_rate) and cfg.learning_rate > 0):
+            raise ConfigError(f"{source}: learning_rate {cfg.learning_rate} must be > 0")
+        if cfg.regime != "mixed" and cfg.regime not in REGIMES:
+            raise ConfigError(f"{source}: regime {cfg.regime!r} is not 'mixed' or one of "
+                              f"{sorted(REGIMES)}")
+        if cfg.data.limit_per_source is not None and cfg.data.limit_per_source < 1:
+            raise ConfigError(f"{source}: data.limit_per_source {cfg.data.limit_per_source} "
+                              "must be >= 1 (or null: every record)")
+        for name in ("fs_hz", "window_s"):
+            value = getattr(cfg.data, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ConfigError(f"{source}: data.{name} {value} must be > 0")
         if cfg.window % 4:
             raise ConfigError(f"{source}: window of {cfg.window} samples must be a multiple of 4")
         check_hop(cfg, source)
