@@ -186,3 +186,16 @@ def test_the_first_samples_time_as_the_file_gives_it(tmp_path) -> None:
     w.close()
     assert open_recording(tmp_path / "s.edf").describe()["first_sample_time"] == \
         "2023-01-02T03:04:05"
+
+
+def test_header_gains_that_break_einthoven_are_noted(tmp_path) -> None:
+    """Raw values with III = II - I exactly but per-lead gains that differ (LUDB's headers):
+    the physical Lead I is off, and the recording says so; with one gain it says nothing."""
+    d1, d2 = _digital(seed=11), _digital(seed=12)
+    d = np.column_stack([d1, d2, d2 - d1])  # I, II, III = II - I, raw counts
+    for name, gains, noted in (("bad", [1716.0, 1000.0, 2411.0], True),
+                               ("good", [1000.0] * 3, False)):
+        wfdb.wrsamp(name, fs=500, units=["mV"] * 3, sig_name=["I", "II", "III"], d_signal=d,
+                    fmt=["16"] * 3, adc_gain=gains, baseline=[0] * 3, write_dir=str(tmp_path))
+        notes = open_recording(tmp_path / f"{name}.hea").notes
+        assert any("break Einthoven" in n and "gains I 1716" in n for n in notes) == noted

@@ -177,6 +177,9 @@ def open_wfdb(p: Path, lead: str | None, channel: int | None, fs_opt: float | No
             yield f0 * spf, _read(base, ch, f0, min(n_frames, f0 + step))
 
     notes = [f"{spf} samples per frame: read at {fs:g} Hz"] if spf > 1 else []
+    gains = _gain_check(base, header, names, int(min(n_frames, max(1, _CHECK_S * frame_fs))))
+    if gains:
+        notes.append(gains)
     rec = Recording(shown, "WFDB", names[ch] or f"channel {ch}", ch, fs,
                     "header" if fs_from == label else fs_from, n_frames * spf, unit, unit_from,
                     reader, notes)
@@ -265,3 +268,37 @@ def _open_multi(base: Path, hea: Path, header: Any, file_fs: float | None, lead:
 
 
 __all__ = ["open_wfdb", "RecordingInputError"]
+
+
+def _gain_check(base: Path, header: Any, names: list[str], n: int) -> str | None:
+    """A warning when the header's gains break Einthoven (III = II - I) on the first ``n``
+    frames while the raw sample values keep it: the gains are wrong (LUDB's are) and so is
+    the physical amplitude of Lead I."""
+    import wfdb
+
+    keys = [nm.strip().lower() for nm in names]
+    if not {"i", "ii", "iii"} <= set(keys) or any(
+            int(x or 1) != 1 for x in (header.samps_per_frame or [])):
+        return None
+    chans = [keys.index(k) for k in ("i", "ii", "iii")]
+    try:
+        rec = wfdb.rdrecord(str(base), channels=chans, sampto=n, physical=False)
+        d = np.asarray(rec.d_signal, dtype=np.float64)
+        gain = np.asarray(rec.adc_gain, dtype=np.float64)
+        zero = np.asarray(rec.baseline, dtype=np.float64)
+    except Exception:  # noqa: BLE001 - the channel read itself reports real read errors
+        return None
+    if len(d) < 2 or not np.all(gain > 0):
+        return None
+    p = (d - zero) / gain
+    scale = float(np.sqrt(np.mean(p[:, 2] ** 2)))
+    if scale == 0.0:
+        return None
+    off = float(np.sqrt(np.mean((p[:, 2] - (p[:, 1] - p[:, 0])) ** 2))) / scale
+    raw_ok = float(np.max(np.abs((d[:, 2] - zero[2]) - (d[:, 1] - zero[1]) + (d[:, 0] - zero[0])
+                               ))) <= 1.0
+    if off <= 0.1 or not raw_ok:
+        return None
+    return (f"header gains break Einthoven: III differs from II - I by {off:.0%} in physical "
+            f"units while the raw values agree (gains I {gain[0]:g}, II {gain[1]:g}, III "
+            f"{gain[2]:g}): Lead I's amplitude is probably wrong (LUDB's headers are)")
