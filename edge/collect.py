@@ -13,6 +13,7 @@ once delivery) are dropped; a block that never arrives leaves NaN rows and is na
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sys
@@ -24,6 +25,7 @@ from typing import Any
 import click
 import numpy as np
 
+from edge.commands import Number
 from edge.sinks.csv import CsvSink, SinkError
 from edge.sinks.mqtt import SCHEMA, MqttTarget, make_client
 
@@ -137,6 +139,9 @@ class Collector:
         self.messages = 0
         self._lock = threading.Lock()
         self.connected = threading.Event()
+        #: the broker accepted us at least once during this run
+        self.ever_connected = False
+        self._warned = False
         self.client: Any = None
 
     def start(self) -> None:
@@ -145,6 +150,7 @@ class Collector:
         c = self.client
         c.on_connect, c.on_message = self._on_connect, self._on_message
         c.on_disconnect = lambda *a: self.connected.clear()
+        c.on_connect_fail = self._on_connect_fail
         try:
             c.connect_async(self.target.host, self.target.port, keepalive=15)
         except (OSError, ValueError) as exc:
@@ -158,7 +164,14 @@ class Collector:
             return
         p = self.target.prefix
         client.subscribe([(f"{p}/+/data", 1), (f"{p}/+/events", 1), (f"{p}/+/status", 1)])
+        self.ever_connected = True
         self.connected.set()
+
+    def _on_connect_fail(self, client: Any, userdata: Any) -> None:
+        if not self._warned:  # once: paho retries every few seconds
+            self._warned = True
+            self.announce(f"collect: warning: cannot reach the MQTT broker at "
+                          f"{self.target.host}:{self.target.port} (still trying)")
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
         try:
@@ -202,11 +215,16 @@ class Collector:
               help="MQTT client id; keep it fixed so the broker holds messages while away")
 @click.option("--format", "fmt", type=click.Choice(("csv", "wfdb")), default="csv",
               show_default=True, help="wfdb adds WFDB records per session at the end")
-@click.option("--duration", type=float, default=None, help="stop after S seconds")
+@click.option("--duration", type=Number(float, 0, lo_open=True), default=None,
+              help="stop after S seconds")
 def collect(url: str, out: Path, client_id: str, fmt: str, duration: float | None,
             **kw: Any) -> None:
     """Collect the sessions that gateways publish with `ecg12 stream --publish URL`
-    (Ctrl-C or SIGTERM stops and closes every session)."""
+    (Ctrl-C or SIGTERM stops and closes every session).
+
+    While the broker cannot be reached it keeps trying, with a one-line warning; a run that
+    never got connected to it exits non-zero with one line naming the broker (and removes
+    the --out folder it created, left empty)."""
     from edge.fieldkit import with_mqtt
     from edge.sinks.mqtt import parse_mqtt_url
 
@@ -215,19 +233,31 @@ def collect(url: str, out: Path, client_id: str, fmt: str, duration: float | Non
     except SinkError as exc:
         raise click.BadParameter(str(exc), param_hint="URL") from None
     col = Collector(target, out, client_id, fmt)
+    created = not out.exists()
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    col.start()
     click.echo(f"collecting {target.url}/+/(data|events|status) -> {out}/", err=True)
+    col.start()
     stop.wait(duration)
     summaries = col.close()
     for s in summaries:
         click.echo(f"{s['device']}/{s['session']}: {s['rows']} rows ({s['nan_rows']} NaN), "
                    f"{s['blocks']} blocks, {s['duplicates']} duplicates, "
                    f"{'complete' if s['complete'] else 'INCOMPLETE'}", err=True)
+    if not col.ever_connected:
+        if created:
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        why = f": {col.errors[0]}" if col.errors else ""
+        raise click.ClickException(f"collect {target.url}: never connected to the MQTT broker "
+                                   f"at {target.host}:{target.port}{why}")
     if col.errors:
         click.echo(f"collect: {len(col.errors)} message(s) refused, first: {col.errors[0]}",
+                   err=True)
+    if not col.connected.is_set():
+        click.echo(f"collect: warning: the connection to {target.host}:{target.port} was down "
+                   "at the end (messages the broker held for this client id are still there)",
                    err=True)
 
 

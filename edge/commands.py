@@ -17,6 +17,8 @@ report (which imports matplotlib) is drawn.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import gc
 import math
 import signal
@@ -36,6 +38,8 @@ from edge.outputs import OUTPUT_NAMES, record_files, refuse_overwriting_inputs, 
 from edge.sinks.recorder import FORMATS, Recorder
 
 MIN_FS_HZ, MAX_FS_HZ = 100.0, 1000.0  # = edge.MIN_FS_HZ, edge.MAX_FS_HZ
+#: the session hands the event loop a turn at least this often (signals, taps, the live view)
+YIELD_EVERY_S = 0.05
 
 
 class Number(click.ParamType):
@@ -92,8 +96,10 @@ async def run_session(source: Any, model: Any, recorder: Recorder, *,
                       on_update: Any = None, personalization: Any = None,
                       release: Callable[[], None] | None = None) -> dict[str, Any]:
     """Stream `source` through `model.streaming(...)` into `recorder` until the source ends,
-    `duration_s` of signal is done, or the task is cancelled (Ctrl-C). Always flushes the
-    pipeline and closes every output; returns the summary. `release()`, when given, is
+    `duration_s` of signal is done (on the signal's time line from its first sample: gaps
+    count, and the chunk that crosses the end is cut there, so the output spans it), or
+    the task is cancelled (Ctrl-C). Always flushes the pipeline and closes every output;
+    returns the summary. `release()`, when given, is
     called after the flush and before the outputs are closed (the report drawn): it should
     drop the caller's references to `model` so that its memory can be handed back."""
     rec = None
@@ -103,9 +109,19 @@ async def run_session(source: Any, model: Any, recorder: Recorder, *,
     loop = asyncio.get_running_loop()
     worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ecg12-push")
     batcher = ChunkBatcher()
+    yielded = time.monotonic()
+    span_s = 0.0  # signal time since the first chunk's first sample, gaps included
     try:
         async for chunk in source:
             arrival = time.monotonic()
+            if duration_s:  # on the signal's time line: a gap counts as the time it lasts
+                t_start = span_s + (chunk.gap_before_s if recorder.chunks else 0.0)
+                if t_start >= duration_s - 0.5 / chunk.fs_hz:  # a gap reaches the end
+                    break
+                keep = int(round((duration_s - t_start) * chunk.fs_hz))
+                if keep < chunk.n:  # the chunk that crosses the end: cut at the end
+                    chunk = dataclasses.replace(chunk, samples=chunk.samples[:keep])
+                span_s = t_start + chunk.n / chunk.fs_hz
             if rec is None:
                 check_stream_rate(chunk.fs_hz, getattr(source, "uri", "source"))
                 rec = model.streaming(chunk.fs_hz, metadata, mc_samples, seed,
@@ -126,13 +142,21 @@ async def run_session(source: Any, model: Any, recorder: Recorder, *,
                     latency = time.monotonic() - arrival
             if on_update is not None:
                 on_update(recorder, latency)
-            if duration_s and recorder.samples_in / chunk.fs_hz >= duration_s:
+            if duration_s and span_s >= duration_s - 0.5 / chunk.fs_hz:
                 break
+            if arrival - yielded >= YIELD_EVERY_S:
+                # a source that never waits (sim/file at speed 0) and batches pushed on the
+                # loop never suspend this task: without this, a signal's callback (and the
+                # cancel it sends) would wait for the end of the stream
+                await asyncio.sleep(0)
+                yielded = time.monotonic()
     except (asyncio.CancelledError, KeyboardInterrupt):
         interrupted = True
     finally:
         await _finish(source, rec, pending, recorder, batcher.drain())
         worker.shutdown(wait=False)
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(0)  # a signal that came during the flush: seen before closing
     rec = model = pending = None  # the model's memory goes back before the report is drawn
     if release is not None:
         release()
@@ -223,20 +247,33 @@ def _check_length(source: Any, model: Any) -> None:
 
 
 async def _run_with_signals(kw: dict[str, Any]) -> dict[str, Any]:
-    """`run_session(**kw)` with SIGTERM doing what Ctrl-C does: stop, flush, close every
-    output. `kw` is not copied: `kw["release"]` may drop `kw["model"]`."""
+    """`run_session(**kw)` with SIGINT (Ctrl-C) and SIGTERM handled on the event loop: the
+    first one stops the run (flush, close every output, `interrupted: true`); a second one
+    means "stop now": the report (the slow part of closing) is skipped, but what was
+    reconstructed is still flushed and written. Later ones are ignored (SIGKILL is the hard
+    stop). A SIGINT that this process ignores (a background job) stays ignored.
+    `kw` is not copied: `kw["release"]` may drop `kw["model"]`."""
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
-    caught: list[str] = []  # the first signal stops the run; later ones are ignored
+    recorder = kw["recorder"]
+    caught: list[str] = []
 
     def stop(name: str) -> None:
-        if not caught and task is not None:
-            caught.append(name)
-            kw["recorder"].info["signal"] = name
+        caught.append(name)
+        if len(caught) == 1 and task is not None:
+            recorder.info["signal"] = name
             task.cancel()
+        elif len(caught) == 2:
+            recorder.figure = False
+            recorder.info["stopped_now"] = f"second signal ({name}): report skipped"
 
+    sigs = [signal.SIGTERM]
+    if signal.getsignal(signal.SIGINT) not in (signal.SIG_IGN, None):
+        # replaces asyncio.run's own handler, whose second Ctrl-C raises KeyboardInterrupt
+        # wherever the code is (the flush included: all the output lost)
+        sigs.append(signal.SIGINT)
     installed = []
-    for sig in (signal.SIGTERM,):
+    for sig in sigs:
         try:
             loop.add_signal_handler(sig, stop, sig.name)
             installed.append(sig)
@@ -404,7 +441,8 @@ def _with_common(f: Any) -> Any:
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="output folder (default out/stream-<time>)")
 @click.option("--duration", type=Number(float, 0, lo_open=True), default=None,
-              help="stop after S seconds of signal")
+              help="stop after S seconds of signal (device time: gaps count, so the output "
+                   "spans S s whatever was lost)")
 @_with_common
 @stream_options
 def stream(source_uri: str, out: Path | None, **kw: Any) -> None:

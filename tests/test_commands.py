@@ -159,3 +159,46 @@ def test_sigint_stops_cleanly(tiny_bundle, tmp_path) -> None:
     assert summary["interrupted"]
     t, leads, _ = read_csv(csv)
     assert len(t) == summary["rows_out"] == summary["samples_in"] > 0
+
+
+@pytest.mark.parametrize("uri", ["sim:?speed=0&drop=0.3&seed=3",  # gaps: 30 % of chunks lost
+                                 "sim:?speed=0&chunk=20"])  # chunks longer than the rest
+def test_duration_is_signal_time_gaps_included(uri, tmp_path) -> None:
+    """--duration 30 at the sim's 250 Hz: the output spans 30 s (7500 rows, gaps as NaN
+    rows), to within one chunk short (a lost last chunk), never more."""
+    src = open_source(uri)
+    chunk_n = src.chunk_n
+    summary = asyncio.run(run_session(src, EchoModel(), Recorder(tmp_path, figure=False),
+                                      duration_s=30.0))
+    t, _, _ = read_csv(tmp_path / "leads.csv")
+    assert 30 * 250 - chunk_n <= len(t) == summary["rows_out"] <= 30 * 250
+    assert 30 - chunk_n / 250 <= summary["signal_s"] <= 30.0
+    assert not summary["interrupted"]
+
+
+def test_stream_duration_with_losses_cli(tiny_bundle, tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from edge.cli import main
+
+    res = CliRunner().invoke(main, [
+        "stream", "--source", "sim:?speed=0&drop=0.3&seed=3", "--duration", "30",
+        "--bundle", str(tiny_bundle), "--out", str(tmp_path / "o"), "--quiet"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["gap_s"] > 0 and 29.8 - 1e-9 <= summary["signal_s"] <= 30.0
+
+
+@pytest.mark.parametrize("query, needle", [("chunk=1e9", "chunk=1e+09 s must be at most 60 s"),
+                                           ("drop=0.999", "drop=0.999 must be a probability")])
+def test_unbounded_sim_options_are_one_line_errors(query, needle, tmp_path) -> None:
+    """These used to hang (a chunk a minute; a link that never delivers): now refused
+    before anything runs."""
+    cmd = [sys.executable, "-m", "edge.cli", "stream", "--source", f"sim:?{query}",
+           "--duration", "10", "--out", str(tmp_path / "o")]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=60,
+                         cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert res.returncode != 0 and "Traceback" not in res.stderr
+    lines = [x for x in res.stderr.splitlines() if x.startswith("Error")]
+    assert len(lines) == 1 and needle in lines[0], res.stderr[-2000:]
+    assert not (tmp_path / "o").exists()

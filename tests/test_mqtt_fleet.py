@@ -314,3 +314,32 @@ def test_journal_survives_a_crash(tmp_path: Path) -> None:
     q2.ack_before(q2.next_seq)
     q2.close()
     assert not list(tmp_path.glob("*.log"))
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:  # bound, never listening: connections are refused
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_collect_without_a_broker_says_so_and_fails(tmp_path: Path) -> None:
+    port = _closed_port()
+    out = tmp_path / "col"
+    r = subprocess.run([sys.executable, "-m", "edge.cli", "collect",
+                        f"mqtt://127.0.0.1:{port}/x", "--out", str(out), "--duration", "3"],
+                       cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    errors = [x for x in r.stderr.splitlines() if x.startswith("Error")]
+    assert len(errors) == 1 and f"127.0.0.1:{port}" in errors[0], r.stderr
+    assert "never connected" in errors[0]
+    assert "cannot reach the MQTT broker" in r.stderr  # the warning while it tries
+    assert not out.exists()  # nothing collected: no empty folder left behind
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "nan", "inf"])
+def test_collect_rejects_a_bad_duration(value: str, tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "edge.cli", "collect", "mqtt://127.0.0.1:1/x",
+                        "--out", str(tmp_path / "col"), "--duration", value],
+                       cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "--duration" in r.stderr and not (tmp_path / "col").exists()

@@ -160,3 +160,71 @@ def test_reader_peak_memory_is_bounded(tmp_path) -> None:
     total, grew_mb = res.stdout.split()
     assert int(total) == 130 * 7200
     assert float(grew_mb) < 30  # the whole record in float64 would be 7.5 MB x 4 copies
+
+
+def _stop_fast_run(tiny_bundle: Path, out: Path, args: list[str], sig: int) -> dict:
+    """Start `ecg12 ARGS` on a source that never waits (speed 0), send `sig` once output is
+    being written, and return summary.json: the run must stop within seconds (it would
+    otherwise run to the end of 100000 s of signal, or forever)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edge.cli", *args, "--bundle", str(tiny_bundle),
+         "--out", str(out), "--quiet"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # noqa: PLW1509
+    try:
+        _wait_for(out / "leads.csv", 200_000)
+        proc.send_signal(sig)
+        sent = time.monotonic()
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert time.monotonic() - sent < 30
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert b"Traceback" not in err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["interrupted"] is True and summary["signal"] == signal.Signals(sig).name
+    t, _, _ = read_csv(out / "leads.csv")
+    assert len(t) == summary["rows_out"] == summary["samples_in"] > 0
+    return summary
+
+
+def test_sigint_stops_a_demo_that_runs_as_fast_as_possible(tiny_bundle, tmp_path) -> None:
+    summary = _stop_fast_run(tiny_bundle, tmp_path / "run", ["demo", "--seconds", "100000"],
+                             signal.SIGINT)
+    assert summary["rows_out"] < 100000 * 250
+
+
+def test_sigterm_stops_an_endless_speed_0_stream(tiny_bundle, tmp_path) -> None:
+    _stop_fast_run(tiny_bundle, tmp_path / "run", ["stream", "--source", "sim:?speed=0"],
+                   signal.SIGTERM)
+
+
+def test_double_ctrl_c_early_keeps_what_was_reconstructed(tiny_bundle, tmp_path) -> None:
+    """Two Ctrl-Cs 20 ms apart, after one window of signal but (about) before the first
+    output block: the second must not abort the flush (and the folder be removed)."""
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edge.cli", "stream", "--source", "sim:",
+         "--bundle", str(tiny_bundle), "--out", str(out), "--quiet"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # noqa: PLW1509
+    try:
+        _wait_for(out / "events.ndjson", 0)  # the first chunk has arrived
+        time.sleep(2.6)  # > one window of the tiny bundle (2 s)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert b"Traceback" not in err and b"Error" not in err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["interrupted"] is True and summary["signal"] == "SIGINT"
+    t, leads, _ = read_csv(out / "leads.csv")
+    assert len(t) == summary["rows_out"] == summary["samples_in"] >= 2 * 250
+    assert np.isfinite(leads[:, 0]).all()

@@ -53,6 +53,11 @@ def gap_samples(chunks: list[Chunk]) -> int:
     ("sim:?bogus=1", "unknown option 'bogus'"),
     ("sim:?hr=abc", "bad value for hr"),
     ("sim:?hr=900", "hr=900"),
+    ("sim:?chunk=1e9", r"chunk=1e\+09 s must be at most 60 s"),  # else: one chunk a minute
+    ("sim:?chunk=61", "chunk=61 s must be at most 60 s"),
+    ("sim:?drop=0.999", "drop=0.999 must be a probability within 0..0.9"),  # ~never a chunk
+    ("sim:?drop=1", "drop=1 must be"),
+    ("sim:?drop=-0.1", "drop=-0.1 must be"),
     ("serial:", "needs a port"),
     ("serial:/dev/x?format=hex", "format='hex'"),
     ("file:/no/such.csv", "not found"),

@@ -8,12 +8,15 @@ from edge.sources.errors import SourceURIError
 from edge.sources.paced import PacedSource
 
 _BLOCK_S = 60.0
+#: the most of its chunks a simulated link may lose
+MAX_DROP = 0.9
 
 
 class SimSource(PacedSource):
     """Synthetic ECG from firmware_bridge.synth, `duration_s` long (0 = endless).
 
-    Faults: `drop` = probability that a chunk is lost (-> gap); `flat` = (start_s, end_s)
+    Chunks are `chunk` s long (at most one 60 s block). Faults: `drop` = probability
+    (0..0.9) that a chunk is lost (-> gap); `flat` = (start_s, end_s)
     during which the signal is flat (electrode off, no status bit: quality must catch it).
     """
 
@@ -26,8 +29,11 @@ class SimSource(PacedSource):
             raise SourceURIError(
                 f"sim: need duration >= 0, speed >= 0, fs > 0, chunk > 0 "
                 f"(got duration={duration}, speed={speed}, fs={fs}, chunk={chunk})")
-        if not 0 <= drop < 1:
-            raise SourceURIError(f"sim: drop={drop} must be a probability in [0, 1)")
+        if not chunk <= _BLOCK_S:  # a chunk is cut from one block of the signal
+            raise SourceURIError(f"sim: chunk={chunk:g} s must be at most {_BLOCK_S:g} s")
+        if not 0 <= drop <= MAX_DROP:  # more: a stream that (nearly) never delivers a chunk
+            raise SourceURIError(f"sim: drop={drop:g} must be a probability within "
+                                 f"0..{MAX_DROP:g}")
         super().__init__(fs, speed, chunk)
         self.uri = f"sim:?seed={seed}&hr={hr:g}&duration={duration:g}&fs={fs:g}"
         self.seed, self.hr, self.duration_s, self.noise = seed, hr, duration, noise
