@@ -120,3 +120,20 @@ def test_enroll_numbers_are_finite_and_named(tmp_path: Path, args: list[str],
     res = _run(["enroll", str(hea), "--out", str(tmp_path / "p.json"), *args])
     assert res.exit_code == 2 and f"'{option}'" in res.output
     assert not (tmp_path / "p.json").exists()
+
+
+@pytest.mark.parametrize("where", ["under-a-file", "a-folder"])
+def test_events_that_cannot_be_written_fail_first_and_leave_nothing(
+        tiny_bundle: Path, tmp_path: Path, where: str) -> None:
+    src = tmp_path / "x.csv"
+    _csv(src)
+    (tmp_path / "f").write_text("x")
+    events = tmp_path / "f" / "e.ndjson" if where == "under-a-file" else tmp_path
+    out = tmp_path / "o"
+    res = _run(["reconstruct", str(src), "--out", str(out), "--events", str(events),
+                "--bundle", str(tiny_bundle), "--quiet"])
+    assert res.exit_code == 1
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and f"cannot write events output {events}" in lines[0]
+    assert "unexpected" not in lines[0]
+    assert not out.exists()  # no header-only leads.csv left behind

@@ -10,6 +10,8 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from edge.sinks.csv import SinkError
+
 
 def _plain(v: Any) -> Any:
     if isinstance(v, dict):
@@ -36,8 +38,14 @@ class EventWriter:
         elif target == "-":
             self._f = sys.stdout
         elif isinstance(target, (str, Path)):
-            Path(target).parent.mkdir(parents=True, exist_ok=True)
-            self._f, self._own = Path(target).open("w"), True
+            try:
+                Path(target).parent.mkdir(parents=True, exist_ok=True)
+                self._f, self._own = Path(target).open("w"), True
+            except OSError as exc:  # under a file, a folder, a read-only file system
+                parent = Path(target).parent
+                why = (f"{parent} is a file, not a folder" if parent.is_file()
+                       else exc.strerror or str(exc))
+                raise SinkError(f"cannot write events output {target}: {why}") from None
         else:
             self._f = target
         self.counts: dict[str, int] = {}

@@ -35,8 +35,13 @@ class Recorder:
         #: a gap up to this long (the pipeline's bridge) keeps the Lead-I feature window and
         #: the last HR/QRS estimate; a longer one starts both afresh
         self.max_bridge_s = max_bridge_s
-        self.csv = CsvSink(self.out / "leads.csv")
+        # the events first: a target that cannot be written leaves no leads.csv behind
         self.events = EventWriter(self.out / "events.ndjson" if events is None else events)
+        try:
+            self.csv = CsvSink(self.out / "leads.csv")
+        except SinkError:
+            self.events.close()
+            raise
         self.origin_s: float | None = None
         self.flags: list[dict[str, Any]] = []
         self.gaps: list[dict[str, Any]] = []
