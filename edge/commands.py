@@ -237,8 +237,9 @@ def _check_length(source: Any, model: Any) -> None:
         n = rec.n_samples
         if n / source.fs_hz < need:
             raise InputTooShort(f"{rec.path}: channel {rec.channel!r} lasts "
-                                f"{n / source.fs_hz:.2f} s ({n} samples at {source.fs_hz:g} Hz)"
-                                f"; one window of the model needs {need:.2f} s")
+                                f"{n / source.fs_hz:g} s ({n} samples at {source.fs_hz:g} Hz)"
+                                f"; one window of the model needs {need:g} s "
+                                f"({int(math.ceil(need * source.fs_hz - 1e-9))} samples)")
         return
     duration = getattr(source, "duration_s", None)
     if duration and duration < need:

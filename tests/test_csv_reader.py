@@ -94,3 +94,23 @@ def test_drift_error_names_the_first_sample_row_off_the_grid(tmp_path: Path,
 def test_batches_follow_the_batch_size(monkeypatch) -> None:
     monkeypatch.setattr(formats_csv, "_BATCH", 3)
     assert [len(b) for b in formats_csv._batches(iter([(i, "") for i in range(7)]))] == [3, 3, 1]
+
+
+@pytest.mark.parametrize("batch", [7, 100000])  # the row-by-row and the vectorised reader
+def test_a_hole_over_an_hour_is_refused_naming_its_line(tmp_path: Path, monkeypatch,
+                                                        batch: int) -> None:
+    """A time column that jumps by days is not one recording: its NaN rows alone would fill
+    memory (a 1e7 s jump used to be a 224 GiB MemoryError). An hour of hole is still a gap."""
+    monkeypatch.setattr(formats_csv, "_BATCH", batch)
+    t = np.arange(2000) / 250.0
+    for hole_s, refused in ((3600.0, False), (7200.0, True), (1e7, True)):
+        tt = t + np.where(np.arange(2000) >= 1500, hole_s, 0.0)
+        p = tmp_path / f"h{int(hole_s)}.csv"
+        p.write_text("t_s,I\n" + "\n".join(f"{a:.4f},{np.sin(a):.4f}" for a in tt) + "\n")
+        if refused:
+            with pytest.raises(RecordingInputError, match=r"line 1502, time column 't_s': jumps"):
+                open_csv(p, "I", None, None, None).read()
+        else:
+            rec = open_csv(p, "I", None, None, None)
+            x = rec.read()
+            assert len(x) == 2000 + int(hole_s * 250) and np.isnan(x[1500:1500 + 900000]).all()

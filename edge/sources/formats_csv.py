@@ -41,6 +41,9 @@ _HEAD_ROWS = 10000
 _MISSING = {"", "nan", "na", "n/a", "null", "none", "-"}
 #: largest deviation (in samples) of one time step from a whole number of samples
 STEP_TOLERANCE = 0.25
+#: a hole in the time column longer than this is not one recording (its NaN rows alone would
+#: fill memory and disk): refused, naming the line
+MAX_HOLE_S = 3600.0
 #: largest deviation (in samples) of any row from the file's time grid
 GRID_TOLERANCE = 0.5
 _DRIFT_EVERY = 32
@@ -256,6 +259,11 @@ class _Walk:
                                     f"{(t - self.t_prev) / lay.tscale:g} is {step:.2f} samples "
                                     f"at {1 / self.dt:.6g} Hz: not uniform",
                             "resample the file to a uniform rate")
+            if (k - 1) * self.dt > MAX_HOLE_S:
+                raise _fail(self.p, f"line {no}, time column {tname!r}: jumps "
+                                    f"{(t - self.t_prev) / lay.tscale:g} from the previous row "
+                                    f"({(k - 1) * self.dt:.0f} s without data, over "
+                                    f"{MAX_HOLE_S:.0f} s)", "split the file at that line")
             self.m += k
         if self.rows % _DRIFT_EVERY == 1:
             self._sample(self.m, t, no)
@@ -303,7 +311,8 @@ class _Walk:
         step = (t - prev) / self.dt
         k = np.round(step)  # half to even, as round()
         chk = slice(1 if first else 0, None)
-        if (k[chk] < 1).any() or (np.abs(step - k)[chk] > STEP_TOLERANCE).any():
+        if (k[chk] < 1).any() or (np.abs(step - k)[chk] > STEP_TOLERANCE).any() or (
+                (k[chk] - 1) * self.dt > MAX_HOLE_S).any():
             return None
         if first:
             k[0] = 0.0
