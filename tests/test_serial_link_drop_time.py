@@ -79,12 +79,12 @@ class _Port:
         pass
 
 
-def _stream(monkeypatch: pytest.MonkeyPatch, seed: int) -> tuple[list[Chunk], object]:
-    _, wire = _device()
-    port = _Port(_ecg12_reads(wire, seed))
+def _read_all(monkeypatch: pytest.MonkeyPatch, port: _Port, uri: str
+              ) -> tuple[list[Chunk], object]:
+    """Every chunk of the serial source ``uri`` over ``port``, on the port's clock."""
     monkeypatch.setattr("edge.sources.serial.time", types.SimpleNamespace(
         monotonic=lambda: port.now))
-    src = open_source(f"serial:/dev/fake?fs={FS}", transport_factory=port)
+    src = open_source(uri, transport_factory=port)
 
     async def run() -> list[Chunk]:
         out = []
@@ -97,6 +97,11 @@ def _stream(monkeypatch: pytest.MonkeyPatch, seed: int) -> tuple[list[Chunk], ob
         return out
 
     return asyncio.run(run()), src
+
+
+def _stream(monkeypatch: pytest.MonkeyPatch, seed: int) -> tuple[list[Chunk], object]:
+    _, wire = _device()
+    return _read_all(monkeypatch, _Port(_ecg12_reads(wire, seed)), f"serial:/dev/fake?fs={FS}")
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -144,22 +149,7 @@ def test_ascii_millis_silent_link_after_buffered_lines_keeps_the_device_time(
         if lines:
             reads.append((1000.0 + max(i + 10, 100) / fs + rng.uniform(0.005, 0.025),
                           b"".join(lines)))
-    port = _Port(reads)
-    monkeypatch.setattr("edge.sources.serial.time", types.SimpleNamespace(
-        monotonic=lambda: port.now))
-    src = open_source(f"serial:/dev/fake?format=ascii&fs={fs}", transport_factory=port)
-
-    async def run() -> list[Chunk]:
-        out = []
-        try:
-            async with asyncio.timeout(30):
-                async for c in src:
-                    out.append(c)
-        finally:
-            await src.aclose()
-        return out
-
-    chunks = asyncio.run(run())
+    chunks, src = _read_all(monkeypatch, _Port(reads), f"serial:/dev/fake?format=ascii&fs={fs}")
     origin = chunks[0].t0_s
     named = np.full(n, -1)  # by device sample index: the line number each value names
     for c in chunks:
