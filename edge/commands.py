@@ -319,13 +319,10 @@ def run_cli(source_uri: str, *, bundle: str | None, profile: str | None, mc_samp
     from edge.sources import SourceError, open_source
 
     limit_malloc_arenas()
-    if source_uri.startswith("file:"):  # before any output file is opened (and truncated)
-        target = source_uri[len("file:"):].partition("?")[0].strip()
-        inputs = record_files(target) + ([Path(profile)] if profile else [])
-        refuse_overwriting_inputs(inputs, run_outputs(out, events), "--out or --events")
-    elif profile:
-        refuse_overwriting_inputs([Path(profile)], run_outputs(out, events),
-                                  "--out or --events")
+    inputs = [Path(profile)] if profile else []  # checked before any output is truncated
+    if source_uri.startswith("file:"):
+        inputs += record_files(source_uri[len("file:"):].partition("?")[0].strip())
+    refuse_overwriting_inputs(inputs, run_outputs(out, events), "--out or --events")
     try:
         metadata = load_profile(profile) if profile else None
         personalization = load_personalization(profile) if profile else None

@@ -26,8 +26,8 @@ def record_files(path: str | Path) -> list[Path]:
 
 def _same(a: Path, b: Path) -> bool:
     try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
+        return os.path.samefile(a, b)
+    except OSError:  # either does not exist (or cannot be looked at): not the same file
         return False
 
 
