@@ -130,6 +130,22 @@ MUTATIONS: tuple[Mutation, ...] = (
       "scale = self.scale", ("tests/test_bundle.py", T_CORE)),
     M("mc-input-scale-ignored", "edge/bundle.py", "(x * self.manifest.model.input_scale)",
       "(x * 1.0)", ("tests/test_bundle.py", T_CORE)),
+    # the moments-form MC head (converters.export) and its use (edge.Bundle)
+    M("mc-moments-var-summed", "converters/export.py",
+      "tf.reduce_mean(dev * dev, axis=1)", "tf.reduce_sum(dev * dev, axis=1)",
+      ("tests/test_converters.py::test_window_mean_and_std_equal_the_keras_mc_model_on_the_"
+       "same_masks",)),
+    M("mc-moments-deviation-from-zero", "converters/export.py", "tf.matmul((mask - 1.0)[None]",
+      "tf.matmul(mask[None]", ("tests/test_converters.py::test_window_mean_and_std_equal_the_"
+                               "keras_mc_model_on_the_same_masks",)),
+    M("mc-moments-gain-not-on-deviation", "converters/export.py",
+      "mean, dev = mean * g4[:, None], dev * g4[:, None]", "mean = mean * g4[:, None]",
+      ("tests/test_converters.py::test_window_mean_and_std_equal_the_keras_mc_model_on_the_"
+       "same_masks",)),
+    M("mc-moments-variance-ignored", "edge/bundle.py",
+      'total = head["mc_var"][0] if t else np.zeros_like(mean)', "total = np.zeros_like(mean)",
+      ("tests/test_converters.py::test_window_mean_and_std_equal_the_keras_mc_model_on_the_"
+       "same_masks",)),
     # metadata encoding
     M("meta-sex-swapped", "edge/metadata.py", 'values.append(1.0 if md[key] == "F" else -1.0)',
       'values.append(1.0 if md[key] == "M" else -1.0)', (T_CORE,)),

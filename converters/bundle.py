@@ -101,7 +101,8 @@ def build_manifest(run: Run, files: dict[str, Path], quant: str, lstm: str, mc_s
                       "batch": 1, "lstm": lstm, "reset_state": lstm == "fused"},
             "head": {"path": files["head"].name, "sha256": sha256(files["head"]),
                      "inputs": head_inputs,
-                     "outputs": [t("residual", -1, L, 7)]
+                     "outputs": [t("residual_mean", 1, L, 7), t("mc_var", 1, L, 7),
+                                 t("deviation", L // DOWNSAMPLE, -1, DOWNSAMPLE * 7)]
                      + ([t("log_var", 1, L, 7)] if cfg.model.aleatoric else []),
                      "batch": None},
         },

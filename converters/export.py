@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -124,22 +125,43 @@ def convert_trunk(model, cfg: ModelConfig, window: int, lstm: str = "unrolled",
 
 def convert_head(model, cfg: ModelConfig, window: int, quant: str = "float32",
                  rep: Representative | None = None) -> bytes:
-    """MC head: features ``(1, S, F)``, meta ``(1, M)``, masks ``(T, C)`` (T free) ->
-    residual ``(T, L, 7)`` [, log_var ``(1, L, 7)``]; the part before the masks runs once."""
+    """MC head in moments form: features ``(1, S, F)``, meta ``(1, M)``, masks ``(T, C)``
+    (T free) -> ``residual_mean (1, L, 7)`` (the mask of ones), ``mc_var (1, L, 7)`` (mean
+    over the T masks of the squared deviation from it), ``deviation (S, T, 4·7)`` (each mask's
+    deviation, for the samples) [, ``log_var (1, L, 7)``]. The output conv is linear in the
+    mask: with ``P[s, c, :]`` channel c's contribution (one depthwise conv, run once) and
+    ``A = masks - 1``, the deviations are one batched matmul ``A @ P[s]`` instead of T convs.
+    """
     head = build_mc_head(cfg, window)
     copy_weights(model, head)
     site = mc_site(cfg)
-    specs = [tf.TensorSpec((1, window // DOWNSAMPLE, 2 * cfg.lstm_units), tf.float32,
-                           "features"),
+    S, n = window // DOWNSAMPLE, head.get_layer("head_out").filters // DOWNSAMPLE
+    h_out = head.get_layer(f"apply_{site.name}").input[0]
+    film = cfg.film  # a per-lead output gain from the metadata multiplies the residual
+    hidden = keras.Model(head.inputs[:2],
+                         [h_out, head.get_layer("lead_gain").output] if film else h_out)
+    w, b = (np.asarray(v) for v in head.get_layer("head_out").get_weights())  # (3,C,4n), (4n,)
+    lv = head.get_layer("head_logvar") if cfg.aleatoric else None
+    specs = [tf.TensorSpec((1, S, 2 * cfg.lstm_units), tf.float32, "features"),
              tf.TensorSpec((1, head.inputs[1].shape[-1]), tf.float32, "meta"),
              tf.TensorSpec((None, site.size), tf.float32, site.name)]
 
     @tf.function(input_signature=specs)
     def serve(features, meta, mask):
-        out = head([features, meta, mask])
-        if cfg.aleatoric:  # heteroscedastic head: [residual, log_var]
-            return {"residual": out[0], "log_var": out[1]}
-        return {"residual": out}
+        h, g = hidden([features, meta]) if film else (hidden([features, meta]), None)
+        mean = tf.nn.conv1d(h, w, 1, "SAME") + b  # (1, S, 4n): the mask of ones
+        contrib = tf.nn.depthwise_conv2d(h[:, None], w[None], [1, 1, 1, 1], "SAME")
+        contrib = tf.reshape(contrib, (S, site.size, 4 * n))  # P[s, c, :]
+        dev = tf.matmul((mask - 1.0)[None], contrib)  # (S, T, 4n)
+        if g is not None:  # (1, n) per lead, on each of the 4 subpixels of the output conv
+            g4 = tf.tile(g, [1, DOWNSAMPLE])
+            mean, dev = mean * g4[:, None], dev * g4[:, None]
+        out = {"residual_mean": tf.reshape(mean, (1, window, n)),
+               "mc_var": tf.reshape(tf.reduce_mean(dev * dev, axis=1), (1, window, n)),
+               "deviation": dev}
+        if lv is not None:
+            out["log_var"] = tf.reshape(lv(h), (1, window, n))
+        return out
 
     conv = _from_function(serve, head)
     _quantize(conv, quant, rep)

@@ -2,13 +2,16 @@
 
 Trunk and head run once per window. MC dropout samples one site, the head's last: the head
 takes the window's features and metadata (batch 1) and T masks drawn here with numpy (values
-{0, 1/(1-rate)}, per channel), runs its deterministic part once and only its output conv on
-the T masked copies plus one with a mask of ones (the exact MC mean: the output conv is
-linear in the mask), and returns those residuals plus one predicted log-variance; a window's
-mean and std are reduced from views of the interpreters' buffers (no copy of the
-residuals). Tensors are matched by name through the signature's input/output details
-(falling back to the graph's tensor names), never by index. LiteRT is imported lazily:
-``ai_edge_litert`` then ``tflite_runtime``.
+{0, 1/(1-rate)}, per channel) and runs its deterministic part once. The output conv is
+linear in the mask, so the mask of ones gives the exact MC mean. A moments-form head (what
+``ecg12 convert`` writes) computes each channel's contribution to the output conv once and
+the T masks' deviations from the mean as one batched matmul, and returns the mean, the MC
+variance (mean squared deviation) and the deviations; a samples-form head runs the output
+conv on the T masked copies plus the mask of ones and the mean and variance are reduced
+here from views of its buffers. Both also give one predicted log-variance. Tensors are
+matched by name through the signature's input/output details (falling back to the graph's
+tensor names), never by index. LiteRT is imported lazily: ``ai_edge_litert`` then
+``tflite_runtime``.
 """
 
 from __future__ import annotations
@@ -148,10 +151,14 @@ def dropout_masks(n: int, size: int, rate: float, rng: np.random.Generator) -> n
 class Bundle:
     """Manifest + trunk/head interpreters. ``predict_window`` gives MC mean/std per window."""
 
+    #: the head gives the MC moments (mean, variance, deviations), not T sampled residuals
+    moments: bool = False
+
     def __init__(self, manifest: Manifest, num_threads: int | None = None) -> None:
         self.manifest = manifest
         self.trunk = _Session(manifest.file_path("trunk"), manifest.trunk, "trunk", num_threads)
         self.head = _Session(manifest.file_path("head"), manifest.head, "head", num_threads)
+        self.moments = "mc_var" in self.head.outputs
         u = manifest.uncertainty
         self.scale = np.asarray(u.scale, dtype=np.float32)
         self.scale_clinical = np.asarray(u.scale_clinical or u.scale, dtype=np.float32)
@@ -202,10 +209,31 @@ class Bundle:
     def _head(self, out: dict[str, np.ndarray], meta: np.ndarray, masks: np.ndarray,
               views: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """``views`` (``_Session.run``) where one head call takes every mask."""
+        meta = self._meta(meta)
+        if self.moments:  # samples = the exact mean + each mask's deviation
+            head = self._moments(out, meta, masks)
+            dev = head["deviation"].transpose(1, 0, 2).reshape(len(masks), *self._shape)
+            res = head["residual_mean"] + dev
+        else:
+            head, res = self._samples(out, meta, masks, views)
+        return out["skip"][0], res, self._variance(head)
+
+    def _meta(self, meta: np.ndarray) -> np.ndarray:
         meta = np.asarray(meta, dtype=np.float32)
         if meta.shape != (self.manifest.metadata.encoded_size,):
             raise InputInvalid(f"meta vector must have shape "
                                f"({self.manifest.metadata.encoded_size},), got {meta.shape}")
+        return meta
+
+    def _moments(self, out: dict[str, np.ndarray], meta: np.ndarray, masks: np.ndarray,
+                 views: bool = False) -> dict[str, np.ndarray]:
+        site = self.manifest.mc.masks[0].name
+        return self.head.run({"features": out["features"], "meta": meta[None], site: masks},
+                             views=views)
+
+    def _samples(self, out: dict[str, np.ndarray], meta: np.ndarray, masks: np.ndarray,
+                 views: bool) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """A samples-form head: ``(last call's outputs, residuals (T, L, 7))``."""
         site = self.manifest.mc.masks[0].name
         fixed = self.manifest.head.batch  # a head converted for a fixed T: pad with ones
         step = fixed or len(masks)
@@ -218,11 +246,17 @@ class Bundle:
             head = self.head.run({"features": out["features"], "meta": meta[None], site: m},
                                  views=views)
             parts.append(head["residual"][:len(masks) - s])  # drop the padding rows
-        var = None
-        if self.manifest.uncertainty.aleatoric:
-            var = np.exp(np.clip(head["log_var"][0], LOGVAR_MIN, LOGVAR_MAX))
-        res = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        return out["skip"][0], res, var
+        return head, parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def _variance(self, head: dict[str, np.ndarray]) -> np.ndarray | None:
+        """The predicted (aleatoric) variance ``(L, 7)``, or None."""
+        if not self.manifest.uncertainty.aleatoric:
+            return None
+        return np.exp(np.clip(head["log_var"][0], LOGVAR_MIN, LOGVAR_MAX))
+
+    @property
+    def _shape(self) -> tuple[int, int]:
+        return self.window, len(self.manifest.model.predicted_leads)
 
     def predict_window(self, lead_i: np.ndarray, meta: np.ndarray, mc_samples: int,
                        rng: np.random.Generator | None = None
@@ -230,8 +264,9 @@ class Bundle:
         """``lead_i (L,)`` mV at the model rate -> (mean, calibrated std), each ``(L, 7)``.
 
         The mean is the exact MC mean: the output conv is linear in the masked hidden and the
-        masks have expectation 1, so it is the pass with a mask of ones (run as one extra
-        head row). ``mc_samples = 0``: that pass only, std from the predicted variance.
+        masks have expectation 1, so it is the pass with a mask of ones (the head's
+        ``residual_mean``, or one extra row of a samples-form head). ``mc_samples = 0``: that
+        pass only, std from the predicted variance.
         Otherwise std = sqrt(mean squared deviation of the T MC samples from the exact mean
         + predicted variance), times the calibration scale of the metadata's regime
         (``uncertainty.calibration.scale_clinical`` when it has an R or T axis).
@@ -249,19 +284,27 @@ class Bundle:
         if mc_samples > 0 and rng is None:
             raise InputInvalid("mc_samples > 0 needs an rng (numpy Generator)")
         t = int(mc_samples)
-        ones = self.masks(1, None)
-        masks = np.concatenate([self.masks(t, rng), ones]) if t else ones  # last: exact mean
         out = self._trunk(lead_i, views=True)
-        skip, res, var = self._head(out, meta, masks, views=True)  # views: die on return
         atyp = self.manifest.uncertainty.atypicality
         score = None if atyp is None else atyp.score(pool(out["features"][0]))
-        res_mean = res[-1]
-        mean = skip + res_mean
-        if t:  # mean squared deviation from the exact mean, without temporaries
-            d = np.subtract(res[:-1], res_mean, out=self._work(res[:-1].shape))
-            total = np.einsum("tij,tij->ij", d, d) / np.float32(t)
+        if self.moments:  # one head call; T = 0 still feeds one mask (of ones)
+            meta = self._meta(meta)
+            head = self._moments(out, meta, self.masks(t, rng) if t else self.masks(1, None),
+                                 views=True)
+            mean = out["skip"][0] + head["residual_mean"][0]
+            total = head["mc_var"][0] if t else np.zeros_like(mean)
+            var = self._variance(head)
         else:
-            total = np.zeros_like(skip)
+            ones = self.masks(1, None)
+            masks = np.concatenate([self.masks(t, rng), ones]) if t else ones  # last: the mean
+            skip, res, var = self._head(out, meta, masks, views=True)  # views: die on return
+            res_mean = res[-1]
+            mean = skip + res_mean
+            if t:  # mean squared deviation from the exact mean, without temporaries
+                d = np.subtract(res[:-1], res_mean, out=self._work(res[:-1].shape))
+                total = np.einsum("tij,tij->ij", d, d) / np.float32(t)
+            else:
+                total = np.zeros_like(skip)
         if var is not None:
             total = total + var
         scale = self.scale_clinical if is_clinical(meta) else self.scale

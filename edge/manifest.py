@@ -8,7 +8,9 @@ either a name or ``{"name", "shape", "dtype"}`` (shape: ints, -1 for a free dime
 ``files.<f>.reset_state`` (optional bool) marks a stateful graph whose variables must be reset.
 MC (``mc.scheme = "last_site"``, schema 1.1): one dropout site, ``mc.masks`` a single entry of
 size C; the head takes features ``(1, S, F)``, meta ``(1, M)`` and masks ``(T, C)`` and gives
-residual ``(T, L, 7)`` and log_var ``(1, L, 7)``. Schema 1.0 heads (a mask per site, features
+residual ``(T, L, 7)``, or in the moments form (what ``ecg12 convert`` writes)
+residual_mean ``(1, L, 7)``, mc_var ``(1, L, 7)`` and deviation ``(L/4, T, 4·7)``; and
+log_var ``(1, L, 7)``. Schema 1.0 heads (a mask per site, features
 repeated T times) are refused with a re-convert hint.
 """
 
@@ -30,7 +32,10 @@ SCHEMA_VERSION = "1.1"
 MANIFEST_NAME = "manifest.json"
 QUANTIZATIONS = ("float32", "float16", "dynamic_int8", "int8")
 TRUNK_INPUTS, TRUNK_OUTPUTS = ("lead_i",), ("features", "skip")
-HEAD_FIXED_INPUTS, HEAD_OUTPUTS = ("features", "meta"), ("residual",)
+HEAD_FIXED_INPUTS = ("features", "meta")
+#: head output forms: T sampled residuals, or the moments form (the exact mean, the MC
+#: variance and each mask's deviation from the mean, from one batched matmul)
+HEAD_SAMPLES, HEAD_MOMENTS = ("residual",), ("residual_mean", "mc_var", "deviation")
 #: the MC scheme the gateway implements: one dropout site (the head's last) is sampled; the
 #: head takes one window's features/meta (batch 1) and T masks, and runs only its output
 #: conv T times
@@ -412,9 +417,13 @@ def _check_names(spec: FileSpec, which: str, ins: tuple, outs: tuple, where: str
 
 def _check_shapes(man_model: ModelSpec, trunk: FileSpec, head: FileSpec, where: str) -> None:
     L, n = man_model.window, len(PREDICTED)
+    feats = next((t for t in head.inputs if t.name == "features" and t.shape), None)
+    S = feats.shape[1] if feats is not None and len(feats.shape) == 3 else -1
+    dev = (S, -1, L // S * n) if S > 0 else (-1, -1, -1)  # L // S: the subpixel factor
     wanted = {("trunk", "lead_i"): (1, L, 1), ("trunk", "skip"): (1, L, n),
               ("head", "meta"): (1, ENCODED_SIZE), ("head", "residual"): (-1, L, n),
-              ("head", "log_var"): (1, L, n)}
+              ("head", "log_var"): (1, L, n), ("head", "residual_mean"): (1, L, n),
+              ("head", "mc_var"): (1, L, n), ("head", "deviation"): dev}
     for (which, name), want in wanted.items():
         spec = trunk if which == "trunk" else head
         for t in spec.inputs + spec.outputs:
@@ -442,7 +451,9 @@ def validate_manifest(data: dict[str, Any], bundle_dir: Path | None = None,
     head = _file(files, "head", where, bdir)
     _check_names(trunk, "trunk", TRUNK_INPUTS, TRUNK_OUTPUTS, where)
     _check_scheme(data, where)
-    _check_names(head, "head", HEAD_FIXED_INPUTS, HEAD_OUTPUTS, where)
+    moments = "residual" not in {t.name for t in head.outputs}
+    _check_names(head, "head", HEAD_FIXED_INPUTS, HEAD_MOMENTS if moments else HEAD_SAMPLES,
+                 where)
     _check_shapes(model, trunk, head, where)
     quant = _get(data, "quantization", "", where, str)
     if quant not in QUANTIZATIONS:

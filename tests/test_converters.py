@@ -108,10 +108,9 @@ def test_head_quantized_apart_from_the_trunk(run_dir, bundle, tmp_path):
     feats = b_32._trunk(x)["features"]
     np.testing.assert_array_equal(b_mix._trunk(x)["features"], feats)
     head_in = {"features": feats, "meta": meta[None], "mask_head": masks}
-    np.testing.assert_array_equal(b_mix.head.run(head_in)["residual"],
-                                  b_16.head.run(head_in)["residual"])
-    assert not np.array_equal(b_mix.head.run(head_in)["residual"],
-                              b_32.head.run(head_in)["residual"])
+    for out in ("residual_mean", "deviation"):
+        np.testing.assert_array_equal(b_mix.head.run(head_in)[out], b_16.head.run(head_in)[out])
+        assert not np.array_equal(b_mix.head.run(head_in)[out], b_32.head.run(head_in)[out])
     with pytest.raises(ConversionError, match="quantization 'int4'"):
         convert_run(run_dir, tmp_path / "bad", "float32", "unrolled", head_quant="int4")
 
@@ -131,9 +130,9 @@ def test_head_runs_once_per_window_on_a_free_number_of_masks(bundle):
         interp.set_tensor(d["index"], np.ones(d["shape"], np.float32))
     interp.invoke()
     outs = {d["name"]: interp.get_tensor(d["index"]) for d in interp.get_output_details()}
-    res = next(v for v in outs.values() if v.shape[0] == t)
-    assert res.shape == (t, TINY.window, 7)
-    assert np.allclose(res, res[0])  # same mask in every row -> same residual
+    dev = next(v for v in outs.values() if v.ndim == 3 and v.shape[1] == t)
+    assert dev.shape == (TINY.window // 4, t, 4 * 7)  # one deviation per mask
+    assert np.array_equal(dev, np.zeros_like(dev))  # masks of ones: no deviation from the mean
 
 
 def test_mc_samples_equal_the_keras_mc_model_on_the_same_masks(run_dir, bundle):
@@ -145,6 +144,39 @@ def test_mc_samples_equal_the_keras_mc_model_on_the_same_masks(run_dir, bundle):
     assert min(stats["keras_std_mv"].values()) > 0  # the masks really do change the output
     assert stats["max_sample_abs_diff_mv"] < 1e-4
     assert stats["max_std_abs_diff_mv"] < 1e-5
+
+
+@pytest.mark.parametrize("extra", [{}, {"aleatoric": True, "film": True}])
+def test_window_mean_and_std_equal_the_keras_mc_model_on_the_same_masks(extra, tmp_path):
+    """The product path (``predict_window``: the moments-form head's exact mean and MC
+    variance, one batched matmul) against the Keras MC model (the trained output conv on
+    each masked hidden) on the masks the same seed draws: mean = the mask of ones, std =
+    sqrt(mean squared deviation of the T samples from it + predicted variance) x scale."""
+    from dataclasses import replace
+
+    from training.mc import EdgeMC
+
+    cfg = replace(TINY, model=replace(TINY.model, **extra))
+    run = make_run(tmp_path / "run", cfg)
+    out = convert_run(run, tmp_path / "b", "float32", "unrolled")
+    b = Bundle.load(out)
+    assert b.moments
+    model = build_model(cfg)
+    model.load_weights(run / "best.weights.h5")
+    ref = EdgeMC(model)
+    data = synthetic(3, seed=5)
+    T = 40
+    for i in range(3):
+        x, m = data.lead_i[i:i + 1], data.meta[i:i + 1]
+        mean, std = b.predict_window(x[0, :, 0], m[0], T, np.random.default_rng(i))
+        masks = b.masks(T, np.random.default_rng(i))  # the masks predict_window drew
+        samples, var = ref.samples(x, m, masks[None])
+        exact, _ = ref.samples(x, m, np.ones((1, 1, masks.shape[1]), np.float32))
+        mc_var = ((samples[0] - exact[0]) ** 2).mean(0)
+        want = np.sqrt(mc_var + (0 if var is None else var[0])) * 1.2  # calibration scale
+        assert mc_var.max() > 1e-6  # the masks really do spread the output
+        assert np.abs(mean - exact[0, 0]).max() < 1e-4
+        assert np.abs(std - want).max() < 1e-4
 
 
 def test_masks_change_the_head_output(bundle):
@@ -188,8 +220,9 @@ def test_bundle_loads_where_tensorflow_cannot_be_imported(bundle):
         out = trunk(lead_i=np.zeros((1, {TINY.window}, 1), np.float32))
         feed = {{"features": out["features"], "meta": np.zeros((1, 16), np.float32),
                 "mask_head": np.ones((3, 8), np.float32)}}
-        res = head(**feed)["residual"]
-        assert res.shape == (3, {TINY.window}, 7), res.shape
+        res = head(**feed)
+        assert res["residual_mean"].shape == (1, {TINY.window}, 7), res["residual_mean"].shape
+        assert res["deviation"].shape == ({TINY.window // 4}, 3, 28), res["deviation"].shape
         assert "tensorflow" not in [m for m in sys.modules if sys.modules[m] is not None]
         print("ok")
     """)

@@ -4,7 +4,8 @@
 
 ``python -m training.loco`` scores each run in Keras on the last 8 s window of every
 held-out record. Here each finished run ``OUT/<corpus>`` is converted as the shipped bundle is
-(``converters.bundle.convert_run``: dynamic-range int8, fused LSTM, T = 30) into a temporary
+(``converters.bundle.convert_run``: dynamic-range int8 trunk with the fused LSTM, float16
+moments-form head, T = 30) into a temporary
 bundle, and every record of the held-out corpus goes through ``edge.load_bundle(...)
 .reconstruct`` as in ``training.evaluate_edge`` (wearable profile; truth = the recording
 band-passed zero-phase by scipy; first and last second left out): r over the 11 leads,
@@ -25,7 +26,7 @@ from rich.table import Table
 
 from training.loco import CORPORA, DEFAULT_OUT
 
-QUANT, LSTM, T = "dynamic_int8", "fused", 30
+QUANT, HEAD_QUANT, LSTM, T = "dynamic_int8", "float16", "fused", 30
 
 
 def score_run(run_dir: Path, corpus: str, limit: int | None = None) -> dict[str, Any]:
@@ -36,10 +37,11 @@ def score_run(run_dir: Path, corpus: str, limit: int | None = None) -> dict[str,
     from training.evaluate_edge import evaluate_edge
 
     with tempfile.TemporaryDirectory() as tmp:
-        bundle = convert_run(run_dir, Path(tmp) / "bundle", QUANT, LSTM, T)
+        bundle = convert_run(run_dir, Path(tmp) / "bundle", QUANT, LSTM, T,
+                             head_quant=HEAD_QUANT)
         res = evaluate_edge(str(bundle), limit, T, progress=False, profile="wearable",
                             split="all", corpus=corpus)
-    res["bundle"] = f"{run_dir} converted ({QUANT}, {LSTM} LSTM, T={T})"
+    res["bundle"] = f"{run_dir} converted ({QUANT}, {HEAD_QUANT} head, {LSTM} LSTM, T={T})"
     return res
 
 

@@ -238,10 +238,13 @@ def loco_edge_table() -> str:
     if len(rows) == 2:
         return ""
     return ("\n\nThe same held-out runs on the **product path** (`python -m training.loco_edge"
-            "`): each converted as the shipped bundle is (dynamic-range int8, fused LSTM, its own "
-            "calibration and hop) and every record of the held-out corpus streamed through "
-            "`edge.load_bundle(...).reconstruct` with the wearable profile, scored over the whole "
-            "record as the in-corpus product path is (first and last second left out).\n\n"
+            "`): each converted as the shipped bundle then was (dynamic-range int8, fused LSTM, "
+            "its own calibration and hop; each file's `bundle` field says so; the shipped head "
+            "is now float16 in the moments form, which moved the in-corpus product-path r, "
+            "coverage and catch by < 0.001) and every record of the held-out corpus streamed "
+            "through `edge.load_bundle(...).reconstruct` with the wearable profile, scored over "
+            "the whole record as the in-corpus product path is (first and last second left "
+            "out).\n\n"
             + "\n".join(rows))
 
 
@@ -640,8 +643,10 @@ python -m training.model_card
   {info["n_val"]} validation records, config sha256 `{info["config_sha256"][:16]}…`, split
   sha256 `{info["split_sha256"][:16]}…` (`training/splits/splits_v1.json`); the command and machine
   above are written by the training run itself (`run.json`).
-- **Shipped** as `edge/bundles/default` (dynamic-range int8, fused LSTM; chosen by
-  `ecg12 convert training/runs/default --compare`, see `converters/variants.md`).
+- **Shipped** as `edge/bundles/default`: trunk dynamic-range int8 with the fused LSTM
+  (chosen by `ecg12 convert training/runs/default --compare`, see `converters/variants.md`),
+  head float16 in the moments form (the T masks' deviations as one batched matmul; chosen by
+  `ecg12 bench` on the AVX-512-less CPU class, see the README's performance section).
 
 ## Data and splits
 PTB-XL (100/500 Hz renderings deduplicated, 500 Hz preferred), LUDB, Chapman-Shaoxing and
