@@ -167,6 +167,53 @@ def naive_latency(run_dir: str | Path | None, samples: Iterable[int], warmup: in
     return rows
 
 
+def paired_graph_speedup(bundle_dir: str | Path | None, run_dir: str | Path | None,
+                         T: int = 30, rounds: int = 8, per_round: int = 20,
+                         threads: int = 1) -> dict[str, Any] | str:
+    """Speed-up vs the naive graph from interleaved rounds, or the reason it is n/a.
+
+    Each round times one naive window (T calls of the Keras model in ``tf.function``) and
+    then ``per_round`` bundle windows (``predict_window``, median); the speed-up is the median
+    over rounds of their ratio. Both sides see the same machine state, so a host that slows
+    down or speeds up during the run (a noisy neighbour, frequency changes) moves both
+    instead of whichever happened to be measured then.
+    """
+    if run_dir is None or not (Path(run_dir) / "best.weights.h5").is_file():
+        return NAIVE_NA
+    try:
+        import tensorflow as tf
+
+        cfg, model = load_keras(run_dir, threads)
+    except ImportError:
+        return NAIVE_NA
+    from edge.bundle import Bundle
+
+    b = Bundle.load(bundle_dir, num_threads=threads)
+    xs, ms = test_windows(8, cfg.window, cfg.data.fs_hz)
+    xt = [tf.constant(x[None, :, None]) for x in xs]
+    mt = [tf.constant(m[None]) for m in ms]
+    call = tf.function(lambda a, b_: model([a, b_], training=True))
+    rng = np.random.default_rng(0)
+    for i in range(3):  # warm-up: tracing, allocation
+        np.asarray(call(xt[i], mt[i]))
+        b.predict_window(xs[i], ms[i], T, rng)
+    naive, ours = [], []
+    for r in range(rounds):
+        t0 = time.perf_counter()
+        for _ in range(T):
+            np.asarray(call(xt[r % 8], mt[r % 8]))
+        naive.append(time.perf_counter() - t0)
+        ours.append(float(np.median(timeit(
+            lambda i: b.predict_window(xs[i % 8], ms[i % 8], T, rng), 1, per_round))))
+    ratios = np.asarray(naive) / np.asarray(ours)
+    return {"mc_samples": T, "threads": threads, "rounds": rounds, "bundle_windows": per_round,
+            "naive_graph_ms": [round(1e3 * v, 2) for v in naive],
+            "bundle_ms": [round(1e3 * v, 3) for v in ours],
+            "ratios": [round(float(v), 1) for v in ratios],
+            "speedup_median": float(np.median(ratios)),
+            "speedup_min": float(ratios.min()), "speedup_max": float(ratios.max())}
+
+
 def main() -> None:
     """``python -m benchmarks.latency [BUNDLE]``: default bundle, T in 1/10/30/100, 1 thread."""
     import sys

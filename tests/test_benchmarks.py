@@ -193,3 +193,31 @@ def test_bench_refuses_bad_options_before_running(args: list[str], names: str) -
     lines = [ln for ln in res.output.splitlines() if ln.strip().startswith("Error")]
     assert len(lines) == 1 and names in lines[0], res.output
     assert "bundle" not in lines[0].lower()
+
+
+def test_paired_speedup_is_the_median_of_per_round_ratios(tmp_path) -> None:
+    """Interleaved rounds on a tiny trained run and its bundle: each round's ratio is its
+    naive window over its bundle median, the headline is their median; the goal uses it."""
+    pytest.importorskip("tensorflow", reason="the naive baseline needs TensorFlow")
+    import numpy as np
+    from test_converters import make_run
+
+    from benchmarks.cli import _headline
+    from converters import convert_run
+
+    assert latency.paired_graph_speedup(None, None) == NAIVE_NA
+    run = make_run(tmp_path / "run")
+    bundle = convert_run(run, tmp_path / "b", "float32", "unrolled")
+    res = latency.paired_graph_speedup(bundle, run, T=2, rounds=3, per_round=2)
+    assert len(res["ratios"]) == len(res["naive_graph_ms"]) == len(res["bundle_ms"]) == 3
+    by_hand = np.asarray(res["naive_graph_ms"]) / np.asarray(res["bundle_ms"])
+    np.testing.assert_allclose(res["ratios"], by_hand, rtol=0.01)
+    assert res["speedup_median"] == pytest.approx(float(np.median(by_hand)), rel=0.01)
+    assert res["speedup_min"] <= res["speedup_median"] <= res["speedup_max"]
+    row = {"variant": "default", "threads": 1, "median_ms": 2.0, "p95_ms": 2.5,
+           "trunk_ms_median": 1.0, "head_ms_median": 0.5, "window_s": 8.0}
+    naive = {"variant": "naive-keras-graph", "mc_samples": 30, "threads": 1, "median_ms": 300.0}
+    d = _headline({"latency": [{**row, "mc_samples": 30}, {**row, "mc_samples": 1}],
+                   "naive": [naive], "paired": {**res, "speedup_median": 97.0}})
+    assert d["speedup_vs_naive_graph"] == 97.0  # the interleaved figure, not 300 / 2
+    assert d["speedup_vs_naive_graph_sequential"] == 150.0
