@@ -134,10 +134,9 @@ def load_keras(run_dir: str | Path, threads: int = 1) -> tuple[Any, Any]:
     return cfg, model
 
 
-def naive_latency(run_dir: str | Path | None, samples: Iterable[int], warmup: int = 3,
-                  repeats: int = 5, graph: bool = False, threads: int = 1
-                  ) -> list[dict[str, Any]] | str:
-    """Rows of naive per-window latency (T full-model calls), or the reason it is n/a."""
+def _naive(run_dir: str | Path | None, threads: int, graph: bool) -> tuple | str:
+    """(config, the naive call, its 8 input windows as tensors (lead_i, meta), the same as
+    numpy), or the reason it is n/a: the Keras model with dropout active, eager or graph."""
     if run_dir is None or not (Path(run_dir) / "best.weights.h5").is_file():
         return NAIVE_NA
     try:
@@ -151,6 +150,17 @@ def naive_latency(run_dir: str | Path | None, samples: Iterable[int], warmup: in
     mt = [tf.constant(m[None]) for m in ms]
     call = (tf.function(lambda a, b: model([a, b], training=True)) if graph
             else (lambda a, b: model([a, b], training=True)))
+    return cfg, call, xt, mt, (xs, ms)
+
+
+def naive_latency(run_dir: str | Path | None, samples: Iterable[int], warmup: int = 3,
+                  repeats: int = 5, graph: bool = False, threads: int = 1
+                  ) -> list[dict[str, Any]] | str:
+    """Rows of naive per-window latency (T full-model calls), or the reason it is n/a."""
+    naive = _naive(run_dir, threads, graph)
+    if isinstance(naive, str):
+        return naive
+    cfg, call, xt, mt, _ = naive
     for i in range(max(1, warmup)):  # call-level warm-up (tracing, allocation)
         np.asarray(call(xt[i % 8], mt[i % 8]))
     rows = []
@@ -178,21 +188,13 @@ def paired_graph_speedup(bundle_dir: str | Path | None, run_dir: str | Path | No
     down or speeds up during the run (a noisy neighbour, frequency changes) moves both
     instead of whichever happened to be measured then.
     """
-    if run_dir is None or not (Path(run_dir) / "best.weights.h5").is_file():
-        return NAIVE_NA
-    try:
-        import tensorflow as tf
-
-        cfg, model = load_keras(run_dir, threads)
-    except ImportError:
-        return NAIVE_NA
+    naive = _naive(run_dir, threads, graph=True)
+    if isinstance(naive, str):
+        return naive
     from edge.bundle import Bundle
 
+    _, call, xt, mt, (xs, ms) = naive
     b = Bundle.load(bundle_dir, num_threads=threads)
-    xs, ms = test_windows(8, cfg.window, cfg.data.fs_hz)
-    xt = [tf.constant(x[None, :, None]) for x in xs]
-    mt = [tf.constant(m[None]) for m in ms]
-    call = tf.function(lambda a, b_: model([a, b_], training=True))
     rng = np.random.default_rng(0)
     for i in range(3):  # warm-up: tracing, allocation
         np.asarray(call(xt[i], mt[i]))
