@@ -19,7 +19,7 @@ from converters.run import Run, load_run
 from edge.bundle import dropout_masks
 from edge.conditioning import ConditioningConfig
 from edge.leads import DERIVED, LEADS, PREDICTED
-from edge.manifest import SCHEMA_VERSION
+from edge.manifest import MAX_MC_SAMPLES, SCHEMA_VERSION
 from edge.metadata import ENCODED_SIZE, ENCODING_VERSION, FIELDS, LEAD_I_FIELDS
 from training.model import DOWNSAMPLE, build_trunk, copy_weights, mc_site
 
@@ -167,8 +167,8 @@ def write_bundle(run: Run, out_dir: str | Path, quant: str = "float32", lstm: st
             raise ConversionError(f"unknown quantization {q!r}; use one of {list(QUANTS)}")
     if lstm not in LSTMS:
         raise ConversionError(f"unknown LSTM option {lstm!r}; use one of {list(LSTMS)}")
-    if mc_samples < 1:
-        raise ConversionError(f"mc_samples must be >= 1, got {mc_samples}")
+    if not 1 <= mc_samples <= MAX_MC_SAMPLES:
+        raise ConversionError(f"mc_samples must be in 1..{MAX_MC_SAMPLES}, got {mc_samples}")
     reps: tuple[Representative | None, ...] = (None, None)
     if "int8" in (quant, head_quant):
         if calib is None:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from edge.manifest import MAX_MC_SAMPLES
+
 QUANTS = ("float32", "float16", "dynamic_int8", "int8")
 LSTMS = ("unrolled", "fused", "while")
 
@@ -17,7 +19,8 @@ LSTMS = ("unrolled", "fused", "while")
               help="Quantize the head apart from the trunk (default: --quant).")
 @click.option("--lstm", type=click.Choice(LSTMS), default="unrolled", show_default=True,
               help="BiLSTM export: unrolled ops, fused LSTM op (tf_keras twin), WHILE loop.")
-@click.option("--mc-samples", default=30, show_default=True, help="Default MC samples T.")
+@click.option("--mc-samples", type=click.IntRange(1, MAX_MC_SAMPLES), default=30, show_default=True,
+              help="Default MC samples T.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Bundle folder to write.")
 @click.option("--compare", is_flag=True, help="Convert and measure every quant x LSTM option.")

@@ -29,6 +29,7 @@ from edge.errors import (
     RuntimeUnavailable,
 )
 from edge.leads import LEADS
+from edge.manifest import MAX_MC_SAMPLES
 
 if TYPE_CHECKING:
     from edge.bundle import Bundle
@@ -94,7 +95,7 @@ class ReconstructionModel:
 
         seed = _check_int("seed", seed, 0, MAX_SEED)
         if mc_samples is not None:
-            mc_samples = _check_int("mc_samples", mc_samples, 0, 10000)
+            mc_samples = _check_int("mc_samples", mc_samples, 0, MAX_MC_SAMPLES)
         if metadata is None and personalization is not None:
             metadata = personalization.metadata or None
         return StreamingReconstructor(self.bundle, fs_hz, metadata, mc_samples, seed,

@@ -34,6 +34,7 @@ import click
 from edge.batch import ChunkBatcher, push_batch
 from edge.errors import EdgeError, InputInvalid, InputTooShort
 from edge.fieldkit import build_taps, stream_options
+from edge.manifest import MAX_MC_SAMPLES
 from edge.outputs import OUTPUT_NAMES, record_files, refuse_overwriting_inputs, run_outputs
 from edge.sinks.recorder import FORMATS, Recorder
 
@@ -407,8 +408,8 @@ def run_cli(source_uri: str, *, bundle: str | None, profile: str | None, mc_samp
 _common = [
     click.option("--bundle", default=None, help="bundle folder (default: the shipped one)"),
     click.option("--profile", default=None, help="profile file (JSON/TOML: age, sex, axes)"),
-    click.option("--mc-samples", type=Number(int, 0, 10000), default=None,
-                 help="MC-dropout samples T (0-10000; default: the bundle's)"),
+    click.option("--mc-samples", type=Number(int, 0, MAX_MC_SAMPLES), default=None,
+                 help=f"MC-dropout samples T (0-{MAX_MC_SAMPLES}; default: the bundle's)"),
     click.option("--seed", type=Number(int, 0, 2**32 - 1), default=0, show_default=True),
     click.option("--events", default=None, help="NDJSON events: '-' = stdout, or a file "
                  "(default OUT/events.ndjson)"),

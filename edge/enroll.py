@@ -20,6 +20,7 @@ import numpy as np
 
 from edge.commands import Number
 from edge.leads import LEADS
+from edge.manifest import MAX_MC_SAMPLES
 
 
 def read_12_lead(path: str | Path, fs_hz: float | None = None) -> tuple[np.ndarray, float]:
@@ -53,7 +54,7 @@ def read_12_lead(path: str | Path, fs_hz: float | None = None) -> tuple[np.ndarr
 @click.option("--age", type=Number(float, 0, 120), default=None, help="years")
 @click.option("--sex", type=click.Choice(["M", "F"], case_sensitive=False), default=None)
 @click.option("--bundle", default=None, help="bundle folder (default: the shipped one)")
-@click.option("--mc-samples", type=click.IntRange(0, 10000), default=30, show_default=True)
+@click.option("--mc-samples", type=click.IntRange(0, MAX_MC_SAMPLES), default=30, show_default=True)
 @click.option("--quiet", is_flag=True, help="no summary on stderr")
 def enroll(record: str, out: Path, wearable: str | None, lead: str | None, fs: float | None,
            wearable_fs: float | None, age: float | None, sex: str | None, bundle: str | None,

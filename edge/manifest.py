@@ -40,6 +40,8 @@ HEAD_SAMPLES, HEAD_MOMENTS = ("residual",), ("residual_mean", "mc_var", "deviati
 #: head takes one window's features/meta (batch 1) and T masks, and runs only its output
 #: conv T times
 MC_SCHEME = "last_site"
+#: most MC samples T a bundle or a call may ask for (T = 10000 is ~1 s per window on one core)
+MAX_MC_SAMPLES = 10000
 
 
 @dataclass(frozen=True)
@@ -327,6 +329,8 @@ def _check_scheme(data: dict, where: str) -> None:
 def _mc(data: dict, head: FileSpec, where: str) -> MCSpec:
     m = _get(data, "mc", "", where, dict)
     default = _int(m, "default_samples", "mc", where, minimum=0)
+    if default > MAX_MC_SAMPLES:
+        raise _fail("mc.default_samples", f"must be <= {MAX_MC_SAMPLES}, got {default!r}", where)
     masks = []
     for i, e in enumerate(_get(m, "masks", "mc", where, list)):
         p = f"mc.masks[{i}]"

@@ -59,6 +59,8 @@ def test_newer_minor_version_accepted() -> None:
     ("mc.masks.0.size", 99, "files.head.inputs.mask_head.shape: expected (T, 99)"),
     ("mc.masks.0.name", "mask_zzz", "mask 'mask_zzz' is not an input"),
     ("mc.masks", [], "mc.masks: expected exactly one dropout site"),
+    ("mc.default_samples", 10**9, "mc.default_samples: must be <= 10000, got 1000000000"),
+    ("mc.default_samples", -1, "mc.default_samples: must be an integer >= 0"),
     ("mc.scheme", _DEL, "mc.scheme is None; the gateway implements 'last_site'"),
     ("mc.scheme", "all_sites", "re-convert it with `ecg12 convert"),
     ("files.trunk.inputs.0.shape", [1, 999, 1], "files.trunk.lead_i.shape"),

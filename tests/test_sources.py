@@ -19,6 +19,7 @@ from edge.sources import (
 )
 from edge.sources.clock import ClockMapper
 from edge.sources.queue import ChunkQueue
+from edge.sources.uri import parse_uri
 from firmware_bridge.faults import Faults
 from firmware_bridge.protocol import FrameEncoder, Status
 
@@ -58,6 +59,10 @@ def gap_samples(chunks: list[Chunk]) -> int:
     ("sim:?drop=0.999", "drop=0.999 must be a probability within 0..0.9"),  # ~never a chunk
     ("sim:?drop=1", "drop=1 must be"),
     ("sim:?drop=-0.1", "drop=-0.1 must be"),
+    ("sim:?seed=1&seed=2", "option 'seed' given twice"),
+    ("polar:nothex", "'nothex' is not a BLE address"),
+    ("polar:AA:BB:CC:DD:EE", "'AA:BB:CC:DD:EE' is not a BLE address"),
+    ("ble:my-device", "'my-device' is not a BLE address"),
     ("serial:", "needs a port"),
     ("serial:/dev/x?format=hex", "format='hex'"),
     ("file:/no/such.csv", "not found"),
@@ -65,6 +70,13 @@ def gap_samples(chunks: list[Chunk]) -> int:
 def test_bad_uris_name_the_problem(uri: str, needle: str) -> None:
     with pytest.raises((SourceURIError, RecordingError), match=needle):
         open_source(uri)
+
+
+@pytest.mark.parametrize("uri", ["polar:", "polar:aa:bb:cc:dd:ee:ff", "ble:AA:BB:CC:DD:EE:FF",
+                                 "polar:5D1F3A2B-0C4E-4F6A-9B8C-7D6E5F4A3B2C"])
+def test_ble_addresses_a_user_can_give_are_accepted(uri: str) -> None:
+    scheme, target, _ = parse_uri(uri)
+    assert scheme == uri.split(":")[0] and target == uri.partition(":")[2]
 
 
 def test_overrides_win_and_bare_path_is_file(tmp_path) -> None:

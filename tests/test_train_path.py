@@ -142,3 +142,15 @@ def test_a_weight_averaged_run_keeps_the_average_only_when_it_scores_better(
     assert info["best_val_loss"] == pytest.approx(min(best_epoch, wa["val_score"]), rel=1e-6)
     assert wa["adopted"] == (wa["val_score"] < best_epoch)
     assert not (run / "average.weights.npz").exists()
+
+
+@pytest.mark.parametrize("value", ["1000000000", "0"])
+def test_convert_refuses_mc_samples_out_of_range_before_converting(tmp_path: Path,
+                                                                    value: str) -> None:
+    """T beyond what a gateway window can run (or 0) is refused up front, not written into a
+    bundle that then runs out of memory on its first window."""
+    out = tmp_path / "bundle"
+    res = CliRunner().invoke(main, ["convert", str(tmp_path), "--mc-samples", value,
+                                    "--out", str(out)])
+    assert res.exit_code == 2 and "--mc-samples" in res.output and value in res.output
+    assert "1<=x<=10000" in res.output and not out.exists()

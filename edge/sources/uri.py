@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
@@ -75,6 +76,22 @@ SCHEMES: dict[str, dict[str, Callable[[str], Any]]] = {
 }
 
 
+#: a BLE device address: a MAC (BlueZ, Windows) or a CoreBluetooth UUID (macOS)
+_BLE_ADDRESS = re.compile(r"(?i)([0-9a-f]{2}:){5}[0-9a-f]{2}|"
+                          r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _check_address(uri: str, scheme: str, target: str) -> None:
+    """A BLE target is empty (polar: scan by name) or a device address, never anything else:
+    a typo would otherwise scan for a device that cannot exist and end in 'not found'."""
+    if target and not _BLE_ADDRESS.fullmatch(target):
+        raise SourceURIError(
+            f"source {uri!r}: {target!r} is not a BLE address; use a MAC such as "
+            f"{scheme}:AA:BB:CC:DD:EE:FF or a macOS device UUID (`ecg12 devices` lists them)"
+            + ("; `polar:` alone connects to the first Polar H10 found, `polar:?name=Polar "
+               "H10 1A2B3C4D` to one by name" if scheme == "polar" else ""))
+
+
 def parse_uri(uri: str) -> tuple[str, str, dict[str, Any]]:
     """`scheme:target?k=v&...` -> (scheme, target, typed options)."""
     scheme, sep, rest = uri.partition(":")
@@ -86,6 +103,8 @@ def parse_uri(uri: str) -> tuple[str, str, dict[str, Any]]:
     spec = SCHEMES[scheme]
     opts: dict[str, Any] = {}
     for key, value in parse_qsl(query, keep_blank_values=True, strict_parsing=False):
+        if key in opts:
+            raise SourceURIError(f"source {uri!r}: option {key!r} given twice")
         if key not in spec:
             raise SourceURIError(f"source {uri!r}: unknown option {key!r} for {scheme}: "
                                  f"(options: {', '.join(spec)})")
@@ -93,6 +112,8 @@ def parse_uri(uri: str) -> tuple[str, str, dict[str, Any]]:
             opts[key] = spec[key](value)
         except ValueError as exc:
             raise SourceURIError(f"source {uri!r}: bad value for {key}={value!r} ({exc})") from None
+    if scheme in ("polar", "ble"):
+        _check_address(uri, scheme, target.strip())
     return scheme, target.strip(), opts
 
 
