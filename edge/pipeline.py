@@ -143,6 +143,7 @@ class StreamingReconstructor:
         except ConditioningError as e:
             raise InputInvalid(f"bundle {man.name}: {e}") from None
         self.quality = quality or QualityConfig()
+        self._check_flat_reach(bundle.fs_hz)
         self.min_flag_n = max(1, int(math.ceil(min_flag_s * self.fs_in_hz)))
         if not max_bridge_s >= 0:
             raise InputInvalid(f"max_bridge_s={max_bridge_s!r} must be >= 0")
@@ -154,6 +155,18 @@ class StreamingReconstructor:
         self.model = WindowModel(bundle, clean_metadata(metadata), mc, int(seed))
         self._seg: _Segment | None = None
         self._n_segments = 0
+
+    def _check_flat_reach(self, fs_model_hz: float) -> None:
+        """Flat runs are marked up to ``FlatRuns.reach`` samples back; streaming equals
+        offline only while the conditioning look-ahead holds every row back longer."""
+        reach_s = FlatRuns(self.fs_in_hz, self.quality).reach / self.fs_in_hz
+        lead_s = ConditionStage(self.fs_in_hz, fs_model_hz, self.conditioning).lookahead_s
+        if reach_s >= lead_s:
+            raise InputInvalid(
+                f"quality min_flat_s={self.quality.min_flat_s:g} s with flat_block_s="
+                f"{self.quality.flat_block_s:g} s marks flat samples {reach_s:.2f} s back, "
+                f"beyond the conditioning look-ahead ({lead_s:.2f} s): rows would be emitted "
+                "before they are known to be flat; use a shorter min_flat_s")
 
     @property
     def mc_samples(self) -> int:

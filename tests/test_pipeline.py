@@ -554,3 +554,25 @@ def test_lead_i_features_are_not_carried_across_segments(bundle: Bundle) -> None
         w[s:s + L] += tw
     cols = [LEAD_INDEX[c] for c in PREDICTED]
     np.testing.assert_allclose(leads[n:, cols], acc / w, atol=1e-5)
+
+
+def test_a_flat_run_longer_than_the_look_ahead_is_refused_and_one_within_it_streams_exactly(
+        bundle: Bundle) -> None:
+    """Flat runs are marked up to ``min_flat_s`` + a block back; that is safe only while the
+    conditioning look-ahead (~2.35 s) holds rows back longer. A longer ``min_flat_s`` is
+    refused up front; one just within it gives the same rows for every chunking."""
+    from edge.stages.quality import QualityConfig
+
+    with pytest.raises(InputInvalid, match=r"min_flat_s=3 s .* 3\.25 s back, beyond the "
+                                           r"conditioning look-ahead \(2\.36 s\)"):
+        StreamingReconstructor(bundle, 100.0, quality=QualityConfig(min_flat_s=3.0))
+    fs, q = 100.0, QualityConfig(min_flat_s=1.8)  # marks 2.25 s back
+    x = synthetic_lead_i(int(fs * 30), fs, seed=4)
+    x[1000:1225] = 0.7  # 2.25 s (9 blocks of 0.25 s): flat (>= 1.8 s)
+    x[2000:2150] = 0.7  # 1.5 s: ECG
+    outs = [cat(run(bundle, x, fs, sizes=sizes, mc_samples=2, quality=q))
+            for sizes in ([len(x)], [7], [101, 3])]
+    assert np.isnan(outs[0][0][1000:1225]).all() and np.isfinite(outs[0][0][2000:2150]).all()
+    for leads, _, flags in outs[1:]:
+        np.testing.assert_array_equal(leads, outs[0][0])
+        assert flags == outs[0][2]

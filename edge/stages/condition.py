@@ -21,6 +21,12 @@ class ConditionStage:
         self.at_input = (None if fs_in_hz == fs_model_hz
                          else StreamConditioner(fs_in_hz, fs_in_hz, 1, config))
 
+    @property
+    def lookahead_s(self) -> float:
+        """How long after an input sample arrives its outputs are final (both rates: the
+        shorter)."""
+        return min(c.lookahead_s() for c in (self.to_model, self.at_input) if c is not None)
+
     def push(self, raw_mv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         ym = np.asarray(self.to_model.process(raw_mv), dtype=np.float64)
         yi = ym if self.at_input is None else self.at_input.process(raw_mv)

@@ -109,6 +109,12 @@ class FlatRuns:
         self.part = np.zeros(0)  # the samples of the incomplete last block
         self.run = 0  # flat blocks in the run that ends at the last complete block
 
+    @property
+    def reach(self) -> int:
+        """How far behind the newest sample ``push`` may mark samples flat (samples): the
+        run that just became long enough plus the incomplete block after it."""
+        return (self.need + 1) * self.block
+
     def push(self, x: np.ndarray) -> list[tuple[int, int]]:
         start = self.n - len(self.part)  # first sample of the incomplete block
         y = np.concatenate([self.part, np.asarray(x, dtype=np.float64)])
