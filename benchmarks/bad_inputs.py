@@ -294,6 +294,11 @@ def make_cases(d: Path) -> list[Case]:
     hea = _wfdb(d / "truncated", x5)
     os.truncate(hea.with_suffix(".dat"), 4000)
     refuse("wfdb .dat truncated", R + [str(hea)], "")
+    hea = _wfdb(d / "corrupt", x5)
+    with hea.with_suffix(".dat").open("r+b") as f:  # one sample's bytes overwritten mid-file
+        f.seek(3000)
+        f.write(bytes([0x5A, 0x3C]))
+    refuse("wfdb .dat corrupt (checksum)", R + [str(hea)], "does not match the samples")
     hea = _wfdb(d / "bad_fmt", x5)
     _edit_header(hea, lambda ls: [ls[0], ls[1].replace(" 16 ", " 999 ", 1)])
     refuse("wfdb unknown format", R + [str(hea)], "")

@@ -67,12 +67,34 @@ def _pack_311(v: np.ndarray) -> bytes:
 def test_wfdb_bit_packed_formats(tmp_path, fmt: str, pack) -> None:
     v = _digital(N, -511, 511)
     (tmp_path / "p.dat").write_bytes(pack(v))
-    (tmp_path / "p.hea").write_text(f"p 1 360 {N}\np.dat {fmt} 100/mV 10 0 0 0 0 ECG\n")
+    checksum = int(v.sum()) & 0xFFFF  # WFDB: the 16-bit sum of the samples
+    (tmp_path / "p.hea").write_text(f"p 1 360 {N}\np.dat {fmt} 100/mV 10 0 0 {checksum} 0 ECG\n")
     ref = wfdb.rdrecord(str(tmp_path / "p")).p_signal[:, 0]
     np.testing.assert_allclose(ref, v / 100.0, atol=1e-9)  # our packing is what wfdb reads
     rec = open_recording(tmp_path / "p.hea")
     assert rec.fs_hz == 360.0 and rec.channel == "ECG"
     np.testing.assert_allclose(_stream(rec, 1001), ref, atol=1e-6)
+
+
+def test_a_signal_file_that_does_not_match_its_checksum_is_refused(tmp_path) -> None:
+    """The header's checksum (the 16-bit sum of a signal's samples, written here by wfdb)
+    catches one corrupted sample before any is used; the error names the file, the field
+    and the value the samples give."""
+    from edge.sources.recording import RecordingInputError
+
+    d = _digital()
+    wfdb.wrsamp("c", fs=500, units=["mV"], sig_name=["I"], d_signal=d[:, None], fmt=["16"],
+                adc_gain=[200.0], baseline=[0], write_dir=str(tmp_path))
+    assert wfdb.rdheader(str(tmp_path / "c")).checksum == [int(d.sum()) & 0xFFFF]
+    np.testing.assert_allclose(open_recording(tmp_path / "c.hea").read(), d / 200.0)
+    raw = bytearray((tmp_path / "c.dat").read_bytes())
+    raw[2 * 1234:2 * 1234 + 2] = (int(d[1234]) + 7).to_bytes(2, "little", signed=True)
+    (tmp_path / "c.dat").write_bytes(bytes(raw))
+    got = (int(d.sum()) + 7 + 32768) % 65536 - 32768
+    with pytest.raises(RecordingInputError, match=rf"c\.hea: signal 0 checksum "
+                                                  rf"{int(d.sum()) & 0xFFFF} does not match "
+                                                  rf".*their checksum is {got}\)"):
+        open_recording(tmp_path / "c.hea")
 
 
 def test_multi_frequency_record_is_read_at_the_true_rate(tmp_path) -> None:

@@ -137,6 +137,38 @@ def _check_end(base: Path, ch: int, n_frames: int, hea: Path) -> None:
                          "holds fewer (truncated?)") from None
 
 
+_SUM_BLOCK = 1 << 18  # frames per read of the checksum pass (bounded memory on 24 h files)
+
+
+def _check_sum(base: Path, header: Any, ch: int, n_frames: int, hea: Path) -> None:
+    """Refuse, before any sample is used, a signal file whose samples do not add up to the
+    header's checksum (the 16-bit sum of the digital samples): a corrupt or swapped .dat.
+    A header without a checksum for the channel is not checked."""
+    sums = header.checksum or []
+    want = sums[ch] if ch < len(sums) else None
+    if want is None:
+        return
+    import wfdb
+
+    total = 0
+    for f0 in range(0, n_frames, _SUM_BLOCK):
+        f1 = min(n_frames, f0 + _SUM_BLOCK)
+        try:
+            rec = wfdb.rdrecord(str(base), channels=[ch], sampfrom=f0, sampto=f1,
+                                physical=False, smooth_frames=False)
+        except Exception as exc:  # noqa: BLE001
+            raise _fail(base, f"cannot read WFDB signal frames {f0}-{f1} "
+                              f"({_one_line(exc)})") from None
+        total += int(np.asarray(rec.e_d_signal[0], dtype=np.int64).sum())
+    if total % 65536 != int(want) % 65536:
+        signed = (total + 32768) % 65536 - 32768  # the header's 16-bit signed convention
+        raise _fail(hea, f"signal {ch} checksum {int(want)} does not match the samples in the "
+                         f"signal file (their checksum is {signed}): the signal file is "
+                         "corrupt or not this header's",
+                    f"restore the record's signal file from its source; a hand-written header "
+                    f"takes {signed} in that field")
+
+
 def open_wfdb(p: Path, lead: str | None, channel: int | None, fs_opt: float | None,
               units: str | None) -> Recording:
     """Check a WFDB record (the .hea, .dat or base path) and return its chosen channel."""
@@ -168,6 +200,7 @@ def open_wfdb(p: Path, lead: str | None, channel: int | None, fs_opt: float | No
         raise _fail(hea, f"record line field 'number of samples' is {n_frames}: no samples")
     first = _read(base, ch, 0, min(n_frames, max(1, int(_CHECK_S * frame_fs))))
     _check_end(base, ch, n_frames, hea)
+    _check_sum(base, header, ch, n_frames, hea)
     declared = unit_key((header.units or [None] * n_sig)[ch], hea, f"signal {ch} units")
     unit, unit_from = resolve_units(first, declared, units, hea, names[ch] or str(ch))
 
@@ -241,6 +274,7 @@ def _open_multi(base: Path, hea: Path, header: Any, file_fs: float | None, lead:
         seg_unit = unit_key((sh.units or [None] * len(seg_names))[k], seg_base,
                             f"signal {k} units")
         _check_end(seg_base, k, n, seg_base.with_suffix(".hea"))
+        _check_sum(seg_base, sh, k, n, seg_base.with_suffix(".hea"))
         if first is None:
             first, declared = _read(seg_base, k, 0, min(n, int(_CHECK_S * fs))), seg_unit
         elif seg_unit != declared:
