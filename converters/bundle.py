@@ -14,7 +14,14 @@ import numpy as np
 import tensorflow as tf
 
 from converters.errors import ConversionError
-from converters.export import LSTMS, QUANTS, Representative, convert_head, convert_trunk
+from converters.export import (
+    LSTMS,
+    QUANTS,
+    Representative,
+    convert_head,
+    convert_trunk,
+    lstm_input_factors,
+)
 from converters.run import Run, load_run
 from edge.bundle import dropout_masks
 from edge.conditioning import ConditioningConfig
@@ -69,13 +76,23 @@ def representative(run: Run, calib: Calib, seed: int = 0) -> tuple[Representativ
     return trunk_rep, head_rep
 
 
+def lstm_inputs(run: Run, calib: Calib) -> np.ndarray:
+    """The BiLSTM's inputs ``(N * L/4, C)`` on ``REP_WINDOWS`` training windows (the fit of
+    ``converters.export.lstm_input_factors``)."""
+    n = min(len(calib.lead_i), REP_WINDOWS)
+    sub = keras.Model(run.model.inputs[0], run.model.get_layer("bilstm").input)
+    x = np.asarray(sub.predict(calib.lead_i[:n].astype(np.float32), verbose=0))
+    return x.reshape(-1, x.shape[-1])
+
+
 def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def build_manifest(run: Run, files: dict[str, Path], quant: str, lstm: str, mc_samples: int,
                    name: str, metrics: dict[str, Any] | None = None,
-                   head_quant: str | None = None) -> dict[str, Any]:
+                   head_quant: str | None = None,
+                   lstm_rank: dict[str, Any] | None = None) -> dict[str, Any]:
     """Manifest dict per docs/CONTRACTS.md (validated with ``edge.manifest`` before writing)."""
     cfg, L = run.cfg, run.cfg.window
     F = 2 * cfg.model.lstm_units
@@ -126,7 +143,7 @@ def build_manifest(run: Run, files: dict[str, Path], quant: str, lstm: str, mc_s
         "provenance": {"config_sha256": run.info.get("config_sha256", cfg.sha256()),
                        "split_sha256": run.info.get("split_sha256"), "run": str(run.path),
                        "keras_version": keras.__version__, "tf_version": tf.__version__,
-                       "lstm": lstm},
+                       "lstm": lstm, **({"lstm_input_rank": lstm_rank} if lstm_rank else {})},
         "metrics": {"best_val_loss": run.info.get("best_val_loss"), **headline_metrics(run.path),
                     **(metrics or {})},
     }
@@ -158,9 +175,12 @@ def headline_metrics(run_dir: Path) -> dict[str, Any]:
 
 def write_bundle(run: Run, out_dir: str | Path, quant: str = "float32", lstm: str = "unrolled",
                  mc_samples: int = 30, calib: Calib | None = None,
-                 metrics: dict[str, Any] | None = None, head_quant: str | None = None) -> Path:
+                 metrics: dict[str, Any] | None = None, head_quant: str | None = None,
+                 lstm_rank: int | None = None) -> Path:
     """Convert a loaded run and write ``trunk.tflite``, ``head.tflite``, ``manifest.json``;
-    ``quant`` for the trunk and (unless ``head_quant`` is given) the head."""
+    ``quant`` for the trunk and (unless ``head_quant`` is given) the head; ``lstm_rank``
+    (fused only): each BiLSTM direction reads a rank-``lstm_rank`` projection of its input,
+    fitted on training windows (``converters.export.lstm_input_factors``)."""
     head_quant = head_quant or quant
     for q in (quant, head_quant):
         if q not in QUANTS:
@@ -169,14 +189,22 @@ def write_bundle(run: Run, out_dir: str | Path, quant: str = "float32", lstm: st
         raise ConversionError(f"unknown LSTM option {lstm!r}; use one of {list(LSTMS)}")
     if not 1 <= mc_samples <= MAX_MC_SAMPLES:
         raise ConversionError(f"mc_samples must be in 1..{MAX_MC_SAMPLES}, got {mc_samples}")
+    if lstm_rank is not None and lstm != "fused":
+        raise ConversionError("--lstm-rank needs --lstm fused")
     reps: tuple[Representative | None, ...] = (None, None)
+    if calib is None and ("int8" in (quant, head_quant) or lstm_rank is not None):
+        train = split_arrays(run, "train", limit=None)
+        calib = Calib(train.lead_i, train.meta)
     if "int8" in (quant, head_quant):
-        if calib is None:
-            train = split_arrays(run, "train", limit=None)
-            calib = Calib(train.lead_i, train.meta)
         reps = representative(run, calib)
+    factors, rank_info = None, None
+    if lstm_rank is not None:
+        factors = lstm_input_factors(run.model, lstm_inputs(run, calib), lstm_rank)
+        rank_info = {"rank": lstm_rank, "fitted_on": f"{min(len(calib.lead_i), REP_WINDOWS)} "
+                     "training windows",
+                     "unexplained_energy": {k: round(v[4], 6) for k, v in factors.items()}}
     mc = run.cfg.model
-    trunk = convert_trunk(run.model, mc, run.cfg.window, lstm, quant, reps[0])
+    trunk = convert_trunk(run.model, mc, run.cfg.window, lstm, quant, reps[0], factors)
     head = convert_head(run.model, mc, run.cfg.window, head_quant, reps[1])
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -185,8 +213,9 @@ def write_bundle(run: Run, out_dir: str | Path, quant: str = "float32", lstm: st
     files["head"].write_bytes(head)
     label = quant if head_quant == quant else f"{quant}-{head_quant}_head"
     manifest = build_manifest(run, files, quant, lstm, mc_samples,
-                              name=f"{run.cfg.name}-{label}-{lstm}", metrics=metrics,
-                              head_quant=head_quant)
+                              name=f"{run.cfg.name}-{label}-{lstm}"
+                              + (f"-r{lstm_rank}" if lstm_rank else ""), metrics=metrics,
+                              head_quant=head_quant, lstm_rank=rank_info)
     from edge.manifest import validate_manifest
 
     validate_manifest(manifest, out, where=f"{out}/manifest.json (as written)")
@@ -196,11 +225,12 @@ def write_bundle(run: Run, out_dir: str | Path, quant: str = "float32", lstm: st
 
 def convert_run(run_dir: str | Path, out_dir: str | Path, quant: str = "float32",
                 lstm: str = "unrolled", mc_samples: int = 30,
-                calib: Calib | None = None, head_quant: str | None = None) -> Path:
+                calib: Calib | None = None, head_quant: str | None = None,
+                lstm_rank: int | None = None) -> Path:
     """Convert the run folder's best model into a bundle folder; returns ``out_dir``.
 
     ``calib`` (int8 only) defaults to windows of the training split; ``head_quant``
     (default ``quant``) quantizes the head apart from the trunk.
     """
     return write_bundle(load_run(run_dir), out_dir, quant, lstm, mc_samples, calib,
-                        head_quant=head_quant)
+                        head_quant=head_quant, lstm_rank=lstm_rank)

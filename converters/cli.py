@@ -21,6 +21,9 @@ LSTMS = ("unrolled", "fused", "while")
               help="BiLSTM export: unrolled ops, fused LSTM op (tf_keras twin), WHILE loop.")
 @click.option("--mc-samples", type=click.IntRange(1, MAX_MC_SAMPLES), default=30, show_default=True,
               help="Default MC samples T.")
+@click.option("--lstm-rank", type=click.IntRange(1), default=None,
+              help="With --lstm fused: each BiLSTM direction reads a rank-R projection of its "
+                   "input, fitted on training windows (fewer multiply-adds per step).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Bundle folder to write.")
 @click.option("--compare", is_flag=True, help="Convert and measure every quant x LSTM option.")
@@ -29,7 +32,8 @@ LSTMS = ("unrolled", "fused", "while")
 @click.option("--records", default=200, show_default=True,
               help="With --compare: test windows used for parity.")
 def convert(run_dir: Path, quant: str, head_quant: str | None, lstm: str, mc_samples: int,
-            out_dir: Path | None, compare: bool, report: Path | None, records: int) -> None:
+            lstm_rank: int | None, out_dir: Path | None, compare: bool, report: Path | None,
+            records: int) -> None:
     """Convert a training run folder to a TFLite bundle (trunk, MC head, manifest)."""
     from converters.errors import ConversionError, RunFolderError
 
@@ -43,11 +47,13 @@ def convert(run_dir: Path, quant: str, head_quant: str | None, lstm: str, mc_sam
             raise click.UsageError("--out BUNDLE is required (or use --compare)")
         from converters.bundle import convert_run, sha256
 
-        out = convert_run(run_dir, out_dir, quant, lstm, mc_samples, head_quant=head_quant)
+        out = convert_run(run_dir, out_dir, quant, lstm, mc_samples, head_quant=head_quant,
+                          lstm_rank=lstm_rank)
         for name in ("trunk.tflite", "head.tflite"):
             p = out / name
             click.echo(f"{p}: {p.stat().st_size / 1024:.1f} KB sha256 {sha256(p)[:12]}")
         quants = quant if head_quant in (None, quant) else f"trunk {quant}, head {head_quant}"
-        click.echo(f"bundle written: {out} ({quants}, {lstm} LSTM, T={mc_samples})")
+        rank = f", LSTM input rank {lstm_rank}" if lstm_rank else ""
+        click.echo(f"bundle written: {out} ({quants}, {lstm} LSTM{rank}, T={mc_samples})")
     except (ConversionError, RunFolderError) as exc:
         raise click.ClickException(str(exc)) from None

@@ -64,8 +64,35 @@ def _from_function(fn, model) -> tf.lite.TFLiteConverter:
     return tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], holder)
 
 
-def _fused_twin(cfg: ModelConfig, window: int, trunk) -> object:
-    """tf_keras copy of the trunk (same layer names and weights) for the fused LSTM op."""
+def lstm_input_factors(trunk, lstm_in: np.ndarray, rank: int) -> dict[str, tuple]:
+    """Rank-``rank`` factors of each BiLSTM direction's input contribution ``x W``, fitted on
+    ``lstm_in`` (the BiLSTM's inputs on training windows, ``(N, C)``): ``x W + b`` becomes
+    ``((x - mu) W V) V^T + (b + mu W)`` with ``V`` the top right singular vectors of the
+    centred ``(x - mu) W`` (the best rank-``rank`` fit of it on those windows). Per direction:
+    (projection kernel ``W V`` (C, r), projection bias ``-mu W V`` (r,), LSTM input kernel
+    ``V^T`` (r, 4U), LSTM bias ``b + mu W`` (4U,)) and the unexplained share of the energy."""
+    layer = trunk.get_layer("bilstm")
+    x = np.asarray(lstm_in, np.float64)
+    mu = x.mean(axis=0)
+    out: dict[str, tuple] = {}
+    for name, d in (("forward", layer.forward_layer), ("backward", layer.backward_layer)):
+        w, _, b = (np.asarray(v, np.float64) for v in d.get_weights())
+        if not 0 < rank < w.shape[0]:
+            raise ConversionError(f"lstm input rank {rank} must lie in 1..{w.shape[0] - 1} "
+                                  f"(the BiLSTM has {w.shape[0]} inputs)")
+        z = (x - mu) @ w
+        _, sv, vt = np.linalg.svd(z, full_matrices=False)
+        v = vt[:rank].T  # (4U, r)
+        resid = float(1.0 - np.sum(sv[:rank] ** 2) / np.sum(sv ** 2))
+        out[name] = (w @ v, -(mu @ w) @ v, v.T, b + mu @ w, resid)
+    return out
+
+
+def _fused_twin(cfg: ModelConfig, window: int, trunk, factors: dict[str, tuple] | None = None
+                ) -> object:
+    """tf_keras copy of the trunk (same layer names and weights) for the fused LSTM op;
+    with ``factors`` (``lstm_input_factors``) each direction's LSTM reads a low-rank
+    projection of its input."""
     try:
         import tf_keras
     except ImportError:
@@ -88,20 +115,38 @@ def _fused_twin(cfg: ModelConfig, window: int, trunk) -> object:
     skip = L.Conv1D(n_out, 1, use_bias=cfg.skip, name="skip_proj")(s)
     d = conv(s, cfg.down_filters, 5, "down1", strides=2)
     d = conv(d, cfg.down_filters, 5, "down2", strides=2)
-    f = L.Bidirectional(L.LSTM(cfg.lstm_units, return_sequences=True), name="bilstm")(d)
+    if factors is None:
+        f = L.Bidirectional(L.LSTM(cfg.lstm_units, return_sequences=True), name="bilstm")(d)
+    else:
+        r = factors["forward"][2].shape[0]
+        pf = L.Dense(r, name="lstm_in_forward")(d)
+        pb = L.Dense(r, name="lstm_in_backward")(d)
+        ff = L.LSTM(cfg.lstm_units, return_sequences=True, name="lstm_forward")(pf)
+        fb = L.LSTM(cfg.lstm_units, return_sequences=True, go_backwards=True,
+                    name="lstm_backward")(pb)
+        fb = L.Lambda(lambda t: tf.reverse(t, axis=[1]), name="lstm_backward_order")(fb)
+        f = L.Concatenate(name="bilstm_concat")([ff, fb])
     f = L.Activation("linear", name="features")(f)
     skip = L.Activation("linear", name="skip")(skip)
     twin = tf_keras.Model(x_in, {"features": f, "skip": skip}, name="ecg12_trunk_fused")
     src = {layer.name: layer for layer in trunk.layers}
     for layer in twin.layers:
-        if layer.weights:
+        if layer.weights and layer.name in src:
             layer.set_weights(src[layer.name].get_weights())
+    if factors is not None:
+        bi = trunk.get_layer("bilstm")
+        for name, d in (("forward", bi.forward_layer), ("backward", bi.backward_layer)):
+            pk, pb_, kin, bias, _ = factors[name]
+            twin.get_layer(f"lstm_in_{name}").set_weights([pk, pb_])
+            twin.get_layer(f"lstm_{name}").set_weights([kin, d.get_weights()[1], bias])
     return twin
 
 
 def convert_trunk(model, cfg: ModelConfig, window: int, lstm: str = "unrolled",
-                  quant: str = "float32", rep: Representative | None = None) -> bytes:
-    """Trunk ``lead_i (1, L, 1) -> features (1, L/4, 2U), skip (1, L, 7)`` as TFLite bytes."""
+                  quant: str = "float32", rep: Representative | None = None,
+                  factors: dict[str, tuple] | None = None) -> bytes:
+    """Trunk ``lead_i (1, L, 1) -> features (1, L/4, 2U), skip (1, L, 7)`` as TFLite bytes;
+    ``factors`` (fused only): the BiLSTM reads a low-rank projection of its input."""
     if lstm not in LSTMS:
         raise ConversionError(f"unknown LSTM option {lstm!r}; use one of {list(LSTMS)}")
     if quant == "int8" and lstm == "while":
@@ -110,8 +155,11 @@ def convert_trunk(model, cfg: ModelConfig, window: int, lstm: str = "unrolled",
                               "the WHILE-loop BiLSTM crashes the TF 2.21 converter (segfault)")
     trunk = build_trunk(cfg, window, batch=1, unroll=lstm == "unrolled")
     copy_weights(model, trunk)
+    if factors is not None and lstm != "fused":
+        raise ConversionError("a low-rank LSTM input needs lstm='fused'")
     if lstm == "fused":
-        conv = tf.lite.TFLiteConverter.from_keras_model(_fused_twin(cfg, window, trunk))
+        conv = tf.lite.TFLiteConverter.from_keras_model(_fused_twin(cfg, window, trunk,
+                                                                    factors))
     else:
         @tf.function(input_signature=[tf.TensorSpec((1, window, 1), tf.float32, "lead_i")])
         def serve(lead_i):
