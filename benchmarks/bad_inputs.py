@@ -138,6 +138,11 @@ def make_cases(d: Path) -> list[Case]:
     refuse("csv latin-1 header", R + [str(d / "latin1.csv")], "UTF-8")
     (d / "zip.csv").write_bytes(b"PK\x03\x04" + bytes(range(256)) * 10)
     refuse("csv zip named csv", R + [str(d / "zip.csv")], "")
+    refuse("--report-at past the end of the file", R + [str(good), "--report-at", "1e9"],
+           "lasts 20 s; the report's 10 s must start within it")
+    refuse("stream --report-at past --duration",
+           ["stream", "--source", "sim:?speed=0", "--duration", "12", "--report-at", "15",
+            "--out", str(d / "stream_out")], "the run lasts 12 s")
     bad = good.read_text().splitlines()
     bad[1000] = "3.996,abc"
     (d / "nonnumeric.csv").write_text("\n".join(bad) + "\n")
@@ -294,6 +299,10 @@ def make_cases(d: Path) -> list[Case]:
     hea = _wfdb(d / "truncated", x5)
     os.truncate(hea.with_suffix(".dat"), 4000)
     refuse("wfdb .dat truncated", R + [str(hea)], "")
+    hea = _wfdb(d / "negative_len", x5)
+    _edit_header(hea, lambda ls: [" ".join(ls[0].split()[:3] + ["-2500"])] + ls[1:])
+    refuse("wfdb negative number of samples", R + [str(hea)],
+           "field 'number of samples' '-2500' is not a whole number")
     hea = _wfdb(d / "corrupt", x5)
     with hea.with_suffix(".dat").open("r+b") as f:  # one sample's bytes overwritten mid-file
         f.seek(3000)

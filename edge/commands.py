@@ -248,6 +248,21 @@ def _check_length(source: Any, model: Any) -> None:
                             f"needs {need:.2f} s")
 
 
+def _check_report_at(source: Any, report_at: float | None, duration: float | None) -> None:
+    """Refuse, before the run, a ``--report-at`` at or past the end of a signal whose length
+    is known up front (a file, a simulation with a duration, ``--duration``)."""
+    if report_at is None:
+        return
+    rec = getattr(source, "recording", None)
+    lengths = [rec.n_samples / float(source.fs_hz)] if rec is not None else []
+    lengths += [v for v in (getattr(source, "duration_s", None), duration) if v]
+    if lengths and report_at >= min(lengths):
+        what = f"{rec.path} lasts" if rec is not None and min(lengths) == lengths[0] else \
+            "the run lasts"
+        raise InputInvalid(f"--report-at {report_at:g} s: {what} {min(lengths):g} s; the "
+                           "report's 10 s must start within it")
+
+
 async def _run_with_signals(kw: dict[str, Any]) -> dict[str, Any]:
     """`run_session(**kw)` with SIGINT (Ctrl-C) and SIGTERM handled on the event loop: the
     first one stops the run (flush, close every output, `interrupted: true`); a second one
@@ -335,6 +350,7 @@ def run_cli(source_uri: str, *, bundle: str | None, profile: str | None, mc_samp
             check_stream_rate(float(source.fs_hz), getattr(source, "uri", source_uri),
                               float(model.bundle.fs_hz))
         _check_length(source, model)
+        _check_report_at(source, report_at, duration)
         model.streaming(float(source.fs_hz or model.bundle.fs_hz), metadata, mc_samples, seed)
         created = not out.exists()
         recorder = Recorder(out, fmt=fmt, events=events, title=title or source_uri,

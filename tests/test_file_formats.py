@@ -221,3 +221,28 @@ def test_header_gains_that_break_einthoven_are_noted(tmp_path) -> None:
                     fmt=["16"] * 3, adc_gain=gains, baseline=[0] * 3, write_dir=str(tmp_path))
         notes = open_recording(tmp_path / f"{name}.hea").notes
         assert any("break Einthoven" in n and "gains I 1716" in n for n in notes) == noted
+
+
+def test_a_refused_edf_leaves_stdout_clean(tmp_path) -> None:
+    """edflib printf()s why it refuses a file ("filesize ... != ...") on file descriptor 1,
+    where ``--events -`` writes NDJSON; opening must keep that off stdout and still name the
+    problem in the error."""
+    import os
+    import subprocess
+    import sys
+
+    p = tmp_path / "t.edf"
+    w = pyedflib.EdfWriter(str(p), 1, file_type=pyedflib.FILETYPE_EDFPLUS)
+    w.setSignalHeaders([{"label": "ECG I", "dimension": "mV", "sample_frequency": 250,
+                         "physical_min": -10.0, "physical_max": 10.0,
+                         "digital_min": -32768, "digital_max": 32767}])
+    w.writeSamples([np.sin(np.arange(5000) / 20.0)])
+    w.close()
+    os.truncate(p, p.stat().st_size - 3000)
+    code = ("import sys\nfrom edge.sources.recording import open_recording\n"
+            "try:\n    open_recording(sys.argv[1])\n"
+            "except Exception as e:\n    print(e, file=sys.stderr)\n")
+    res = subprocess.run([sys.executable, "-c", code, str(p)], capture_output=True, text=True,
+                         timeout=120)
+    assert res.stdout == ""
+    assert "cannot read EDF+ file" in res.stderr and "Filesize" in res.stderr

@@ -176,6 +176,9 @@ def open_wfdb(p: Path, lead: str | None, channel: int | None, fs_opt: float | No
     hea = base.with_suffix(".hea")
     tokens = _record_line(hea)
     file_fs = _header_fs(tokens, hea)
+    if len(tokens) > 3 and not tokens[3].isdigit():
+        raise _fail(hea, f"record line field 'number of samples' {tokens[3]!r} is not a "
+                         "whole number >= 0", "fix the header's record line")
     shown = base
     if file_fs is None and fs_opt is not None and "/" not in tokens[0]:
         base = _with_rate(base, hea, fs_opt)  # only the length matters for reading

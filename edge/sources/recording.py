@@ -10,8 +10,11 @@ whose one-line message names the file, the field and the value.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import re
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -311,6 +314,26 @@ def merge_fs(file_fs: float | None, option_fs: float | None, path: Path, field_n
 
 
 # ---------------------------------------------------------------------- EDF / EDF+ / BDF
+@contextlib.contextmanager
+def _c_stdout_silenced() -> Iterator[None]:
+    """Send file descriptor 1 to /dev/null meanwhile: edflib (under pyedflib) printf()s its
+    reasons for refusing a file ("filesize ... != ...") to stdout, where they would land in
+    ``--events -``'s NDJSON. Only around opening, before any output exists."""
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+    except (OSError, ValueError):  # no real fd 1 (embedded, captured): nothing to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def _open_edf(p: Path, lead: str | None, channel: int | None, fs_opt: float | None,
               units: str | None) -> Recording:
     import pyedflib
@@ -324,7 +347,7 @@ def _open_edf(p: Path, lead: str | None, channel: int | None, fs_opt: float | No
         raise _fail(p, f"header field 'reserved' {reserved[:5]!r}: discontinuous EDF+D/BDF+D "
                        "is not supported", "convert it to EDF+C (continuous) first")
     try:
-        with pyedflib.EdfReader(str(p)) as edf:
+        with _c_stdout_silenced(), pyedflib.EdfReader(str(p)) as edf:
             labels = [str(s).strip() for s in edf.getSignalLabels()]
             if not labels:
                 raise _fail(p, "no signals (only annotations)")
