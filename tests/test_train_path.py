@@ -58,6 +58,22 @@ def test_train_rejects_a_bad_config(tmp_path: Path) -> None:
     assert "model.kind 'transformer'" in str(res.exception) + res.output
 
 
+def test_a_bad_config_is_one_line_before_tensorflow_starts(tmp_path: Path) -> None:
+    """The config is checked before TensorFlow is imported: its start-up log lines do not
+    bury the error, and the refusal is quick."""
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"model": {"kind": "transformer"}}))
+    code = ("import sys\nfrom edge.cli import main\nmain(sys.argv[1:])\n")
+    res = subprocess.run([sys.executable, "-c", code, "train", str(bad), "--out",
+                          str(tmp_path / "r")], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 1
+    assert res.stderr.strip().splitlines() == [
+        f"Error: {bad}: model.kind 'transformer' is not edge/paper/unet"]
+
+
 @pytest.mark.needs_data
 def test_a_correlation_weighted_run_keeps_the_epoch_its_objective_prefers(
         tmp_path: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -71,6 +71,9 @@ def data_summary(data_root: Path | None) -> None:
 @_friendly
 def train(config: Path, out_dir: Path | None, resume: bool) -> None:
     """Train a model from a config file; writes a run folder."""
+    from training.config import TrainConfig
+
+    TrainConfig.load(config)  # a bad config is named before TensorFlow is imported (and logs)
     from training.train import train_from_config
 
     train_from_config(config, out_dir=out_dir, resume=resume)
