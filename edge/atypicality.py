@@ -33,12 +33,16 @@ SCALARS = ("residual_var", "er_ref", "er_spread", "score_ref", "score_spread", "
 
 def pool(features: np.ndarray) -> np.ndarray:
     """Trunk features ``(L', C)`` of one window -> ``(3C,)``: mean, std and max |x| over
-    time per channel (float64)."""
-    f = np.asarray(features, dtype=np.float64)
-    n = len(f)  # moments from sums and max |x| as max(max, -min): no window-sized temporaries
-    mu = f.sum(axis=0) / n
-    var = np.maximum(np.einsum("ij,ij->j", f, f) / n - mu * mu, 0.0)
-    return np.concatenate([mu, np.sqrt(var), np.maximum(f.max(axis=0), -f.min(axis=0))])
+    time per channel (float64 out). The sums are matrix-vector products in the features'
+    own precision (float32 from the trunk: ~1e-7 off the float64 moments, features lie in
+    (-1, 1)), about 2x faster than converting the window to float64 first."""
+    f = np.asarray(features)
+    if f.dtype not in (np.float32, np.float64):
+        f = f.astype(np.float64)
+    w = np.full(len(f), 1.0 / len(f), dtype=f.dtype)
+    mu = w @ f
+    var = np.maximum(w @ (f * f) - mu * mu, 0.0)
+    return np.concatenate([mu, np.sqrt(var), np.abs(f).max(axis=0)]).astype(np.float64)
 
 
 def _encode(a: np.ndarray) -> str:

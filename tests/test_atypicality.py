@@ -34,6 +34,12 @@ def _model(d: int = 12, k: int = 3, seed: int = 0, **kw: float) -> Atypicality:
 def test_pool_is_mean_std_and_max_abs_per_channel() -> None:
     f = np.array([[1.0, -4.0], [3.0, 2.0]])
     np.testing.assert_allclose(pool(f), [2.0, -1.0, 1.0, 3.0, 3.0, 4.0])
+    g = np.tanh(np.random.default_rng(1).standard_normal((200, 128)) * 2).astype(np.float32)
+    ref = g.astype(np.float64)  # trunk features (float32, in (-1, 1)) vs float64 moments
+    want = np.concatenate([ref.mean(0), ref.std(0), np.abs(ref).max(0)])
+    got = pool(g)
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, want, atol=1e-6)
 
 
 def test_score_is_the_mahalanobis_distance_of_the_low_rank_covariance() -> None:
