@@ -146,6 +146,26 @@ MUTATIONS: tuple[Mutation, ...] = (
       'total = head["mc_var"][0] if t else np.zeros_like(mean)', "total = np.zeros_like(mean)",
       ("tests/test_converters.py::test_window_mean_and_std_equal_the_keras_mc_model_on_the_"
        "same_masks",)),
+    # the low-rank BiLSTM input (converters.export --lstm-rank)
+    M("lowrank-bias-without-mean", "converters/export.py",
+      "out[name] = (w @ v, -(mu @ w) @ v, v.T, b + mu @ w, resid)",
+      "out[name] = (w @ v, -(mu @ w) @ v, v.T, b, resid)",
+      ("tests/test_fused_bundle.py::test_low_rank_lstm_input_is_exact_when_the_inputs_span_"
+       "that_rank",)),
+    M("lowrank-backward-not-reversed", "converters/export.py",
+      "fb = L.Lambda(lambda t: tf.reverse(t, axis=[1]), name=\"lstm_backward_order\")(fb)",
+      "fb = L.Lambda(lambda t: t, name=\"lstm_backward_order\")(fb)",
+      ("tests/test_fused_bundle.py::test_low_rank_lstm_input_is_exact_when_the_inputs_span_"
+       "that_rank",)),
+    # input checks added with them
+    M("wfdb-checksum-not-checked", "edge/sources/formats_wfdb.py",
+      "    if total % 65536 != int(want) % 65536:", "    if False:",
+      ("tests/test_file_formats.py::test_a_signal_file_that_does_not_match_its_checksum_is_"
+       "refused",)),
+    M("flat-reach-not-checked", "edge/pipeline.py", "        if reach_s >= lead_s:",
+      "        if reach_s >= 10 * lead_s:",
+      ("tests/test_pipeline.py::test_a_flat_run_longer_than_the_look_ahead_is_refused_and_one_"
+       "within_it_streams_exactly",)),
     # metadata encoding
     M("meta-sex-swapped", "edge/metadata.py", 'values.append(1.0 if md[key] == "F" else -1.0)',
       'values.append(1.0 if md[key] == "M" else -1.0)', (T_CORE,)),
@@ -284,8 +304,8 @@ MUTATIONS: tuple[Mutation, ...] = (
       'var = np.maximum(np.einsum("...ij,...ij->...j", mean, mean) / n, 0.0)',
       ("tests/test_fidelity.py",)),
     M("pool-std-not-centred", "edge/atypicality.py",
-      'var = np.maximum(np.einsum("ij,ij->j", f, f) / n - mu * mu, 0.0)',
-      'var = np.maximum(np.einsum("ij,ij->j", f, f) / n, 0.0)', ("tests/test_atypicality.py",)),
+      "var = np.maximum(w @ (f * f) - mu * mu, 0.0)",
+      "var = np.maximum(w @ (f * f), 0.0)", ("tests/test_atypicality.py",)),
     M("batch-gap-held", "edge/batch.py",
       "if chunk.gap_before_s == 0 and self._n <= self._quiet:", "if self._n <= self._quiet:",
       ("tests/test_batch.py",)),

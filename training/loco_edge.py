@@ -26,7 +26,8 @@ from rich.table import Table
 
 from training.loco import CORPORA, DEFAULT_OUT
 
-QUANT, HEAD_QUANT, LSTM, T = "dynamic_int8", "float16", "fused", 30
+#: as the shipped bundle is converted (README: the convert command)
+QUANT, HEAD_QUANT, LSTM, LSTM_RANK, T = "dynamic_int8", "float16", "fused", 24, 30
 
 
 def score_run(run_dir: Path, corpus: str, limit: int | None = None) -> dict[str, Any]:
@@ -38,10 +39,11 @@ def score_run(run_dir: Path, corpus: str, limit: int | None = None) -> dict[str,
 
     with tempfile.TemporaryDirectory() as tmp:
         bundle = convert_run(run_dir, Path(tmp) / "bundle", QUANT, LSTM, T,
-                             head_quant=HEAD_QUANT)
+                             head_quant=HEAD_QUANT, lstm_rank=LSTM_RANK)
         res = evaluate_edge(str(bundle), limit, T, progress=False, profile="wearable",
                             split="all", corpus=corpus)
-    res["bundle"] = f"{run_dir} converted ({QUANT}, {HEAD_QUANT} head, {LSTM} LSTM, T={T})"
+    res["bundle"] = (f"{run_dir} converted ({QUANT}, {HEAD_QUANT} head, {LSTM} LSTM, "
+                     f"LSTM input rank {LSTM_RANK}, T={T})")
     return res
 
 
