@@ -37,13 +37,17 @@ def score_run(run_dir: Path, corpus: str, limit: int | None = None) -> dict[str,
     from converters.bundle import convert_run
     from training.evaluate_edge import evaluate_edge
 
+    from training.config import TrainConfig
+
+    inputs = TrainConfig.load(run_dir / "config.json").model.down_filters
+    rank = LSTM_RANK if inputs > LSTM_RANK else None  # a smaller BiLSTM input stays exact
     with tempfile.TemporaryDirectory() as tmp:
         bundle = convert_run(run_dir, Path(tmp) / "bundle", QUANT, LSTM, T,
-                             head_quant=HEAD_QUANT, lstm_rank=LSTM_RANK)
+                             head_quant=HEAD_QUANT, lstm_rank=rank)
         res = evaluate_edge(str(bundle), limit, T, progress=False, profile="wearable",
                             split="all", corpus=corpus)
     res["bundle"] = (f"{run_dir} converted ({QUANT}, {HEAD_QUANT} head, {LSTM} LSTM, "
-                     f"LSTM input rank {LSTM_RANK}, T={T})")
+                     f"LSTM input rank {rank or inputs}, T={T})")
     return res
 
 
