@@ -35,9 +35,8 @@ def score_run(run_dir: Path, corpus: str, limit: int | None = None) -> dict[str,
     if not (run_dir / "calibration.json").is_file():
         raise SystemExit(f"{run_dir}: no calibration.json (run python -m training.loco first)")
     from converters.bundle import convert_run
-    from training.evaluate_edge import evaluate_edge
-
     from training.config import TrainConfig
+    from training.evaluate_edge import evaluate_edge
 
     inputs = TrainConfig.load(run_dir / "config.json").model.down_filters
     rank = LSTM_RANK if inputs > LSTM_RANK else None  # a smaller BiLSTM input stays exact
