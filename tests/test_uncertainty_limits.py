@@ -146,3 +146,19 @@ def test_a_missing_bundle_is_one_line_and_exit_1(module: str, tmp_path) -> None:
     assert res.returncode == 1 and "Traceback" not in res.stderr
     last = res.stderr.strip().splitlines()[-1]
     assert last.startswith("error: no bundle manifest at ") and "nope" in last, res.stderr
+
+
+def test_record_classifier_separates_what_no_single_score_does() -> None:
+    def rows(seed: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        a = _rows(600, seed, lambda a: a["std"])
+        # bad where a low expected r and a small Lead I amplitude come together
+        z = (1.0 - a["expected_r"]) / 0.45 - np.log(a["pred_amp"][:, 0]) / 3.0
+        return a, np.where(z > np.quantile(z, 0.8), 0.3, 0.9)
+
+    (fit, r_fit), (test, r) = rows(10), rows(11)
+    c = ul.classifier_catch(fit, r_fit, test, r)
+    assert c["catch_rate"] > 0.9 and c["false_flag_rate"] < 0.2
+    single = ul.record_scores(test)
+    fit_single = ul.record_scores(fit)
+    for k in ("1 - expected r", "1 / Lead I amplitude (axis ambiguity)"):
+        assert ul.catch_at(fit_single[k], r_fit, single[k], r)["catch_rate"] < 0.8

@@ -395,6 +395,15 @@ def limits_section() -> str:
         rows.append(f"| {k} | " + ("n/a" if c["catch_rate"] is None else
                                    f"{c['catch_rate']:.2f} / {c['false_flag_rate']:.2f}") + " |")
     n = d["records"]
+    rc = d["catch"].get("record classifier (gateway features), fitted on val")
+    if rc and rc["catch_rate"] is not None:
+        sh = d["catch"]["shipped flag"]
+        rows += ["", "The record quantities the gateway has, together: a logistic classifier "
+                 "of bad against good validation records on all of them (1 - expected r, "
+                 "share under flags, mean std, mean predicted amplitude, Lead I amplitude) "
+                 f"catches {rc['catch_rate']:.2f} of the bad test records at "
+                 f"{rc['false_flag_rate']:.2f} false flags (the shipped flag: "
+                 f"{sh['catch_rate']:.2f} at {sh['false_flag_rate']:.2f})."]
     clin_txt = ("" if not clin["records"] else
                 f" With the clinical profile (R and T axis from a 12-lead ECG) the same "
                 f"{clin['records']} records reach r {clin['r_mean_11']:.2f}; "
