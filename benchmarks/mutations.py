@@ -166,6 +166,11 @@ MUTATIONS: tuple[Mutation, ...] = (
       "        if reach_s >= 10 * lead_s:",
       ("tests/test_pipeline.py::test_a_flat_run_longer_than_the_look_ahead_is_refused_and_one_"
        "within_it_streams_exactly",)),
+    M("previous-outputs-not-restored", "edge/outputs.py",
+      "        for p, aside in self.moved:\n            try:\n                os.replace(aside, p)",
+      "        for p, aside in self.moved[:0]:\n            try:\n                os.replace(aside, p)",
+      ("tests/test_commands.py::test_a_failed_rerun_keeps_the_earlier_results_and_a_good_one_"
+       "replaces_them",)),
     # metadata encoding
     M("meta-sex-swapped", "edge/metadata.py", 'values.append(1.0 if md[key] == "F" else -1.0)',
       'values.append(1.0 if md[key] == "M" else -1.0)', (T_CORE,)),

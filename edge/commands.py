@@ -35,7 +35,13 @@ from edge.batch import ChunkBatcher, push_batch
 from edge.errors import EdgeError, InputInvalid, InputTooShort
 from edge.fieldkit import build_taps, stream_options
 from edge.manifest import MAX_MC_SAMPLES
-from edge.outputs import OUTPUT_NAMES, record_files, refuse_overwriting_inputs, run_outputs
+from edge.outputs import (
+    OUTPUT_NAMES,
+    PreviousOutputs,
+    record_files,
+    refuse_overwriting_inputs,
+    run_outputs,
+)
 from edge.sinks.recorder import FORMATS, Recorder
 
 MIN_FS_HZ, MAX_FS_HZ = 100.0, 1000.0  # = edge.MIN_FS_HZ, edge.MAX_FS_HZ
@@ -339,86 +345,97 @@ def run_cli(source_uri: str, *, bundle: str | None, profile: str | None, mc_samp
     if source_uri.startswith("file:"):
         inputs += record_files(source_uri[len("file:"):].partition("?")[0].strip())
     refuse_overwriting_inputs(inputs, run_outputs(out, events), "--out or --events")
+    previous: PreviousOutputs | None = None  # an earlier run's files, moved aside
+    recorder: Recorder | None = None
     try:
-        metadata = load_profile(profile) if profile else None
-        personalization = load_personalization(profile) if profile else None
-        source = open_source(source_uri, **overrides)
-        model = _load_model(bundle)
-        if hasattr(source, "conform_rate"):
-            source.conform_rate(float(model.bundle.fs_hz))
-        if source.fs_hz is not None:
-            check_stream_rate(float(source.fs_hz), getattr(source, "uri", source_uri),
-                              float(model.bundle.fs_hz))
-        _check_length(source, model)
-        _check_report_at(source, report_at, duration)
-        model.streaming(float(source.fs_hz or model.bundle.fs_hz), metadata, mc_samples, seed)
-        created = not out.exists()
-        recorder = Recorder(out, fmt=fmt, events=events, title=title or source_uri,
-                            source=source_uri)
-        recorder.report_options = {"formats": (report,), "at_s": report_at}
-        from edge.provenance import run_provenance
+        try:
+            metadata = load_profile(profile) if profile else None
+            personalization = load_personalization(profile) if profile else None
+            source = open_source(source_uri, **overrides)
+            model = _load_model(bundle)
+            if hasattr(source, "conform_rate"):
+                source.conform_rate(float(model.bundle.fs_hz))
+            if source.fs_hz is not None:
+                check_stream_rate(float(source.fs_hz), getattr(source, "uri", source_uri),
+                                  float(model.bundle.fs_hz))
+            _check_length(source, model)
+            _check_report_at(source, report_at, duration)
+            model.streaming(float(source.fs_hz or model.bundle.fs_hz), metadata, mc_samples, seed)
+            created = not out.exists()
+            previous = PreviousOutputs(run_outputs(out, events))
+            recorder = Recorder(out, fmt=fmt, events=events, title=title or source_uri,
+                                source=source_uri)
+            recorder.report_options = {"formats": (report,), "at_s": report_at}
+            from edge.provenance import run_provenance
 
-        recorder.info["provenance"] = run_provenance(
-            model, mc_samples=mc_samples, seed=seed, metadata=metadata, profile=profile,
-            personalization=personalization, source=source_uri)
-        live = list(taps(source)) if taps is not None else []
-    except (EdgeError, SourceError, ConditioningError) as exc:
-        raise click.ClickException(_one_line(exc)) from None
-    if hasattr(source, "describe"):
-        recorder.info["input"] = source.describe()
-    console = Console(stderr=True)
-    status = Live(console=console, refresh_per_second=4, transient=False,
-                  auto_refresh=console.is_terminal and not quiet)
-    last = [0.0]
-    # not on a terminal (a service, a pipe, a log): a plain line every `status_every` s, on
-    # stdout unless the events go there
-    log = None if quiet or not status_every or sys.stdout.isatty() else (
-        sys.stderr if events == "-" else sys.stdout)
-    logged = [time.monotonic()]
+            recorder.info["provenance"] = run_provenance(
+                model, mc_samples=mc_samples, seed=seed, metadata=metadata, profile=profile,
+                personalization=personalization, source=source_uri)
+            live = list(taps(source)) if taps is not None else []
+        except (EdgeError, SourceError, ConditioningError) as exc:
+            raise click.ClickException(_one_line(exc)) from None
+        if hasattr(source, "describe"):
+            recorder.info["input"] = source.describe()
+        console = Console(stderr=True)
+        status = Live(console=console, refresh_per_second=4, transient=False,
+                      auto_refresh=console.is_terminal and not quiet)
+        last = [0.0]
+        # not on a terminal (a service, a pipe, a log): a plain line every `status_every` s, on
+        # stdout unless the events go there
+        log = None if quiet or not status_every or sys.stdout.isatty() else (
+            sys.stderr if events == "-" else sys.stdout)
+        logged = [time.monotonic()]
 
-    def update(r: Recorder, latency: float) -> None:
-        now = time.monotonic()
-        if console.is_terminal and not quiet and now - last[0] > 0.25:
-            last[0] = now
-            status.update(_status_line(r, latency))
-        if log is not None and now - logged[0] >= status_every:
-            logged[0] = now
-            print(_status_line(r, latency), file=log, flush=True)
+        def update(r: Recorder, latency: float) -> None:
+            now = time.monotonic()
+            if console.is_terminal and not quiet and now - last[0] > 0.25:
+                last[0] = now
+                status.update(_status_line(r, latency))
+            if log is not None and now - logged[0] >= status_every:
+                logged[0] = now
+                print(_status_line(r, latency), file=log, flush=True)
 
-    error: str | None = None
-    session: dict[str, Any] = {
-        "source": source, "model": model, "recorder": recorder, "metadata": metadata,
-        "mc_samples": mc_samples, "seed": seed, "duration_s": duration, "on_update": update,
-        "personalization": personalization}
-    session["release"] = lambda: session.pop("model", None)
-    del model  # from here on only `session` holds it (dropped before the report)
-    try:
-        from edge.sinks.tap import run_with_taps
+        error: str | None = None
+        session: dict[str, Any] = {
+            "source": source, "model": model, "recorder": recorder, "metadata": metadata,
+            "mc_samples": mc_samples, "seed": seed, "duration_s": duration, "on_update": update,
+            "personalization": personalization}
+        session["release"] = lambda: session.pop("model", None)
+        del model  # from here on only `session` holds it (dropped before the report)
+        try:
+            from edge.sinks.tap import run_with_taps
 
-        with status:
-            summary = asyncio.run(run_with_taps(live, recorder, _run_with_signals(session)))
-    except KeyboardInterrupt:  # the session already closed its outputs
-        summary = recorder.close(interrupted=True)
-    except (EdgeError, SourceError, ConditioningError, OSError) as exc:
-        error = _one_line(exc)
-        summary = recorder.close(error=error)
-    if summary["rows_out"] == 0:
-        _cleanup(recorder, created)
-        reason = error or "; ".join(summary.get("errors") or []) or (
-            "interrupted before the first reconstruction" if summary.get("interrupted")
-            else "no samples received")
-        raise click.ClickException(f"no reconstruction: {_one_line(Exception(reason))}")
-    if not quiet:
-        console.print(_status_line(recorder, summary.get("latency_s", 0.0)))
-        console.print(f"wrote {out}/ ({', '.join(Path(p).name for p in summary['files'].values())})"
-                      + ("  [interrupted]" if summary.get("interrupted") else ""))
-        for note in summary.get("input", {}).get("notes", []):
-            console.print(f"note: {note}")
-    problem = error or "; ".join(summary.get("errors") or [])
-    if problem:
-        raise click.ClickException(f"stopped after {summary['signal_s']:.1f} s of output "
-                                   f"(kept in {out}/): {problem}")
-    return summary
+            with status:
+                summary = asyncio.run(run_with_taps(live, recorder, _run_with_signals(session)))
+        except KeyboardInterrupt:  # the session already closed its outputs
+            summary = recorder.close(interrupted=True)
+        except (EdgeError, SourceError, ConditioningError, OSError) as exc:
+            error = _one_line(exc)
+            summary = recorder.close(error=error)
+        if summary["rows_out"] == 0:
+            _cleanup(recorder, created)
+            reason = error or "; ".join(summary.get("errors") or []) or (
+                "interrupted before the first reconstruction" if summary.get("interrupted")
+                else "no samples received")
+            raise click.ClickException(f"no reconstruction: {_one_line(Exception(reason))}")
+        if not quiet:
+            console.print(_status_line(recorder, summary.get("latency_s", 0.0)))
+            names = ", ".join(Path(p).name for p in summary["files"].values())
+            console.print(f"wrote {out}/ ({names})"
+                          + ("  [interrupted]" if summary.get("interrupted") else ""))
+            for note in summary.get("input", {}).get("notes", []):
+                console.print(f"note: {note}")
+        problem = error or "; ".join(summary.get("errors") or [])
+        if problem:
+            raise click.ClickException(f"stopped after {summary['signal_s']:.1f} s of output "
+                                       f"(kept in {out}/): {problem}")
+        return summary
+    finally:  # nothing produced (an error, or none written): the earlier files come back
+        if previous is not None:
+            if recorder is not None and recorder.csv.rows > 0:
+                previous.settle()
+            else:
+                previous.restore()
 
 
 _common = [

@@ -50,3 +50,44 @@ def run_outputs(out: Path, events: str | None) -> list[Path]:
     if events not in (None, "-"):
         paths.append(Path(str(events)))
     return paths
+
+
+class PreviousOutputs:
+    """The output files of an earlier run in the same place, moved aside while this run
+    writes: a run that produces nothing puts them all back (a failed re-run never destroys
+    the results it would have replaced); one that produces output keeps the earlier files it
+    did not write itself (e.g. ``ecg12.hea`` of an earlier WFDB run) and drops the rest."""
+
+    def __init__(self, paths: Iterable[Path]) -> None:
+        self.moved: list[tuple[Path, Path]] = []
+        for p in paths:
+            if p.is_file() or p.is_symlink():
+                aside = p.with_name(f".{p.name}.previous")
+                try:
+                    os.replace(p, aside)
+                except OSError as exc:
+                    self.restore()
+                    raise click.ClickException(f"{p}: cannot be replaced ({exc.strerror})"
+                                               ) from None
+                self.moved.append((p, aside))
+
+    def restore(self) -> None:
+        """Put every moved file back (over whatever this run wrote there)."""
+        for p, aside in self.moved:
+            try:
+                os.replace(aside, p)
+            except OSError:
+                pass
+        self.moved = []
+
+    def settle(self) -> None:
+        """This run produced output: drop the earlier files it replaced, keep the others."""
+        for p, aside in self.moved:
+            try:
+                if p.exists():
+                    aside.unlink()
+                else:
+                    os.replace(aside, p)
+            except OSError:
+                pass
+        self.moved = []

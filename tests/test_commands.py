@@ -202,3 +202,31 @@ def test_unbounded_sim_options_are_one_line_errors(query, needle, tmp_path) -> N
     lines = [x for x in res.stderr.splitlines() if x.startswith("Error")]
     assert len(lines) == 1 and needle in lines[0], res.stderr[-2000:]
     assert not (tmp_path / "o").exists()
+
+
+def test_a_failed_rerun_keeps_the_earlier_results_and_a_good_one_replaces_them(
+        tiny_bundle, tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from edge.cli import main
+
+    out = tmp_path / "run"
+    res = CliRunner().invoke(main, ["demo", "--bundle", str(tiny_bundle), "--out", str(out),
+                                    "--seconds", "12", "--format", "wfdb", "--quiet"])
+    assert res.exit_code == 0, res.output
+    (out / "mine.txt").write_text("the user's own file")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert {"leads.csv", "summary.json", "events.ndjson", "ecg12.hea"} <= set(before)
+    res = CliRunner().invoke(main, ["stream", "--source", "sim:?speed=0", "--duration", "0.05",
+                                    "--bundle", str(tiny_bundle), "--out", str(out), "--quiet"])
+    assert res.exit_code != 0 and "no reconstruction" in res.output
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing lost or left
+    res = CliRunner().invoke(main, ["stream", "--source", "sim:?speed=0&seed=3", "--duration",
+                                    "12", "--bundle", str(tiny_bundle), "--out", str(out),
+                                    "--quiet"])
+    assert res.exit_code == 0, res.output
+    after = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert set(after) == set(before)  # no files moved aside are left behind
+    assert after["leads.csv"] != before["leads.csv"]  # this run's own output
+    assert after["ecg12.hea"] == before["ecg12.hea"]  # not written by this csv run: kept
+    assert after["mine.txt"] == before["mine.txt"]
