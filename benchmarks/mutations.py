@@ -167,8 +167,10 @@ MUTATIONS: tuple[Mutation, ...] = (
       ("tests/test_pipeline.py::test_a_flat_run_longer_than_the_look_ahead_is_refused_and_one_"
        "within_it_streams_exactly",)),
     M("previous-outputs-not-restored", "edge/outputs.py",
-      "        for p, aside in self.moved:\n            try:\n                os.replace(aside, p)",
-      "        for p, aside in self.moved[:0]:\n            try:\n                os.replace(aside, p)",
+      "        for p, aside in self.moved:\n            try:\n"
+      "                os.replace(aside, p)",
+      "        for p, aside in self.moved[:0]:\n            try:\n"
+      "                os.replace(aside, p)",
       ("tests/test_commands.py::test_a_failed_rerun_keeps_the_earlier_results_and_a_good_one_"
        "replaces_them",)),
     # metadata encoding
