@@ -247,6 +247,10 @@ def make_cases(d: Path) -> list[Case]:
         refuse(f"demo --seconds {v}", ["demo", "--seconds", v, "--out", str(d / "demo_out")],
                "seconds" if v != "1.5" else "window")
     refuse("demo --speed -1", ["demo", "--speed", "-1", "--out", str(d / "demo_out")], "--speed")
+    for name in ("leads.csv", "summary.json"):
+        refuse(f"--events over the run's {name}", R + [str(good), "--out", str(d / "ev_out"),
+                                                       "--events", str(d / "ev_out" / name)],
+               f"own {name}")
     for v in ("-5", "0", "nan", "abc"):
         refuse(f"stream --duration {v}", ["stream", "--duration", v, "--out",
                                           str(d / "stream_out")], "--duration")
@@ -256,7 +260,11 @@ def make_cases(d: Path) -> list[Case]:
                         ("sim:?chunk=0", "chunk"), ("sim:?speed=-1", "speed"),
                         ("file:" + str(d / "nope.csv"), "not found"),
                         ("file:" + str(d / "no_time.csv") + "?fs=0", "fs"),
-                        ("sim:?fs=62.4725&duration=30", "outside")):
+                        ("sim:?fs=62.4725&duration=30", "outside"),
+                        ("serial:/dev/null?format=ascii&adc_bits=64", "adc_bits"),
+                        ("serial:/dev/null?format=ascii&adc_bits=-5", "adc_bits"),
+                        ("serial:/dev/null?format=ascii&gain=0", "gain"),
+                        ("serial:/dev/null?format=ascii&gain=-1", "gain")):
         refuse(f"stream --source {uri[:40]}", ["stream", "--source", uri, "--duration", "30",
                                                "--out", str(d / "stream_out")], needle)
 
@@ -374,6 +382,11 @@ def make_cases(d: Path) -> list[Case]:
     xn[3000:3400] = np.nan
     _csv(d / "nan_stretch.csv", {"time": t, "ECG": xn})
     ok("csv NaN stretch", R + [str(d / "nan_stretch.csv")], np.isnan(xn), xn, FS)
+    for where, cut in (("start", slice(0, 2500)), ("end", slice(n - 1250, n))):
+        xe = x.copy()
+        xe[cut] = np.nan  # empty cells before the first (after the last) sample
+        _csv(d / f"nan_at_{where}.csv", {"t_s": t, "I": xe})
+        ok(f"csv NaN at the {where}", R + [str(d / f"nan_at_{where}.csv")], np.isnan(xe), xe, FS)
     _csv(d / "headerless_one.csv", {"I": x}, header=False)
     ok("csv one column, no header, --fs", R + [str(d / "headerless_one.csv"), "--fs", "250"],
        none, x, FS)

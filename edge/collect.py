@@ -26,6 +26,7 @@ import click
 import numpy as np
 
 from edge.commands import Number
+from edge.outputs import OutPath
 from edge.sinks.csv import CsvSink, SinkError
 from edge.sinks.mqtt import SCHEMA, MqttTarget, make_client
 
@@ -209,7 +210,7 @@ class Collector:
 
 @click.command()
 @click.argument("url")
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True,
+@click.option("--out", type=OutPath(path_type=Path, file_okay=False), required=True,
               help="folder for <device>/<session>/ (leads.csv, events.ndjson, summary.json)")
 @click.option("--client-id", default="ecg12-collect", show_default=True,
               help="MQTT client id; keep it fixed so the broker holds messages while away")

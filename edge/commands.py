@@ -37,8 +37,10 @@ from edge.fieldkit import build_taps, stream_options
 from edge.manifest import MAX_MC_SAMPLES
 from edge.outputs import (
     OUTPUT_NAMES,
+    OutPath,
     PreviousOutputs,
     record_files,
+    refuse_events_over_outputs,
     refuse_overwriting_inputs,
     run_outputs,
 )
@@ -118,6 +120,8 @@ async def run_session(source: Any, model: Any, recorder: Recorder, *,
     batcher = ChunkBatcher()
     yielded = time.monotonic()
     span_s = 0.0  # signal time since the first chunk's first sample, gaps included
+    exhausted = False  # the source ended (not the duration, not Ctrl-C)
+    t_first: float | None = None  # first chunk's time, where the source has a time line
     try:
         async for chunk in source:
             arrival = time.monotonic()
@@ -130,6 +134,10 @@ async def run_session(source: Any, model: Any, recorder: Recorder, *,
                     chunk = dataclasses.replace(chunk, samples=chunk.samples[:keep])
                 span_s = t_start + chunk.n / chunk.fs_hz
             if rec is None:
+                origin = getattr(source, "signal_origin_s", None)
+                if origin is not None:  # a file or simulator: its time line starts there
+                    recorder.signal_starts_at(origin)
+                    t_first = chunk.t0_s
                 check_stream_rate(chunk.fs_hz, getattr(source, "uri", "source"))
                 rec = model.streaming(chunk.fs_hz, metadata, mc_samples, seed,
                                       personalization=personalization)
@@ -157,10 +165,16 @@ async def run_session(source: Any, model: Any, recorder: Recorder, *,
                 # cancel it sends) would wait for the end of the stream
                 await asyncio.sleep(0)
                 yielded = time.monotonic()
+        else:
+            exhausted = True
     except (asyncio.CancelledError, KeyboardInterrupt):
         interrupted = True
     finally:
         await _finish(source, rec, pending, recorder, batcher.drain())
+        end = getattr(source, "signal_end_s", None)
+        if exhausted and end is not None and t_first is not None:
+            # missing samples at the end of a file: NaN rows and a gap up to its last row
+            recorder.signal_ends_at(min(end, t_first + duration_s) if duration_s else end)
         worker.shutdown(wait=False)
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.sleep(0)  # a signal that came during the flush: seen before closing
@@ -345,6 +359,7 @@ def run_cli(source_uri: str, *, bundle: str | None, profile: str | None, mc_samp
     if source_uri.startswith("file:"):
         inputs += record_files(source_uri[len("file:"):].partition("?")[0].strip())
     refuse_overwriting_inputs(inputs, run_outputs(out, events), "--out or --events")
+    refuse_events_over_outputs(out, events)
     previous: PreviousOutputs | None = None  # an earlier run's files, moved aside
     recorder: Recorder | None = None
     try:
@@ -470,7 +485,7 @@ def _with_common(f: Any) -> Any:
 @click.option("--source", "source_uri", default="sim:", show_default=True,
               help="sim:?seed=1&hr=70 | serial:PORT?baud=&format=ecg12|ascii&fs= | "
                    "polar:[ADDR] | ble:ADDR | file:PATH?speed=1&lead=I&channel=&fs=")
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
+@click.option("--out", type=OutPath(path_type=Path, file_okay=False), default=None,
               help="output folder (default out/stream-<time>)")
 @click.option("--duration", type=Number(float, 0, lo_open=True), default=None,
               help="stop after S seconds of signal (device time: gaps count, so the output "
@@ -494,7 +509,7 @@ def stream(source_uri: str, out: Path | None, **kw: Any) -> None:
               help="sampling rate in Hz, for a file that carries none (e.g. CSV without time)")
 @click.option("--units", type=click.Choice(["mV", "uV", "V"], case_sensitive=False),
               default=None, help="units of the channel, overriding the file's or detected ones")
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
+@click.option("--out", type=OutPath(path_type=Path, file_okay=False), default=None,
               help="output folder (default out/<file name>)")
 @_with_common
 def reconstruct(file: str, lead: str | None, channel: int | None, fs: float | None,
@@ -508,7 +523,7 @@ def reconstruct(file: str, lead: str | None, channel: int | None, fs: float | No
 
 
 @click.command()
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False),
+@click.option("--out", type=OutPath(path_type=Path, file_okay=False),
               default=Path("out/demo"), show_default=True)
 @click.option("--seconds", type=Number(float, 0, 7 * 86400, lo_open=True), default=30.0,
               show_default=True, help="seconds of simulated signal (at least one model window)")

@@ -21,6 +21,7 @@ import numpy as np
 from edge.commands import Number
 from edge.leads import LEADS
 from edge.manifest import MAX_MC_SAMPLES
+from edge.outputs import OutPath
 
 
 def read_12_lead(path: str | Path, fs_hz: float | None = None) -> tuple[np.ndarray, float]:
@@ -42,7 +43,7 @@ def read_12_lead(path: str | Path, fs_hz: float | None = None) -> tuple[np.ndarr
 
 @click.command()
 @click.argument("record", type=click.Path(exists=True, dir_okay=False))
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+@click.option("--out", type=OutPath(dir_okay=False, path_type=Path), required=True,
               help="profile file to write (JSON)")
 @click.option("--wearable", type=click.Path(exists=True, dir_okay=False), default=None,
               help="the wearable's own recording, taken at the same time as RECORD")

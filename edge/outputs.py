@@ -11,6 +11,30 @@ import click
 #: what a run may write into its ``--out`` folder (and remove again if it produced nothing)
 OUTPUT_NAMES = ("leads.csv", "leads.meta.json", "events.ndjson", "summary.json", "report.png",
                 "report.pdf", "ecg12.hea", "ecg12.dat", "ecg12_std.hea", "ecg12_std.dat")
+class OutPath(click.Path):
+    """``click.Path`` that refuses an empty value (which would mean the current folder)."""
+
+    def convert(self, value: object, param: click.Parameter | None,
+                ctx: click.Context | None) -> object:
+        if isinstance(value, str) and not value.strip():
+            self.fail("empty path (give a folder or file name)", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+def refuse_events_over_outputs(out: Path, events: str | None) -> None:
+    """One-line ``click.ClickException`` if ``--events`` names another of the run's own
+    output files (the CSV, the summary...), which the events would corrupt or lose."""
+    if events in (None, "-"):
+        return
+    if not str(events).strip():
+        raise click.ClickException("--events: empty path (give a file name, or - for stdout)")
+    ev = os.path.abspath(str(events))
+    for name in OUTPUT_NAMES:
+        if name != "events.ndjson" and ev == os.path.abspath(out / name):
+            raise click.ClickException(f"--events {events}: is this run's own {name} in "
+                                       f"{out}/; choose another file")
+
+
 #: a record's companion files (WFDB header + signal, CinC .hea + .mat, EDF alone)
 _COMPANIONS = (".hea", ".dat", ".mat", ".atr")
 

@@ -230,3 +230,37 @@ def test_a_failed_rerun_keeps_the_earlier_results_and_a_good_one_replaces_them(
     assert after["leads.csv"] != before["leads.csv"]  # this run's own output
     assert after["ecg12.hea"] == before["ecg12.hea"]  # not written by this csv run: kept
     assert after["mine.txt"] == before["mine.txt"]
+
+
+@pytest.mark.parametrize(("missing", "gap"), [(slice(0, 2500), (0.0, 10.0)),
+                                              (slice(6250, 7500), (25.0, 30.0))])
+def test_missing_samples_at_a_files_start_or_end_are_a_gap_on_its_own_time_line(
+        tiny_bundle, tmp_path, missing, gap) -> None:
+    """Empty cells at the start (end) of a CSV: NaN rows and a gap there, the rest at the
+    file's own times (not moved to t = 0, not cut off)."""
+    from click.testing import CliRunner
+
+    from benchmarks.bad_inputs import _csv, ecg
+    from edge.cli import main
+
+    t = np.arange(7500) / 250.0
+    x = ecg(7500)
+    x[missing] = np.nan
+    _csv(tmp_path / "in.csv", {"t_s": t, "I": x})
+    out = tmp_path / "out"
+    res = CliRunner().invoke(main, ["reconstruct", str(tmp_path / "in.csv"), "--bundle",
+                                    str(tiny_bundle), "--out", str(out), "--quiet"])
+    assert res.exit_code == 0, res.output
+    tt, leads, _ = read_csv(out / "leads.csv")
+    np.testing.assert_allclose(tt, t, atol=1e-3)  # every row of the file, at its time
+    np.testing.assert_array_equal(np.isnan(leads[:, 0]), np.isnan(x))
+    ok = np.isfinite(x)
+    lags = range(-25, 26)  # output Lead I is the input's, band-passed: no shift
+    cc = [np.corrcoef(np.roll(leads[:, 0], k)[ok][50:-50], x[ok][50:-50])[0, 1] for k in lags]
+    assert list(lags)[int(np.argmax(cc))] == 0 and max(cc) > 0.9
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["rows_out"] == 7500 and summary["gaps"] == 1
+    assert summary["gap_s"] == pytest.approx(gap[1] - gap[0], abs=0.01)
+    events = [json.loads(line) for line in (out / "events.ndjson").read_text().splitlines()]
+    flags = [e for e in events if e["type"] == "flag" and e["kind"] == "gap"]
+    assert [(round(f["start_s"], 2), round(f["end_s"], 2)) for f in flags] == [gap]

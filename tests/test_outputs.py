@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 from bundle_fixture import synthetic_lead_i
 from click.testing import CliRunner
@@ -137,3 +138,20 @@ def test_events_that_cannot_be_written_fail_first_and_leave_nothing(
     assert len(lines) == 1 and f"cannot write events output {events}" in lines[0]
     assert "unexpected" not in lines[0]
     assert not out.exists()  # no header-only leads.csv left behind
+
+
+@pytest.mark.parametrize("argv", [["reconstruct", "{good}"], ["stream"], ["demo"],
+                                  ["enroll", "{good}"]])
+def test_an_empty_out_is_refused_not_the_current_folder(argv, tmp_path, monkeypatch) -> None:
+    from click.testing import CliRunner
+
+    from benchmarks.bad_inputs import _csv, ecg
+    from edge.cli import main
+
+    good = _csv(tmp_path / "good.csv", {"t_s": np.arange(2500) / 250.0, "I": ecg(2500)})
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    res = CliRunner().invoke(main, [a.format(good=good) for a in argv] + ["--out", " "])
+    assert res.exit_code == 2 and "empty path" in res.output
+    assert list(work.iterdir()) == []

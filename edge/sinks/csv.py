@@ -111,6 +111,13 @@ def _format_fast(a: np.ndarray, ri: np.ndarray, nan: np.ndarray | None) -> bytes
     return w.tobytes().translate(None, b"\0")
 
 
+class _NanBlock:
+    """Rows with no reconstruction (``CsvSink.pad_to``)."""
+
+    def __init__(self, t0_s: float, fs_hz: float, nan: np.ndarray) -> None:
+        self.t0_s, self.fs_hz, self.leads, self.std = t0_s, fs_hz, nan, nan
+
+
 class CsvSink:
     """Append Blocks (t0_s, fs_hz, leads (n,12), std (n,12)) to `path`; fills gaps with NaN."""
 
@@ -128,6 +135,26 @@ class CsvSink:
         self.rows = 0
         self.nan_rows = 0
         self._next_t: float | None = None
+
+    def start_at(self, t_s: float, fs_hz: float) -> None:
+        """Put the first row at ``t_s`` (the signal's start: rows before the first block are
+        NaN) instead of at the first block. Only before anything is written."""
+        if self.fs_hz is None:
+            self.fs_hz, self.origin_s, self._next_t = float(fs_hz), float(t_s), float(t_s)
+
+    def pad_to(self, t_s: float) -> int:
+        """NaN rows from the last row written up to ``t_s`` (the signal's end); returns how
+        many."""
+        if self.fs_hz is None or self._next_t is None:
+            return 0
+        n = int(round((t_s - self._next_t) * self.fs_hz))
+        if n <= 0:
+            return 0
+        nan = np.full((n, 12), np.nan, np.float32)
+        t0 = self._next_t
+        self.write(_NanBlock(t0, self.fs_hz, nan))
+        self.nan_rows += n
+        return n
 
     def write(self, block: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Write a block (after NaN rows for any gap before it); returns (t_s, leads, std)

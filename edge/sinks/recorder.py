@@ -12,6 +12,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from edge.chunk import Chunk
+from edge.leads import LEADS
 from edge.sinks.csv import CsvSink, SinkError
 from edge.sinks.events import EventWriter
 
@@ -43,6 +44,7 @@ class Recorder:
             self.events.close()
             raise
         self.origin_s: float | None = None
+        self._signal_start: float | None = None
         self.flags: list[dict[str, Any]] = []
         self.gaps: list[dict[str, Any]] = []
         self.chunks = 0
@@ -64,11 +66,46 @@ class Recorder:
     def rel(self, t_s: float) -> float:
         return t_s - (self.origin_s or 0.0)
 
+    def signal_starts_at(self, t_s: float) -> None:
+        """The signal's time line starts at ``t_s`` (host seconds; e.g. a file's first row)
+        even where the first chunk comes later: rows from there are NaN and a gap. Call before
+        the first chunk."""
+        if self.origin_s is None:
+            self._signal_start = float(t_s)
+
+    def signal_ends_at(self, t_s: float) -> None:
+        """The signal's time line ends at ``t_s`` (a file's last row): NaN rows and a gap
+        after the last sample received. Call after the pipeline's last blocks."""
+        if self.origin_s is None or self._fs is None or self._last_end is None:
+            return
+        if (t_s - self._last_end) * self._fs >= 0.5:
+            self._edge_gap(self._last_end, t_s)
+            self.csv.pad_to(t_s)
+
+    def _edge_gap(self, start: float, end: float) -> None:
+        """A gap at the start or end of the time line: the event and the flag."""
+        dur = end - start
+        gap = {"kind": "gap", "start_s": self.rel(start), "end_s": self.rel(end),
+               "duration_s": dur, "leads": [], "seq": None}
+        self.gaps.append(gap)
+        self.events.emit("gap", **gap)
+        flag = {"kind": "gap", "start_s": self.rel(start), "end_s": self.rel(end),
+                "leads": list(LEADS), "value": dur, "threshold": 0.0,
+                "detail": f"no data for {dur:.3f} s"}
+        self.flags.append(flag)
+        self.events.emit("flag", **flag)
+
     def on_chunk(self, chunk: Chunk) -> None:
         if self.origin_s is None:
-            self.origin_s, self._fs = chunk.t0_s, chunk.fs_hz
+            start = self._signal_start
+            if start is None or start > chunk.t0_s:
+                start = chunk.t0_s
+            self.origin_s, self._fs = start, chunk.fs_hz
+            self.csv.start_at(start, chunk.fs_hz)
             self.events.emit("start", source=self.source, fs_hz=chunk.fs_hz)
             self._write_meta()
+            if (chunk.t0_s - start) * chunk.fs_hz >= 0.5:  # nothing from the signal's start
+                self._edge_gap(start, chunk.t0_s)
         if chunk.gap_before_s > 0:
             start = self._last_end if self._last_end is not None else chunk.t0_s
             # the gap's duration is the source's (device-clock) measure; host times of chunks

@@ -53,6 +53,13 @@ class FileSource(PacedSource):
         self.chunk_n = max(1, int(round(self.chunk_n * fs / self.file_fs_hz)))
         return fs
 
+    @property
+    def signal_end_s(self) -> float | None:
+        """Host time just after the file's last sample (missing or not); None before the
+        first chunk."""
+        o = self.signal_origin_s
+        return None if o is None else o + self.n_samples / self.fs_hz
+
     def describe(self) -> dict[str, Any]:
         """What was read (file, channel, rate, units, notes) for summary.json."""
         d = self.recording.describe()

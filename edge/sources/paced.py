@@ -29,6 +29,12 @@ class PacedSource(Source):
         self._exhausted = False
         self._closed = False
 
+    @property
+    def signal_origin_s(self) -> float | None:
+        """Host time of the signal's time 0 (its first sample, received or not); None before
+        the first chunk."""
+        return self._host_start
+
     def _next_segment(self) -> tuple[float, np.ndarray] | None:
         """Next (start_s, samples_mv) of the signal, or None at its end."""
         raise NotImplementedError

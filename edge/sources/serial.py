@@ -50,6 +50,9 @@ class SerialSource(DeviceSource):
             raise SourceURIError(f"serial: format={format!r}; use one of {', '.join(FORMATS)}")
         if baud <= 0 or not fs > 0:
             raise SourceURIError(f"serial: need baud > 0 and fs > 0 (got {baud}, {fs})")
+        if not 1 <= adc_bits <= 24 or not vref > 0 or not gain > 0:
+            raise SourceURIError(f"serial: need adc_bits 1-24, vref > 0 and gain > 0 (got "
+                                 f"{adc_bits}, {vref}, {gain})")
         super().__init__(queue_s=queue, reconnect_s=reconnect, backoff_base_s=backoff_base_s)
         self.uri = f"serial:{port}?baud={baud}&format={format}"
         self.port, self.baud, self.format = port, baud, format

@@ -57,6 +57,13 @@ def _seed(v: str) -> int:
     return i
 
 
+def _adc_bits(v: str) -> int:
+    i = int(v)
+    if not 1 <= i <= 24:
+        raise ValueError("must be the ADC's resolution in bits, 1-24")
+    return i
+
+
 def _units(v: str) -> str:
     if v.strip().lower() not in {"mv", "uv", "µv", "v"}:
         raise ValueError("use mV, uV or V")
@@ -69,7 +76,7 @@ _SIM = {"seed": _seed, "hr": _finite, "duration": _non_negative, "speed": _non_n
 _FILE = {"speed": _non_negative, "lead": str, "fs": _positive, "chunk": _positive,
          "channel": _index, "units": _units}
 _SERIAL = {"baud": int, "format": str, "fs": _positive, "queue": _positive,
-           "reconnect": _non_negative, "adc_bits": int, "vref": _positive, "gain": _finite}
+           "reconnect": _non_negative, "adc_bits": _adc_bits, "vref": _positive, "gain": _positive}
 _BLE = {"queue": _positive, "reconnect": _non_negative, "scan": _positive, "name": str}
 SCHEMES: dict[str, dict[str, Callable[[str], Any]]] = {
     "sim": _SIM, "file": _FILE, "serial": _SERIAL, "polar": _BLE, "ble": _BLE,
