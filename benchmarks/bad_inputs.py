@@ -311,6 +311,16 @@ def make_cases(d: Path) -> list[Case]:
     _edit_header(hea, lambda ls: [" ".join(ls[0].split()[:3] + ["-2500"])] + ls[1:])
     refuse("wfdb negative number of samples", R + [str(hea)],
            "field 'number of samples' '-2500' is not a whole number")
+    hea = _wfdb(d / "no_len", x5)
+    _edit_header(hea, lambda ls: [" ".join(ls[0].split()[:3])] + ls[1:])
+    refuse("wfdb record line without number of samples", R + [str(hea)],
+           "no 'number of samples' field")
+    hea = _wfdb(d / "two_sig_one_line", np.column_stack([x5, x5]), names=["I", "II"])
+    _edit_header(hea, lambda ls: ls[:2])
+    refuse("wfdb 2 signals declared, 1 signal line", R + [str(hea)], "has 1 signal line")
+    hea = _wfdb(d / "neg_gain", x5)
+    _edit_header(hea, lambda ls: [ls[0], ls[1].replace(ls[1].split()[2], "-200(0)/mV", 1)])
+    refuse("wfdb negative gain", R + [str(hea)], "gain -200 is not > 0")
     hea = _wfdb(d / "corrupt", x5)
     with hea.with_suffix(".dat").open("r+b") as f:  # one sample's bytes overwritten mid-file
         f.seek(3000)

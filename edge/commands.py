@@ -69,11 +69,15 @@ class Number(click.ParamType):
         if isinstance(v, float) and not math.isfinite(v):
             self.fail(f"{value!r} is not a finite number", param, ctx)
         if self.lo is not None and (v <= self.lo if self.lo_open else v < self.lo):
-            self.fail(f"{value!r} must be {'>' if self.lo_open else '>='} {self.lo:g}"
-                      + (f" and <= {self.hi:g}" if self.hi is not None else ""), param, ctx)
+            self.fail(f"{value!r} must be {'>' if self.lo_open else '>='} {self._bound(self.lo)}"
+                      + (f" and <= {self._bound(self.hi)}" if self.hi is not None else ""),
+                      param, ctx)
         if self.hi is not None and v > self.hi:
-            self.fail(f"{value!r} must be <= {self.hi:g}", param, ctx)
+            self.fail(f"{value!r} must be <= {self._bound(self.hi)}", param, ctx)
         return v
+
+    def _bound(self, b: float) -> str:
+        return str(int(b)) if self.kind is int else f"{b:g}"
 
 
 def limit_malloc_arenas(n: int = 1) -> bool:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from edge.commands import Number
+
 SPEC_PATH = Path(__file__).with_name("SPEC.md")
 
 
@@ -19,7 +21,8 @@ def device() -> None:
               show_default=True, help="Wire format.")
 @click.option("--signal", default="synthetic", show_default=True,
               help="'synthetic' or a WFDB record (PATH.hea); Lead I is streamed.")
-@click.option("--fs", "fs_hz", type=float, default=250.0, show_default=True,
+@click.option("--fs", "fs_hz", type=Number(float, 25.0, 20000.0), default=250.0,
+              show_default=True,
               help="Rate of the synthetic signal (a recording keeps its own rate).")
 @click.option("--speed", type=float, default=1.0, show_default=True,
               help="1 = real time, 10 = ten times faster, 0 = as fast as possible.")
@@ -36,9 +39,9 @@ def device() -> None:
               help="Probability of flipping one time-stamp bit (ecg12: CRC kept valid).")
 @click.option("--disconnect-every", type=int, default=None,
               help="Drop the link after every N frames (the reader must reconnect).")
-@click.option("--offline-s", type=float, default=0.0,
+@click.option("--offline-s", type=Number(float, 0.0, 86400.0), default=0.0,
               help="Device time that passes (samples lost) while the link is down.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=Number(int, 0, 2**32 - 1), default=0, show_default=True)
 @click.option("--once", is_flag=True, help="Stop at the end of the signal instead of looping.")
 def serve(fmt: str, signal: str, fs_hz: float, speed: float, drop: float, corrupt: float,
           garbage: float, disconnect_after: int | None, drift_ppm: float, rate_error: float,

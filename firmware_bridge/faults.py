@@ -56,10 +56,10 @@ class Faults:
             raise FirmwareBridgeError(f"fault drift_ppm={self.drift_ppm} is out of range")
         if not -0.2 < self.rate_error < 0.2:
             raise FirmwareBridgeError(f"fault rate_error={self.rate_error} must be within +-0.2")
-        if self.replay_depth < 1 or self.offline_s < 0:
-            raise FirmwareBridgeError(
-                f"fault replay_depth={self.replay_depth} must be >= 1 and "
-                f"offline_s={self.offline_s} >= 0")
+        if self.replay_depth < 1:
+            raise FirmwareBridgeError(f"fault replay_depth={self.replay_depth} must be >= 1")
+        if not self.offline_s >= 0:
+            raise FirmwareBridgeError(f"fault offline_s={self.offline_s} must be >= 0")
 
 
 @dataclass

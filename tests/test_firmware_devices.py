@@ -143,7 +143,7 @@ def test_cli_serve_takes_the_clock_and_link_faults() -> None:
                        (["--replay", "1.5"], "replay_prob"),
                        (["--timestamp-corrupt", "-1"], "timestamp_corrupt_prob"),
                        (["--disconnect-every", "0"], "disconnect_every"),
-                       (["--offline-s", "-1"], "offline_s")):
+                       (["--offline-s", "-1"], "--offline-s")):
         res = runner.invoke(device, ["serve", *args])
         assert res.exit_code != 0 and word in res.output and "Traceback" not in res.output
     help_text = runner.invoke(device, ["serve", "--help"]).output

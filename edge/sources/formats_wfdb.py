@@ -42,6 +42,14 @@ def _record_line(hea: Path) -> list[str]:
     raise _fail(hea, "empty WFDB header (no record line)")
 
 
+def _signal_lines(hea: Path) -> int:
+    """Signal lines of a single-segment header: the non-comment lines after the record
+    line."""
+    lines = [ln for ln in hea.read_bytes().decode("utf-8").splitlines()
+             if ln.strip() and not ln.lstrip().startswith("#")]
+    return len(lines) - 1
+
+
 _BITS = {"8": 8, "16": 16, "24": 24, "32": 32, "61": 16, "80": 8, "160": 16, "212": 12,
          "310": 32 / 3, "311": 32 / 3}
 
@@ -188,16 +196,27 @@ def open_wfdb(p: Path, lead: str | None, channel: int | None, fs_opt: float | No
     n_sig = int(header.n_sig or 0)
     if n_sig == 0:
         raise _fail(hea, "record line field 'number of signals' is 0: no signals")
+    lines = _signal_lines(hea)
+    if lines != n_sig:
+        raise _fail(hea, f"record line field 'number of signals' is {n_sig} but the header "
+                         f"has {lines} signal line{'s' if lines != 1 else ''}",
+                    "make the two agree")
     names = _names(header, n_sig)
     ch = pick_channel(names, lead, channel, hea)
+    gain = (header.adc_gain or [None] * n_sig)[ch]
+    if gain is not None and not float(gain) > 0:
+        raise _fail(hea, f"signal {ch} ({names[ch] or 'unnamed'}) gain {float(gain):g} is not > 0 "
+                         "ADC units per physical unit (0 = uncalibrated)",
+                    "fix the signal line's gain, e.g. 200(0)/mV")
     spf = int((header.samps_per_frame or [1] * n_sig)[ch] or 1)
     label = "record line field 'sampling frequency'"
     frame_fs, fs_from = merge_fs(file_fs, None if fs_opt is None else fs_opt / spf, hea, label)
     fs = check_rate(frame_fs * spf, hea, f"channel {names[ch] or ch} rate ({spf} x frame rate)"
                     if spf > 1 else label)
     n_frames = header.sig_len
-    if n_frames is None:  # length not in the header: wfdb infers it from the signal file
-        n_frames = len(_read(base, ch, 0, None)) // spf  # type: ignore[arg-type]
+    if n_frames is None:  # length not in the header: wfdb cannot read it in pieces
+        raise _fail(hea, "record line has no 'number of samples' field",
+                    "add it after the sampling frequency (the samples per signal)")
     n_frames = int(n_frames)
     if n_frames <= 0:
         raise _fail(hea, f"record line field 'number of samples' is {n_frames}: no samples")
