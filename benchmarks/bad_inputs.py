@@ -392,6 +392,18 @@ def make_cases(d: Path) -> list[Case]:
     xn[3000:3400] = np.nan
     _csv(d / "nan_stretch.csv", {"time": t, "ECG": xn})
     ok("csv NaN stretch", R + [str(d / "nan_stretch.csv")], np.isnan(xn), xn, FS)
+    _csv(d / "millis_hole.csv", {"millis": t[keep] * 1000, "I": x[keep]}, fmt="{:.0f}")
+    ok("csv Arduino millis column with a hole", R + [str(d / "millis_hole.csv")], hole, xh, FS)
+    for name in ("timestamp", "sample"):
+        _csv(d / f"{name}_hole.csv", {name: t[keep] * (FS if name == "sample" else 1.0),
+                                      "I": x[keep]})
+        refuse(f"csv {name} column of unknown unit, --fs",
+               R + [str(d / f"{name}_hole.csv"), "--fs", "250"], "unit is unknown")
+    _csv(d / "ms_no_header_hole.csv", {"t": t[keep] * 1000, "I": x[keep]}, header=False,
+         fmt="{:.0f}")
+    refuse("csv no header, ms counter in column 0, --channel 1 --fs",
+           R + [str(d / "ms_no_header_hole.csv"), "--channel", "1", "--fs", "250"],
+           "increases steadily")
     for where, cut in (("start", slice(0, 2500)), ("end", slice(n - 1250, n))):
         xe = x.copy()
         xe[cut] = np.nan  # empty cells before the first (after the last) sample

@@ -145,7 +145,38 @@ def _layout(p: Path, lead: str | None, channel: int | None) -> tuple[_Layout, li
             raise _fail(p, f"header names the time column {names[tcol]!r} more than once")
     skip = (tcol,) if tcol is not None else ()
     col = pick_channel(names, lead, channel, p, skip)
+    if tcol is None:
+        _refuse_unread_time(p, names, header, head_rows, col)
     return _Layout(enc, delim, names, header, tcol, tscale or 1.0, col, notes), head_rows
+
+
+#: column names of a time line or sample counter whose unit the name does not say
+_UNKNOWN_TIME = {"timestamp", "datetime", "date_time", "date", "clock", "sample", "samples",
+                 "sample_index", "sample_number", "index", "idx", "counter", "seq"}
+
+
+def _refuse_unread_time(p: Path, names: list[str], header: bool, rows: list[list[str]],
+                        col: int) -> None:
+    """A file with a time line the reader cannot place samples by (a time column of unknown
+    unit, or a steadily increasing column 0 without a header) is refused rather than read as
+    evenly spaced: holes in it would be squeezed out and every later sample shifted."""
+    hint = "name the time column t_s, t_ms or t_us in a header line (or remove it and give --fs)"
+    if header:
+        for i, n in enumerate(names):
+            key = n.strip().lower().replace(" ", "_")
+            if i != col and key in _UNKNOWN_TIME:
+                raise _fail(p, f"column {i} {n!r} looks like a time line or sample counter, but "
+                               "its unit is unknown, so holes in it cannot become gaps", hint)
+        return
+    if col != 0 and len(names) >= 2:
+        try:
+            c0 = np.array([float(r[0]) for r in rows[:1000] if r])
+        except (ValueError, IndexError):
+            return
+        if len(c0) >= 3 and np.all(np.diff(c0) > 0):
+            raise _fail(p, f"column 0 increases steadily (step {float(np.median(np.diff(c0))):g}) "
+                           "like a time line or sample counter of unknown unit, so holes in it "
+                           "cannot become gaps", hint)
 
 
 def _looks_like_time(rows: list[list[str]]) -> bool:

@@ -39,7 +39,8 @@ _UNIT_NAMES = {"mv": "mV", "uv": "uV", "v": "V"}
 _TIME_SCALES = {"t": 1.0, "t_s": 1.0, "time": 1.0, "time_s": 1.0, "times": 1.0, "seconds": 1.0,
                 "sec": 1.0, "s": 1.0, "timestamp_s": 1.0, "elapsed_s": 1.0, "t_ms": 1e-3,
                 "time_ms": 1e-3, "ms": 1e-3, "timestamp_ms": 1e-3, "elapsed_ms": 1e-3,
-                "t_us": 1e-6, "time_us": 1e-6, "timestamp_us": 1e-6}
+                "t_us": 1e-6, "time_us": 1e-6, "timestamp_us": 1e-6, "millis": 1e-3,
+                "micros": 1e-6}
 #: amplitude (99.9th percentile of |x - median|, in mV) above which a signal looks like µV
 UV_LIKE_MV, V_LIKE_MV = 30.0, 0.03
 #: larger than any ECG (mV) in any of the units above
