@@ -114,3 +114,34 @@ def test_a_hole_over_an_hour_is_refused_naming_its_line(tmp_path: Path, monkeypa
             rec = open_csv(p, "I", None, None, None)
             x = rec.read()
             assert len(x) == 2000 + int(hole_s * 250) and np.isnan(x[1500:1500 + 900000]).all()
+
+
+@pytest.mark.parametrize("lead_in", [0.0, np.nan, 512.0])
+def test_units_are_judged_on_the_signal_after_a_flat_or_missing_lead_in(
+        tmp_path: Path, lead_in: float) -> None:
+    """60 s at 250 Hz whose first 32 s are a constant (or empty) and the rest an ECG in uV
+    (column without a unit): read as uV, as the same signal without the lead-in is."""
+    from benchmarks.bad_inputs import _csv, ecg
+
+    n = 60 * 250
+    x = ecg(n) * 1000.0  # uV
+    x[:32 * 250] = lead_in
+    p = _csv(tmp_path / "lead_in.csv", {"t_s": np.arange(n) / 250.0, "ecg": x}, fmt="{:.3f}")
+    rec = open_csv(p, None, 1, None, None)
+    assert rec.unit == "uv", rec.unit_from
+    ref = _csv(tmp_path / "ref.csv", {"t_s": np.arange(n) / 250.0, "ecg": ecg(n) * 1000.0},
+               fmt="{:.3f}")
+    assert open_csv(ref, None, 1, None, None).unit == "uv"
+
+
+def test_units_sample_skips_the_lead_in_and_keeps_n() -> None:
+    from edge.sources.recording import UnitsSample
+
+    s = UnitsSample(5)
+    s.add(np.array([np.nan, 3.0, 3.0]))
+    s.add(np.array([3.0, np.nan, 1.0, 2.0]))
+    s.add(np.array([3.0, 4.0, 5.0, 6.0]))
+    assert s.full and s.values().tolist() == [1.0, 2.0, 3.0, 4.0, 5.0]
+    flat = UnitsSample(5)
+    flat.add(np.zeros(100))
+    assert not flat.full and np.all(flat.values() == 0.0)

@@ -29,6 +29,7 @@ from edge.sources.recording import (
     MAX_FS_HZ,
     MIN_FS_HZ,
     Recording,
+    UnitsSample,
     _fail,
     merge_fs,
     name_unit,
@@ -383,12 +384,11 @@ def open_csv(p: Path, lead: str | None, channel: int | None, fs_opt: float | Non
         raise _fail(p, "no data rows (header only)")
     dt = _head_dt(p, lay, head)
     walk = _Walk(p, lay, dt)
-    first_vals: list[float] = []
     n_check = int(_CHECK_S / dt) if dt else int(_CHECK_S * (fs_opt or MAX_FS_HZ))
+    sample = UnitsSample(n_check)
     for batch in _batches(_data_lines(p, lay)):
         m, x = walk.rows_of(batch)
-        if m[0] < n_check:
-            first_vals.extend(x[m < n_check].tolist())
+        sample.add(x)
     n_samples = walk.m + 1
     tname = lay.names[lay.tcol] or "column 0" if lay.tcol is not None else ""
     if lay.tcol is not None and n_samples > 1:
@@ -419,7 +419,7 @@ def open_csv(p: Path, lead: str | None, channel: int | None, fs_opt: float | Non
         fs, fs_from = merge_fs(None, fs_opt, p, "sampling rate (no time column)")
     name = lay.names[lay.col]
     declared = unit_key(name_unit(name), p, f"column {name!r} unit") if name else None
-    first = np.array(first_vals, dtype=np.float64)
+    first = sample.values()
     unit, unit_from = resolve_units(first, declared, units, p, name or f"column {lay.col}")
     if unit_from == "file":
         unit_from = "column name"

@@ -19,6 +19,7 @@ from edge.sources.recording import (
     _CHECK_S,
     Recording,
     RecordingInputError,
+    UnitsSample,
     _fail,
     _one_line,
     check_rate,
@@ -220,7 +221,13 @@ def open_wfdb(p: Path, lead: str | None, channel: int | None, fs_opt: float | No
     n_frames = int(n_frames)
     if n_frames <= 0:
         raise _fail(hea, f"record line field 'number of samples' is {n_frames}: no samples")
-    first = _read(base, ch, 0, min(n_frames, max(1, int(_CHECK_S * frame_fs))))
+    step = max(1, int(_CHECK_S * frame_fs))
+    sample = UnitsSample(step * spf)
+    for f0 in range(0, n_frames, step):  # past a flat or missing lead-in, to the signal
+        sample.add(_read(base, ch, f0, min(n_frames, f0 + step)))
+        if sample.full:
+            break
+    first = sample.values()
     _check_end(base, ch, n_frames, hea)
     _check_sum(base, header, ch, n_frames, hea)
     declared = unit_key((header.units or [None] * n_sig)[ch], hea, f"signal {ch} units")

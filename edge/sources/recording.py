@@ -136,6 +136,43 @@ def _amplitude_mv(x: np.ndarray) -> float:
     return float(np.percentile(np.abs(x - np.median(x)), 99.9))
 
 
+class UnitsSample:
+    """The samples the units are judged on: the first ``n`` finite ones after any flat
+    lead-in (a recording that starts with zeros, a constant or missing values is judged on
+    its signal, not on the lead-in). Feed blocks in time order with ``add``."""
+
+    def __init__(self, n: int) -> None:
+        self.n = max(1, int(n))
+        self._vals: list[np.ndarray] = []
+        self._count = 0
+        self._lead_in: float | None = None
+
+    @property
+    def full(self) -> bool:
+        return self._count >= self.n
+
+    def add(self, x: np.ndarray) -> None:
+        if self.full:
+            return
+        v = np.asarray(x, dtype=np.float64)
+        v = v[np.isfinite(v)]
+        if not self._count and v.size:
+            if self._lead_in is None:
+                self._lead_in = float(v[0])
+            moved = np.flatnonzero(v != self._lead_in)
+            v = v[moved[0]:] if moved.size else v[:0]
+        v = v[:self.n - self._count]
+        if v.size:
+            self._vals.append(v)
+            self._count += v.size
+
+    def values(self) -> np.ndarray:
+        """What was kept; all lead-in when nothing else came (a flat recording)."""
+        if not self._vals and self._lead_in is not None:
+            return np.full(min(self.n, 10), self._lead_in)
+        return np.concatenate(self._vals) if self._vals else np.zeros(0)
+
+
 def resolve_units(first: np.ndarray, declared: str | None, forced: str | None,
                   path: Path | str, channel: str) -> tuple[str, str]:
     """(unit key, how it was decided) from the first samples (in file units)."""
