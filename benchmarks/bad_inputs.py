@@ -392,6 +392,12 @@ def make_cases(d: Path) -> list[Case]:
     xn[3000:3400] = np.nan
     _csv(d / "nan_stretch.csv", {"time": t, "ECG": xn})
     ok("csv NaN stretch", R + [str(d / "nan_stretch.csv")], np.isnan(xn), xn, FS)
+    _csv(d / "flat_all.csv", {"t_s": t, "I": np.zeros(n)})
+    refuse("csv flat all through (leads off)", R + [str(d / "flat_all.csv")], "Lead I was poor")
+    xc = np.where((t % 3.0) >= 1.5, np.nan, x)  # 1.5 s of signal, 1.5 s missing, and again
+    _csv(d / "choppy.csv", {"t_s": t, "I": xc})
+    refuse("csv no gap-free stretch of one window", R + [str(d / "choppy.csv")],
+           "no stretch between gaps is long enough")
     _csv(d / "millis_hole.csv", {"millis": t[keep] * 1000, "I": x[keep]}, fmt="{:.0f}")
     ok("csv Arduino millis column with a hole", R + [str(d / "millis_hole.csv")], hole, xh, FS)
     for name in ("timestamp", "sample"):

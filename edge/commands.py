@@ -431,11 +431,16 @@ def run_cli(source_uri: str, *, bundle: str | None, profile: str | None, mc_samp
         except (EdgeError, SourceError, ConditioningError, OSError) as exc:
             error = _one_line(exc)
             summary = recorder.close(error=error)
-        if summary["rows_out"] == 0:
+        if summary["rows_out"] == 0 or summary["rows_reconstructed"] == 0:
             _cleanup(recorder, created)
             reason = error or "; ".join(summary.get("errors") or []) or (
                 "interrupted before the first reconstruction" if summary.get("interrupted")
-                else "no samples received")
+                else "no samples received" if not summary["samples_in"]
+                else f"Lead I was poor (flat, saturated or off) over all "
+                     f"{summary['signal_s']:.1f} s received: no stretch could be "
+                     "reconstructed" if summary["flags"].get("poor_quality")
+                else f"no stretch of the {summary['signal_s']:.1f} s received could be "
+                     "reconstructed")
             raise click.ClickException(f"no reconstruction: {_one_line(Exception(reason))}")
         if not quiet:
             console.print(_status_line(recorder, summary.get("latency_s", 0.0)))
@@ -451,7 +456,7 @@ def run_cli(source_uri: str, *, bundle: str | None, profile: str | None, mc_samp
         return summary
     finally:  # nothing produced (an error, or none written): the earlier files come back
         if previous is not None:
-            if recorder is not None and recorder.csv.rows > 0:
+            if recorder is not None and recorder.csv.reconstructed_rows > 0:
                 previous.settle()
             else:
                 previous.restore()

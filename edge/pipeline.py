@@ -255,8 +255,11 @@ class StreamingReconstructor:
         self._drain(seg)
         if self.model.windows_run == 0 and seg.grid.n < L:
             n = seg.code.end
+            what = ("input has" if self._n_segments <= 1 else
+                    f"no stretch between gaps is long enough for one window ({self._n_segments}"
+                    " stretches); the last has")
             raise InputTooShort(
-                f"input has {n} samples at {self.fs_in_hz:g} Hz ({n / self.fs_in_hz:.2f} s) = "
+                f"{what} {n} samples at {self.fs_in_hz:g} Hz ({n / self.fs_in_hz:.2f} s) = "
                 f"{seg.grid.n} at the model rate; one window needs {L} samples at "
                 f"{self.bundle.fs_hz:g} Hz ({L / self.bundle.fs_hz:.2f} s)")
         return [b for b in self._close() if b.n or b.flags]

@@ -134,6 +134,8 @@ class CsvSink:
         self.fs_hz: float | None = None
         self.rows = 0
         self.nan_rows = 0
+        #: rows with reconstructed leads (II finite), not gap or too-short stretches
+        self.reconstructed_rows = 0
         self._next_t: float | None = None
 
     def start_at(self, t_s: float, fs_hz: float) -> None:
@@ -184,6 +186,7 @@ class CsvSink:
             rows[:, 0], rows[:, 1:13], rows[:, 13:] = t, leads, std
             self._write(format_rows(rows))
         self.rows += leads.shape[0]
+        self.reconstructed_rows += int(np.count_nonzero(np.isfinite(leads[:, 1])))
         self._next_t = float(block.t0_s) + n / fs
         return t, leads, std
 

@@ -243,6 +243,7 @@ class Recorder:
         self.summary = {
             "source": self.source, "fs_hz": self._fs, "chunks": self.chunks,
             "samples_in": self.samples_in, "rows_out": self.csv.rows,
+            "rows_reconstructed": self.csv.reconstructed_rows,
             "signal_s": self.csv.rows / self._fs if self._fs else 0.0,
             "gaps": len(self.gaps), "gap_s": float(sum(g["duration_s"] for g in self.gaps)),
             "flags": kinds, "features": user_features(self.features),
