@@ -247,6 +247,13 @@ def make_cases(d: Path) -> list[Case]:
         refuse(f"demo --seconds {v}", ["demo", "--seconds", v, "--out", str(d / "demo_out")],
                "seconds" if v != "1.5" else "window")
     refuse("demo --speed -1", ["demo", "--speed", "-1", "--out", str(d / "demo_out")], "--speed")
+    refuse("--profile empty", R + [str(good), "--profile", ""], "empty path")
+    S = ["stream", "--duration", "10", "--out", str(d / "stream_out")]
+    refuse("stream --mqtt-username without --publish", S + ["--mqtt-username", "u"],
+           "add --publish")
+    refuse("stream --view-host empty", S + ["--view", "--view-host", ""], "--view-host is empty")
+    refuse("enroll --lead without --wearable", ["enroll", str(good), "--lead", "V1", "--out",
+                                                str(d / "enroll_out.json")], "--wearable")
     for name in ("leads.csv", "summary.json"):
         refuse(f"--events over the run's {name}", R + [str(good), "--out", str(d / "ev_out"),
                                                        "--events", str(d / "ev_out" / name)],
@@ -264,7 +271,10 @@ def make_cases(d: Path) -> list[Case]:
                         ("serial:/dev/null?format=ascii&adc_bits=64", "adc_bits"),
                         ("serial:/dev/null?format=ascii&adc_bits=-5", "adc_bits"),
                         ("serial:/dev/null?format=ascii&gain=0", "gain"),
-                        ("serial:/dev/null?format=ascii&gain=-1", "gain")):
+                        ("serial:/dev/null?format=ascii&gain=-1", "gain"),
+                        ("sim:/some/target", "takes no target"),
+                        ("file:" + str(good) + "?lead=I&channel=1", "not both"),
+                        ("serial:/dev/null?format=ecg12&fs=500", "format=ascii only")):
         refuse(f"stream --source {uri[:40]}", ["stream", "--source", uri, "--duration", "30",
                                                "--out", str(d / "stream_out")], needle)
 

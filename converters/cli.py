@@ -29,7 +29,7 @@ LSTMS = ("unrolled", "fused", "while")
 @click.option("--compare", is_flag=True, help="Convert and measure every quant x LSTM option.")
 @click.option("--report", type=click.Path(dir_okay=False, path_type=Path),
               help="With --compare: write the table as PATH (.md) and PATH.json.")
-@click.option("--records", default=200, show_default=True,
+@click.option("--records", type=click.IntRange(1), default=200, show_default=True,
               help="With --compare: test windows used for parity.")
 def convert(run_dir: Path, quant: str, head_quant: str | None, lstm: str, mc_samples: int,
             lstm_rank: int | None, out_dir: Path | None, compare: bool, report: Path | None,
@@ -37,6 +37,12 @@ def convert(run_dir: Path, quant: str, head_quant: str | None, lstm: str, mc_sam
     """Convert a training run folder to a TFLite bundle (trunk, MC head, manifest)."""
     from converters.errors import ConversionError, RunFolderError
 
+    given = _given(("report", "records") if not compare else
+                   ("out_dir", "quant", "head_quant", "lstm", "lstm_rank"))
+    if given:
+        raise click.UsageError(f"{', '.join(given)}: " + (
+            "only with --compare" if not compare else
+            "not with --compare (it converts every variant into a temporary folder)"))
     try:
         if compare:
             from converters.compare import compare_variants
@@ -57,3 +63,13 @@ def convert(run_dir: Path, quant: str, head_quant: str | None, lstm: str, mc_sam
         click.echo(f"bundle written: {out} ({quants}, {lstm} LSTM{rank}, T={mc_samples})")
     except (ConversionError, RunFolderError) as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _given(names: tuple[str, ...]) -> list[str]:
+    """The options among ``names`` given on the command line (not left at their defaults)."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context()
+    flags = {p.name: p.opts[0] for p in ctx.command.params}
+    return [flags[n] for n in names
+            if ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE]

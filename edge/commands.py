@@ -80,6 +80,13 @@ class Number(click.ParamType):
         return str(int(b)) if self.kind is int else f"{b:g}"
 
 
+def _not_empty(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An option naming a file: given, it is not empty (which would silently mean none)."""
+    if value is not None and not value.strip():
+        raise click.BadParameter("empty path (leave the option out for none)", ctx, param)
+    return value
+
+
 def limit_malloc_arenas(n: int = 1) -> bool:
     """Cap glibc's malloc arenas (M_ARENA_MAX) for this process: each thread that allocates
     (the push worker, LiteRT's) otherwise gets its own arena, ~20 MB of extra RSS here.
@@ -464,7 +471,8 @@ def run_cli(source_uri: str, *, bundle: str | None, profile: str | None, mc_samp
 
 _common = [
     click.option("--bundle", default=None, help="bundle folder (default: the shipped one)"),
-    click.option("--profile", default=None, help="profile file (JSON/TOML: age, sex, axes)"),
+    click.option("--profile", default=None, callback=lambda c, p, v: _not_empty(c, p, v),
+                 help="profile file (JSON/TOML: age, sex, axes)"),
     click.option("--mc-samples", type=Number(int, 0, MAX_MC_SAMPLES), default=None,
                  help=f"MC-dropout samples T (0-{MAX_MC_SAMPLES}; default: the bundle's)"),
     click.option("--seed", type=Number(int, 0, 2**32 - 1), default=0, show_default=True),

@@ -66,6 +66,9 @@ def enroll(record: str, out: Path, wearable: str | None, lead: str | None, fs: f
     from edge.outputs import record_files, refuse_overwriting_inputs
     from edge.profile import axes_from_12_lead
 
+    if wearable is None and (lead is not None or wearable_fs is not None):
+        raise click.UsageError(f"{'--lead' if lead is not None else '--wearable-fs'} applies "
+                               "to --wearable (the wearable's own recording), which is not given")
     refuse_overwriting_inputs(record_files(record) + (record_files(wearable) if wearable else []),
                               [out])
     try:

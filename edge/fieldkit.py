@@ -107,6 +107,16 @@ def build_taps(kw: dict[str, Any]) -> Callable[[Any], list[Any]] | None:
     device, buffer = kw.pop("device_id", None), kw.pop("publish_buffer", None)
     lsl = [t for t in urls if isinstance(t, LslTarget)]
     targets = [with_mqtt(t, dict(kw)) for t in urls if not isinstance(t, LslTarget)]
+    if not targets:  # options of an MQTT target without one: refused, not ignored
+        given = [f"--{k.replace('_', '-')}" for k in ("mqtt_username", "mqtt_tls", "mqtt_ca",
+                                                       "mqtt_cert", "mqtt_key")
+                 if kw.get(k)] + (["--publish-buffer"] if buffer else [])
+        if given:
+            raise click.UsageError(f"{', '.join(given)} configure{'s' if len(given) == 1 else ''}"
+                                   " an MQTT target: add --publish mqtt://HOST/PREFIX")
+    if not str(host).strip():
+        raise click.UsageError("--view-host is empty; give an address such as 127.0.0.1 "
+                               "(or 0.0.0.0 for every interface)")
     for k in ("mqtt_username", "mqtt_password", "mqtt_tls", "mqtt_ca", "mqtt_cert",
               "mqtt_key"):
         kw.pop(k, None)

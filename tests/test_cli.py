@@ -145,3 +145,19 @@ def test_loco_edge_names_a_held_out_run_that_was_never_calibrated(tmp_path) -> N
     assert res.returncode != 0 and "Traceback" not in res.stderr
     assert res.stderr.strip().splitlines()[-1] == (f"{tmp_path / 'ludb'}: no calibration.json "
                                                    "(run python -m training.loco first)")
+
+
+@pytest.mark.parametrize(("argv", "named"), [
+    (["--report", "x.md"], "--report: only with --compare"),
+    (["--records", "5"], "--records: only with --compare"),
+    (["--compare", "--out", "b"], "--out: not with --compare"),
+    (["--compare", "--quant", "int8"], "--quant: not with --compare"),
+])
+def test_convert_refuses_options_it_would_ignore(argv: list[str], named: str) -> None:
+    from click.testing import CliRunner
+
+    from edge.cli import main
+
+    run = str(REPO / "training" / "runs" / "default")
+    res = CliRunner().invoke(main, ["convert", run, *argv])
+    assert res.exit_code == 2 and named in res.output

@@ -192,7 +192,7 @@ def test_serial_ecg12_lost_and_corrupt_frames_become_gaps() -> None:
     data, x = _frames(80, skip={30, 31, 60}, status={70: int(Status.LEAD_OFF)})
     junk = b"\xec\x12garbage\x00\xff" * 3
     parts = [data[:69 * 15], junk, data[69 * 15:2203], data[2203:]]  # junk between frames
-    chunks, src = asyncio.run(_pty_run("fs=250&format=ecg12", parts, 77 * 25))
+    chunks, src = asyncio.run(_pty_run("format=ecg12", parts, 77 * 25))
     assert total(chunks) == 77 * 25 and gap_samples(chunks) == 75
     got = np.concatenate([c.samples[:, 0] for c in chunks])
     keep = np.ones(len(x), bool)
