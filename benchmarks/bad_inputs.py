@@ -273,8 +273,7 @@ def make_cases(d: Path) -> list[Case]:
                         ("serial:/dev/null?format=ascii&gain=0", "gain"),
                         ("serial:/dev/null?format=ascii&gain=-1", "gain"),
                         ("sim:/some/target", "takes no target"),
-                        ("file:" + str(good) + "?lead=I&channel=1", "not both"),
-                        ("serial:/dev/null?format=ecg12&fs=500", "format=ascii only")):
+                        ("file:" + str(good) + "?lead=I&channel=1", "not both")):
         refuse(f"stream --source {uri[:40]}", ["stream", "--source", uri, "--duration", "30",
                                                "--out", str(d / "stream_out")], needle)
 

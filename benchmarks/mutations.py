@@ -173,6 +173,19 @@ MUTATIONS: tuple[Mutation, ...] = (
       "                os.replace(aside, p)",
       ("tests/test_commands.py::test_a_failed_rerun_keeps_the_earlier_results_and_a_good_one_"
        "replaces_them",)),
+    M("ascii-rate-not-checked", "edge/sources/serial.py",
+      "        if not RATE_LOW * self.fs_hz <= rate <= RATE_HIGH * self.fs_hz:",
+      "        if not RATE_LOW * self.fs_hz <= rate <= 1e9 * self.fs_hz:",
+      ("tests/test_sources.py::test_ascii_millis_rate_far_from_the_given_fs_is_refused",)),
+    M("file-start-gap-not-kept", "edge/sinks/recorder.py",
+      "            if start is None or start > chunk.t0_s:",
+      "            if True:",
+      ("tests/test_commands.py::test_missing_samples_at_a_files_start_or_end_are_a_gap_on_"
+       "its_own_time_line",)),
+    M("nan-only-run-kept", "edge/commands.py",
+      'if summary["rows_out"] == 0 or summary["rows_reconstructed"] == 0:',
+      'if summary["rows_out"] == 0:',
+      ("tests/test_bad_inputs.py::test_bad_input_suite",)),
     # metadata encoding
     M("meta-sex-swapped", "edge/metadata.py", 'values.append(1.0 if md[key] == "F" else -1.0)',
       'values.append(1.0 if md[key] == "M" else -1.0)', (T_CORE,)),

@@ -192,7 +192,7 @@ def test_serial_ecg12_lost_and_corrupt_frames_become_gaps() -> None:
     data, x = _frames(80, skip={30, 31, 60}, status={70: int(Status.LEAD_OFF)})
     junk = b"\xec\x12garbage\x00\xff" * 3
     parts = [data[:69 * 15], junk, data[69 * 15:2203], data[2203:]]  # junk between frames
-    chunks, src = asyncio.run(_pty_run("format=ecg12", parts, 77 * 25))
+    chunks, src = asyncio.run(_pty_run("fs=250&format=ecg12", parts, 77 * 25))
     assert total(chunks) == 77 * 25 and gap_samples(chunks) == 75
     got = np.concatenate([c.samples[:, 0] for c in chunks])
     keep = np.ones(len(x), bool)
@@ -532,3 +532,23 @@ def test_ascii_millis_restart_on_a_live_link_and_plain_ascii_reconnect() -> None
     assert sum(c.n for c in chunks) == 88  # all but the damaged line (a 1-sample gap) and
     first = [int(_ramp_index([c])[1][0]) for c in chunks if c.gap_before_s > 0]
     assert first == [21, 61]  # the first after the reconnect (maybe partial: skipped)
+
+
+@pytest.mark.parametrize(("fs", "refused"), [(125, True), (500, True), (240, True),
+                                             (250, False), (245, False)])
+def test_ascii_millis_rate_far_from_the_given_fs_is_refused(fs: int, refused: bool) -> None:
+    """A 250 Hz sketch read with fs=125 would drop every other line as a repeat, with
+    fs=500 fill a gap between every two: the millis() column shows the true rate."""
+    from edge.sources.errors import RateMismatch
+
+    lines = [b"%d,%d\r\n" % (1000 + 4 * i, 512 + round(200 * np.sin(i / 40)))
+             for i in range(1500)]  # 6 s
+    src = open_source(f"serial:/dev/fake?format=ascii&fs={fs}",
+                      transport_factory=FlakyTransport(_reads(lines), die_after=10_000),
+                      backoff_base_s=0.01)
+    if refused:
+        with pytest.raises(RateMismatch, match=rf"arrive at 250 Hz .* fs={fs}"):
+            asyncio.run(collect(src))
+    else:
+        chunks = asyncio.run(collect(src))
+        assert total(chunks) == 1500 if fs == 250 else total(chunks) > 1450

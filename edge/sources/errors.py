@@ -49,3 +49,9 @@ class RecordingError(SourceError, ValueError):
     """A recording file for replay cannot be read (format, lead, sampling rate)."""
 
     hint = "WFDB (.hea), EDF/BDF or CSV/TSV; pick the channel with --lead NAME or --channel N"
+
+
+class RateMismatch(SourceError):
+    """The device's own clock shows a sampling rate far from the one given."""
+
+    hint = "give the rate the device samples at (the sketch's or device's setting)"

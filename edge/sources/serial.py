@@ -10,7 +10,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from edge.sources.base import DeviceSource
-from edge.sources.errors import SourceURIError
+from edge.sources.errors import RateMismatch, SourceURIError
 from edge.sources.frames import FrameChunker
 
 FORMATS = ("ecg12", "ascii")
@@ -21,6 +21,9 @@ RECONNECT_SLACK_S = 5.0  # ... more device time than host time that may pass acr
 # samples of the fault campaign little and lose 13 % more undamaged lines at 50 % damage)
 CONFIRM_LINES = 1
 TIMED_LINES = 8  # lines in a row with a millis() column that make the stream a timed one
+#: millis() span over which the line rate is compared with the fs given, once per session;
+#: a rate above RATE_HIGH x fs (lines cannot be gained) or below RATE_LOW x fs is refused
+RATE_CHECK_MS, RATE_HIGH, RATE_LOW = 3000.0, 1.03, 0.6
 RESTART_LINES = 3  # ... and one that says the device restarted (two consecutive lines with
 # the same digit damaged must not restart the time line)
 _RESTART = -1
@@ -146,6 +149,9 @@ class AsciiChunker:
         self._placed_at: float | None = None  # host time a timed line was last placed
         self._reconnected = False
         self._restarted = False
+        #: (first millis, lines, last millis) of the line-rate measurement
+        self._rate: tuple[float, int, float] | None = None
+        self._rate_checked = False
 
     def _new_decoder(self, skip_partial: bool) -> None:
         from firmware_bridge.ascii import AsciiDecoder
@@ -164,6 +170,7 @@ class AsciiChunker:
         if self._held:  # their confirming lines were lost with the link
             self._count_corrupt(len(self._held))
             self._held = []
+        self._rate = None  # lines lost with the link: measure the rate afresh
         if self.timed:
             self._reconnected = True
         else:
@@ -255,8 +262,31 @@ class AsciiChunker:
         vals.extend(v for v, _ in self._pre)
         self._pre = []
 
+    def _check_rate(self, t_ms: float) -> None:
+        """Compare the lines' rate by their millis() with the fs given, over the first
+        RATE_CHECK_MS of a stretch: a wrong fs would silently drop every other line as a
+        repeat (fs too low) or fill gaps between them (too high)."""
+        if self._rate is not None and not 0 <= t_ms - self._rate[2] <= 1000.0:
+            self._rate = None  # millis() went back or jumped (a restart, damage): anew
+        if self._rate is None:
+            self._rate = (t_ms, 0, t_ms)
+        t0, n = self._rate[0], self._rate[1] + 1
+        self._rate = (t0, n, t_ms)
+        span = t_ms - t0
+        if span < RATE_CHECK_MS:
+            return
+        self._rate_checked = True
+        rate = (n - 1) * 1000.0 / span
+        if not RATE_LOW * self.fs_hz <= rate <= RATE_HIGH * self.fs_hz:
+            uri = getattr(self.source, "uri", "serial")
+            raise RateMismatch(f"{uri}: lines arrive at {rate:.4g} Hz by the "
+                               f"device's millis() column, but fs={self.fs_hz:g} was given",
+                               f"use fs={rate:.0f} if the device samples at that rate")
+
     def _place_timed(self, v: float, t_ms: float, vals: list[float]) -> None:
         """One line of a timed stream (see `_timed_value`)."""
+        if not self._rate_checked:
+            self._check_rate(t_ms)
         self._held.append((v, self._k(t_ms), t_ms))
         held = self._held
         while held:
@@ -310,6 +340,7 @@ class AsciiChunker:
             self._marks.append((len(vals), k - pos))
             self.source.stats.lost_samples += k - pos
         else:  # the device restarted: its millis() count starts again from here
+            self._rate = None
             self._marks.append((len(vals), _RESTART))
             self._t0_ms = t_ms - pos * 1000.0 / self.fs_hz
             self.source.stats.resets += 1

@@ -139,9 +139,6 @@ def open_source(uri: str, **overrides: Any) -> Source:
                              "after '?', e.g. sim:?seed=1&hr=70")
     if scheme == "file" and opts.get("lead") is not None and opts.get("channel") is not None:
         raise SourceURIError(f"source {uri!r}: give lead= or channel=, not both")
-    if scheme == "serial" and opts.get("format", "ecg12") == "ecg12" and "fs" in opts:
-        raise SourceURIError(f"source {uri!r}: fs= applies to format=ascii only (ecg12 frames "
-                             "carry their own rate)")
     try:
         if scheme == "sim":
             from edge.sources.sim import SimSource
