@@ -130,12 +130,18 @@ async def run_session(source: Any, model: Any, recorder: Recorder, *,
     worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ecg12-push")
     batcher = ChunkBatcher()
     yielded = time.monotonic()
-    span_s = 0.0  # signal time since the first chunk's first sample, gaps included
+    span_s = 0.0  # signal time since its start (else the first chunk), gaps included
     exhausted = False  # the source ended (not the duration, not Ctrl-C)
     t_first: float | None = None  # first chunk's time, where the source has a time line
     try:
         async for chunk in source:
             arrival = time.monotonic()
+            if rec is None:
+                origin = getattr(source, "signal_origin_s", None)
+                if origin is not None:  # a file or simulator: its time line starts there
+                    recorder.signal_starts_at(origin)
+                    t_first = chunk.t0_s
+                    span_s = max(0.0, chunk.t0_s - origin)  # samples lost before the first
             if duration_s:  # on the signal's time line: a gap counts as the time it lasts
                 t_start = span_s + (chunk.gap_before_s if recorder.chunks else 0.0)
                 if t_start >= duration_s - 0.5 / chunk.fs_hz:  # a gap reaches the end
@@ -145,10 +151,6 @@ async def run_session(source: Any, model: Any, recorder: Recorder, *,
                     chunk = dataclasses.replace(chunk, samples=chunk.samples[:keep])
                 span_s = t_start + chunk.n / chunk.fs_hz
             if rec is None:
-                origin = getattr(source, "signal_origin_s", None)
-                if origin is not None:  # a file or simulator: its time line starts there
-                    recorder.signal_starts_at(origin)
-                    t_first = chunk.t0_s
                 check_stream_rate(chunk.fs_hz, getattr(source, "uri", "source"))
                 rec = model.streaming(chunk.fs_hz, metadata, mc_samples, seed,
                                       personalization=personalization)
@@ -185,7 +187,8 @@ async def run_session(source: Any, model: Any, recorder: Recorder, *,
         end = getattr(source, "signal_end_s", None)
         if exhausted and end is not None and t_first is not None:
             # missing samples at the end of a file: NaN rows and a gap up to its last row
-            recorder.signal_ends_at(min(end, t_first + duration_s) if duration_s else end)
+            origin = getattr(source, "signal_origin_s", None) or t_first
+            recorder.signal_ends_at(min(end, origin + duration_s) if duration_s else end)
         worker.shutdown(wait=False)
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.sleep(0)  # a signal that came during the flush: seen before closing

@@ -264,3 +264,23 @@ def test_missing_samples_at_a_files_start_or_end_are_a_gap_on_its_own_time_line(
     events = [json.loads(line) for line in (out / "events.ndjson").read_text().splitlines()]
     flags = [e for e in events if e["type"] == "flag" and e["kind"] == "gap"]
     assert [(round(f["start_s"], 2), round(f["end_s"], 2)) for f in flags] == [gap]
+
+
+def test_duration_counts_from_the_files_start_missing_samples_included(tiny_bundle,
+                                                                      tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from benchmarks.bad_inputs import _csv, ecg
+    from edge.cli import main
+
+    x = ecg(7500)
+    x[:2500] = np.nan  # 10 s missing at the start
+    _csv(tmp_path / "in.csv", {"t_s": np.arange(7500) / 250.0, "I": x})
+    out = tmp_path / "out"
+    res = CliRunner().invoke(main, ["stream", "--source", f"file:{tmp_path / 'in.csv'}",
+                                    "--duration", "20", "--bundle", str(tiny_bundle), "--out",
+                                    str(out), "--quiet"])
+    assert res.exit_code == 0, res.output
+    t, leads, _ = read_csv(out / "leads.csv")
+    assert len(t) == 20 * 250 and t[0] == 0.0  # 20 s of the file's time line, from its start
+    assert np.isnan(leads[:2500, 0]).all() and np.isfinite(leads[2600:, 0]).all()
