@@ -424,6 +424,11 @@ def make_cases(d: Path) -> list[Case]:
         xe[cut] = np.nan  # empty cells before the first (after the last) sample
         _csv(d / f"nan_at_{where}.csv", {"t_s": t, "I": xe})
         ok(f"csv NaN at the {where}", R + [str(d / f"nan_at_{where}.csv")], np.isnan(xe), xe, FS)
+    xb = x.copy()
+    xb[[1000, 3000, 3001]] = np.nan  # empty cells: blank lines in a one-column file
+    _csv(d / "one_column_blank.csv", {"I": xb}, header=False)
+    ok("csv one column with blank lines, --fs", R + [str(d / "one_column_blank.csv"), "--fs",
+                                                     "250"], np.isnan(xb), xb, FS)
     _csv(d / "headerless_one.csv", {"I": x}, header=False)
     ok("csv one column, no header, --fs", R + [str(d / "headerless_one.csv"), "--fs", "250"],
        none, x, FS)

@@ -145,3 +145,31 @@ def test_units_sample_skips_the_lead_in_and_keeps_n() -> None:
     flat = UnitsSample(5)
     flat.add(np.zeros(100))
     assert not flat.full and np.all(flat.values() == 0.0)
+
+
+def test_a_blank_line_in_a_one_column_file_is_a_missing_sample_not_dropped(
+        tmp_path: Path) -> None:
+    """One column, no time: an empty cell is a blank line. It is a missing sample (NaN at
+    its place, the rest unshifted); blank lines after the last value are not samples."""
+    x = np.sin(np.arange(3000) / 20.0)
+    lines = [f"{v:.5f}" for v in x]
+    lines[1000] = ""
+    lines[2000:2002] = ["", ""]
+    p = tmp_path / "one.csv"
+    p.write_text("\n".join(lines) + "\n\n\n")
+    got = open_csv(p, None, 0, 250.0, None).read()
+    assert len(got) == 3000
+    missing = np.zeros(3000, bool)
+    missing[[1000, 2000, 2001]] = True
+    np.testing.assert_array_equal(np.isnan(got), missing)
+    np.testing.assert_allclose(got[~missing], x[~missing], atol=1e-5)
+
+
+def test_a_late_non_utf8_byte_is_named_by_its_line(tmp_path: Path) -> None:
+    body = "".join(f"{i / 250:.4f},{np.sin(i / 9):.4f}\n" for i in range(20000))
+    lines = body.splitlines(keepends=True)
+    p = tmp_path / "late.csv"
+    p.write_bytes(b"t_s,I\n" + "".join(lines[:15000]).encode() + b"0.5,\xff\n"
+                  + "".join(lines[15000:]).encode())
+    with pytest.raises(RecordingInputError, match="on line 15002"):
+        open_csv(p, "I", None, None, None).read()

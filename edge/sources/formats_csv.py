@@ -82,17 +82,45 @@ def _encoding(p: Path) -> str:
     return enc
 
 
-def _lines(p: Path, enc: str) -> Iterator[tuple[int, str]]:
-    """(line number, stripped content) of lines that are not blank or '#' comments."""
+def _lines(p: Path, enc: str, blanks: bool = False) -> Iterator[tuple[int, str]]:
+    """(line number, stripped content) of lines that are not blank or '#' comments; with
+    ``blanks``, a blank line between two data lines is ``"nan"`` (in a file of one column
+    without time, an empty cell is a blank line: a missing sample, not nothing)."""
+    held: list[int] = []  # blank lines since the last data line
+    seen = False
     try:
         with p.open(encoding=enc, newline="") as f:
             for no, line in enumerate(f, 1):
                 s = line.strip()
-                if s and not s.startswith("#"):
-                    yield no, s
+                if not s:
+                    if blanks and seen:
+                        held.append(no)
+                    continue
+                if s.startswith("#"):
+                    continue
+                for b in held:
+                    yield b, "nan"
+                held, seen = [], True
+                yield no, s
     except UnicodeDecodeError as exc:
-        raise _fail(p, f"not UTF-8 text ({exc.reason} at byte {exc.start} of a line)",
+        at = _undecodable_line(p, enc)
+        raise _fail(p, f"not UTF-8 text ({exc.reason}" + (f" on line {at})" if at else ")"),
                     "save the CSV as UTF-8") from None
+
+
+def _undecodable_line(p: Path, enc: str) -> int | None:
+    """Number of the first line that is not valid ``enc`` (the decoder fails a whole
+    buffer ahead, so its position does not name the line)."""
+    try:
+        with p.open("rb") as f:
+            for no, raw in enumerate(f, 1):
+                try:
+                    raw.decode(enc)
+                except UnicodeDecodeError:
+                    return no
+    except OSError:
+        pass
+    return None
 
 
 def _split(s: str, delim: str | None) -> list[str]:
@@ -478,7 +506,7 @@ def _batches(lines: Iterator[tuple[int, str]], n: int | None = None
 
 
 def _data_lines(p: Path, lay: _Layout) -> Iterator[tuple[int, str]]:
-    it = _lines(p, lay.encoding)
+    it = _lines(p, lay.encoding, blanks=len(lay.names) == 1 and lay.tcol is None)
     if lay.header:
         next(it, None)
     return it
