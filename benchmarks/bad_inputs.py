@@ -424,6 +424,12 @@ def make_cases(d: Path) -> list[Case]:
         xe[cut] = np.nan  # empty cells before the first (after the last) sample
         _csv(d / f"nan_at_{where}.csv", {"t_s": t, "I": xe})
         ok(f"csv NaN at the {where}", R + [str(d / f"nan_at_{where}.csv")], np.isnan(xe), xe, FS)
+    for hdr in (True, False):  # a European spreadsheet export: ';' and decimal commas
+        body = "".join(f"{a:.3f};{v:.6f}\n".replace(".", ",") for a, v in zip(t, x, strict=True))
+        name = f"decimal_comma{'' if hdr else '_no_header'}.csv"
+        (d / name).write_text(("t_s;I\n" if hdr else "") + body)
+        ok(f"csv ';' with decimal commas{'' if hdr else ', no header'}", R + [str(d / name)],
+           none, x, FS)
     xb = x.copy()
     xb[[1000, 3000, 3001]] = np.nan  # empty cells: blank lines in a one-column file
     _csv(d / "one_column_blank.csv", {"I": xb}, header=False)

@@ -173,3 +173,15 @@ def test_a_late_non_utf8_byte_is_named_by_its_line(tmp_path: Path) -> None:
                   + "".join(lines[15000:]).encode())
     with pytest.raises(RecordingInputError, match="on line 15002"):
         open_csv(p, "I", None, None, None).read()
+
+
+@pytest.mark.parametrize("header", [True, False])
+def test_semicolons_with_decimal_commas_are_read_as_numbers(tmp_path: Path, header: bool) -> None:
+    t = np.arange(2500) / 250.0
+    x = np.round(np.sin(t * 7.0), 6)
+    body = "".join(f"{a:.3f};{v:.6f}\n".replace(".", ",") for a, v in zip(t, x, strict=True))
+    p = tmp_path / "eu.csv"
+    p.write_text(("t_s;I\n" if header else "") + body)
+    rec = open_csv(p, "I" if header else None, None if header else 1, None, None)
+    assert rec.fs_hz == 250.0 and any("decimal commas" in n for n in rec.notes)
+    np.testing.assert_allclose(rec.read(), x, atol=1e-6)

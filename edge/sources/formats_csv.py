@@ -16,6 +16,7 @@ file); only a file that fails it is read a third time, to name the first row off
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -62,6 +63,7 @@ class _Layout:
     tscale: float
     col: int
     notes: list[str]
+    decimal_comma: bool = False
 
 
 def _encoding(p: Path) -> str:
@@ -148,17 +150,25 @@ def _layout(p: Path, lead: str | None, channel: int | None) -> tuple[_Layout, li
     if first is None:
         raise _fail(p, "empty CSV (no rows)")
     s = first[1]
+    second = next(it, None)
+    # ';' wins over ',' (a ';' line with commas in it has decimal commas: 0,5;1,25)
     delim = "\t" if p.suffix.lower() in {".tsv", ".tab"} or "\t" in s else (
-        "," if "," in s else (";" if ";" in s else None))
+        ";" if ";" in s else ("," if "," in s else None))
     fields = _split(s, delim)
+    sample = fields if second is None else fields + _split(second[1], delim)
+    dec = delim in (";", "\t") and any("," in v for v in sample)
+
+    def fix(r: list[str]) -> list[str]:
+        return [v.replace(",", ".") for v in r] if dec else r
+
     try:
-        [_num(v) for v in fields]
+        [_num(v) for v in fix(fields)]
         header, names = False, [""] * len(fields)
     except ValueError:
         header, names = True, fields
-    head_rows = [] if header else [fields]
-    for _, line in it:
-        head_rows.append(_split(line, delim))
+    head_rows = [] if header else [fix(fields)]
+    for _, line in itertools.chain([second] if second else [], it):
+        head_rows.append(fix(_split(line, delim)))
         if len(head_rows) >= _HEAD_ROWS:
             break
     notes: list[str] = []
@@ -176,7 +186,9 @@ def _layout(p: Path, lead: str | None, channel: int | None) -> tuple[_Layout, li
     col = pick_channel(names, lead, channel, p, skip)
     if tcol is None:
         _refuse_unread_time(p, names, header, head_rows, col)
-    return _Layout(enc, delim, names, header, tcol, tscale or 1.0, col, notes), head_rows
+    if dec:
+        notes.append("decimal commas (0,5) read as decimal points")
+    return _Layout(enc, delim, names, header, tcol, tscale or 1.0, col, notes, dec), head_rows
 
 
 #: column names of a time line or sample counter whose unit the name does not say
@@ -509,6 +521,8 @@ def _data_lines(p: Path, lay: _Layout) -> Iterator[tuple[int, str]]:
     it = _lines(p, lay.encoding, blanks=len(lay.names) == 1 and lay.tcol is None)
     if lay.header:
         next(it, None)
+    if lay.decimal_comma:
+        return ((no, line.replace(",", ".")) for no, line in it)
     return it
 
 

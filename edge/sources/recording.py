@@ -95,7 +95,9 @@ def pick_channel(names: list[str], lead: str | None, channel: int | None, path: 
     Refuses an unknown name, an out-of-range index and a name that matches several channels.
     A single-lead file whose only channel is called "ECG" (or has no name) is Lead I.
     """
-    listing = ", ".join(f"{i}:{n or '(no name)'}" for i, n in enumerate(names) if i not in skip)
+    shown = [f"{i}:{n or '(no name)'}" for i, n in enumerate(names) if i not in skip]
+    listing = ", ".join(shown[:24]) + (f", ... ({len(shown)} channels)" if len(shown) > 24
+                                       else "")
     if channel is not None:
         if not 0 <= channel < len(names) or channel in skip:
             raise _fail(path, f"channel index {channel} does not exist (channels: {listing})",
