@@ -186,6 +186,11 @@ MUTATIONS: tuple[Mutation, ...] = (
       'if summary["rows_out"] == 0 or summary["rows_reconstructed"] == 0:',
       'if summary["rows_out"] == 0:',
       ("tests/test_bad_inputs.py::test_bad_input_suite",)),
+    M("ecg12-fs-not-checked", "edge/sources/frames.py",
+      "            if self.nominal_fs_hz is not None and abs(fs - self.nominal_fs_hz) > 1e-6 * fs:",
+      "            if False:",
+      ("tests/test_sources.py::test_serial_ecg12_frames_at_another_rate_than_the_fs_given_are_"
+       "refused",)),
     # metadata encoding
     M("meta-sex-swapped", "edge/metadata.py", 'values.append(1.0 if md[key] == "F" else -1.0)',
       'values.append(1.0 if md[key] == "M" else -1.0)', (T_CORE,)),

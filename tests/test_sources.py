@@ -552,3 +552,21 @@ def test_ascii_millis_rate_far_from_the_given_fs_is_refused(fs: int, refused: bo
     else:
         chunks = asyncio.run(collect(src))
         assert total(chunks) == 1500 if fs == 250 else total(chunks) > 1450
+
+
+@pytest.mark.parametrize(("given", "refused"), [("&fs=500", True), ("&fs=250", False),
+                                                ("", False)])
+def test_serial_ecg12_frames_at_another_rate_than_the_fs_given_are_refused(
+        given: str, refused: bool) -> None:
+    from edge.sources.errors import RateMismatch
+
+    data, _ = _frames(40)  # 250 Hz frames
+    src = open_source(f"serial:/dev/fake?format=ecg12{given}",
+                      transport_factory=FlakyTransport([data[i:i + 300] for i in
+                                                        range(0, len(data), 300)], 10_000),
+                      backoff_base_s=0.01)
+    if refused:
+        with pytest.raises(RateMismatch, match="frames say 250 Hz but fs=500"):
+            asyncio.run(collect(src))
+    else:
+        assert total(asyncio.run(collect(src))) == 40 * 25

@@ -30,7 +30,9 @@ def status_names(status: int) -> frozenset[str]:
 class FrameChunker:
     """Feeds bytes to a FrameDecoder and the frames to a TimedChunker that calls
     `source._put`. Keep one per source for its whole life (call `reconnected()` after a
-    reconnect), so the device time line, sequence numbers and rate estimate carry over."""
+    reconnect), so the device time line, sequence numbers and rate estimate carry over.
+    ``nominal_fs_hz``: a rate the user gave; frames at another rate are refused
+    (``RateMismatch``) rather than read at theirs behind the user's back."""
 
     def __init__(self, source: DeviceSource, nominal_fs_hz: float | None = None,
                  **timeline_kw: Any) -> None:
@@ -88,6 +90,13 @@ class FrameChunker:
         self._bad = bad
         for f in frames:
             fs = float(f.fs_hz)
+            if self.nominal_fs_hz is not None and abs(fs - self.nominal_fs_hz) > 1e-6 * fs:
+                from edge.sources.errors import RateMismatch
+
+                raise RateMismatch(f"{getattr(self.source, 'uri', 'device')}: its frames say "
+                                   f"{fs:g} Hz but fs={self.nominal_fs_hz:g} was given",
+                                   "leave fs= out (ecg12 frames carry their rate) or give "
+                                   "the device's rate")
             restart = f.restart
             if self.timed is None or fs != self.timed.fs_hz:
                 if self.timed is not None:

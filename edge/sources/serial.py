@@ -45,12 +45,14 @@ class SerialSource(DeviceSource):
     """
 
     def __init__(self, port: str, *, baud: int = 115200, format: str = "ecg12",
-                 fs: float = 250.0, queue: float = 30.0, reconnect: float = 60.0,
+                 fs: float | None = None, queue: float = 30.0, reconnect: float = 60.0,
                  adc_bits: int = 10, vref: float = 3.3, gain: float = 1100.0,
                  transport_factory: Callable[[str, int], ByteTransport] | None = None,
                  backoff_base_s: float = 0.5) -> None:
         if format not in FORMATS:
             raise SourceURIError(f"serial: format={format!r}; use one of {', '.join(FORMATS)}")
+        self._fs_given = fs is not None  # ecg12 frames carry their rate: fs= is a check
+        fs = 250.0 if fs is None else fs
         if baud <= 0 or not fs > 0:
             raise SourceURIError(f"serial: need baud > 0 and fs > 0 (got {baud}, {fs})")
         if not 1 <= adc_bits <= 24 or not vref > 0 or not gain > 0:
@@ -88,7 +90,8 @@ class SerialSource(DeviceSource):
         if self._decoder is not None:
             self._decoder.reconnected()
         elif self.format == "ecg12":
-            self._decoder = FrameChunker(self, nominal_fs_hz=self.fs_hz)
+            self._decoder = FrameChunker(self, nominal_fs_hz=self.fs_hz if self._fs_given
+                                         else None)
         else:
             self._decoder = AsciiChunker(self, self.fs_hz, *self._adc, skip_partial=skip_partial)
 
