@@ -132,7 +132,7 @@ async def run_session(source: Any, model: Any, recorder: Recorder, *,
     yielded = time.monotonic()
     span_s = 0.0  # signal time since its start (else the first chunk), gaps included
     exhausted = False  # the source ended (not the duration, not Ctrl-C)
-    t_first: float | None = None  # first chunk's time, where the source has a time line
+    origin: float | None = None  # host time of the signal's start, where it has one
     try:
         async for chunk in source:
             arrival = time.monotonic()
@@ -140,7 +140,6 @@ async def run_session(source: Any, model: Any, recorder: Recorder, *,
                 origin = getattr(source, "signal_origin_s", None)
                 if origin is not None:  # a file or simulator: its time line starts there
                     recorder.signal_starts_at(origin)
-                    t_first = chunk.t0_s
                     span_s = max(0.0, chunk.t0_s - origin)  # samples lost before the first
             if duration_s:  # on the signal's time line: a gap counts as the time it lasts
                 t_start = span_s + (chunk.gap_before_s if recorder.chunks else 0.0)
@@ -185,9 +184,8 @@ async def run_session(source: Any, model: Any, recorder: Recorder, *,
     finally:
         await _finish(source, rec, pending, recorder, batcher.drain())
         end = getattr(source, "signal_end_s", None)
-        if exhausted and end is not None and t_first is not None:
+        if exhausted and end is not None and origin is not None:
             # missing samples at the end of a file: NaN rows and a gap up to its last row
-            origin = getattr(source, "signal_origin_s", None) or t_first
             recorder.signal_ends_at(min(end, origin + duration_s) if duration_s else end)
         worker.shutdown(wait=False)
         with contextlib.suppress(asyncio.CancelledError):
@@ -474,7 +472,7 @@ def run_cli(source_uri: str, *, bundle: str | None, profile: str | None, mc_samp
 
 _common = [
     click.option("--bundle", default=None, help="bundle folder (default: the shipped one)"),
-    click.option("--profile", default=None, callback=lambda c, p, v: _not_empty(c, p, v),
+    click.option("--profile", default=None, callback=_not_empty,
                  help="profile file (JSON/TOML: age, sex, axes)"),
     click.option("--mc-samples", type=Number(int, 0, MAX_MC_SAMPLES), default=None,
                  help=f"MC-dropout samples T (0-{MAX_MC_SAMPLES}; default: the bundle's)"),

@@ -11,6 +11,8 @@ import click
 #: what a run may write into its ``--out`` folder (and remove again if it produced nothing)
 OUTPUT_NAMES = ("leads.csv", "leads.meta.json", "events.ndjson", "summary.json", "report.png",
                 "report.pdf", "ecg12.hea", "ecg12.dat", "ecg12_std.hea", "ecg12_std.dat")
+
+
 class OutPath(click.Path):
     """``click.Path`` that refuses an empty value (which would mean the current folder)."""
 

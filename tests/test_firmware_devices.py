@@ -143,7 +143,9 @@ def test_cli_serve_takes_the_clock_and_link_faults() -> None:
                        (["--replay", "1.5"], "replay_prob"),
                        (["--timestamp-corrupt", "-1"], "timestamp_corrupt_prob"),
                        (["--disconnect-every", "0"], "disconnect_every"),
-                       (["--offline-s", "-1"], "--offline-s")):
+                       (["--offline-s", "-1"], "--offline-s"),
+                       (["--fs", "1e9"], "--fs"), (["--fs", "nan"], "--fs"),
+                       (["--seed", "-1"], "--seed")):
         res = runner.invoke(device, ["serve", *args])
         assert res.exit_code != 0 and word in res.output and "Traceback" not in res.output
     help_text = runner.invoke(device, ["serve", "--help"]).output

@@ -82,13 +82,18 @@ class Recorder:
             self._edge_gap(self._last_end, t_s)
             self.csv.pad_to(t_s)
 
-    def _edge_gap(self, start: float, end: float) -> None:
-        """A gap at the start or end of the time line: the event and the flag."""
-        dur = end - start
-        gap = {"kind": "gap", "start_s": self.rel(start), "end_s": self.rel(end),
-               "duration_s": dur, "leads": [], "seq": None}
+    def _gap(self, start: float, dur: float, seq: int | None) -> None:
+        """Record and emit a gap of ``dur`` s from host time ``start``."""
+        gap = {"kind": "gap", "start_s": self.rel(start), "end_s": self.rel(start + dur),
+               "duration_s": dur, "leads": [], "seq": seq}
         self.gaps.append(gap)
         self.events.emit("gap", **gap)
+
+    def _edge_gap(self, start: float, end: float) -> None:
+        """A gap at the start or end of the time line: the event and the flag (between
+        chunks the pipeline raises the flag)."""
+        dur = end - start
+        self._gap(start, dur, None)
         flag = {"kind": "gap", "start_s": self.rel(start), "end_s": self.rel(end),
                 "leads": list(LEADS), "value": dur, "threshold": 0.0,
                 "detail": f"no data for {dur:.3f} s"}
@@ -110,11 +115,7 @@ class Recorder:
             start = self._last_end if self._last_end is not None else chunk.t0_s
             # the gap's duration is the source's (device-clock) measure; host times of chunks
             # can disagree with it when playing faster than real time, so end = start + gap
-            gap = {"kind": "gap", "start_s": self.rel(start),
-                   "end_s": self.rel(start + chunk.gap_before_s),
-                   "duration_s": chunk.gap_before_s, "leads": [], "seq": chunk.seq}
-            self.gaps.append(gap)
-            self.events.emit("gap", **gap)
+            self._gap(start, chunk.gap_before_s, chunk.seq)
             if chunk.gap_before_s <= self.max_bridge_s and self._lead_i and len(self._lead_i[-1]):
                 # bridged: hold the last sample over the gap so R-R intervals stay true
                 hold = int(round(chunk.gap_before_s * chunk.fs_hz))

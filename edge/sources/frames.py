@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edge.sources.deviceclock import ClockCounters, TimedChunker
+from edge.sources.errors import RateMismatch
 
 if TYPE_CHECKING:
     from edge.sources.base import DeviceSource
@@ -91,8 +92,6 @@ class FrameChunker:
         for f in frames:
             fs = float(f.fs_hz)
             if self.nominal_fs_hz is not None and abs(fs - self.nominal_fs_hz) > 1e-6 * fs:
-                from edge.sources.errors import RateMismatch
-
                 raise RateMismatch(f"{getattr(self.source, 'uri', 'device')}: its frames say "
                                    f"{fs:g} Hz but fs={self.nominal_fs_hz:g} was given",
                                    "leave fs= out (ecg12 frames carry their rate) or give "
